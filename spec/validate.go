@@ -1,0 +1,306 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/foldup/foldup"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+var (
+	schemaOnce     sync.Once
+	compiledSchema *jsonschema.Schema
+	schemaErr      error
+)
+
+func compiled() (*jsonschema.Schema, error) {
+	schemaOnce.Do(func() {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(foldup.Schema))
+		if err != nil {
+			schemaErr = err
+			return
+		}
+		c := jsonschema.NewCompiler()
+		c.AssertFormat()
+		c.RegisterFormat(&jsonschema.Format{Name: "duration", Validate: func(v any) error {
+			s, ok := v.(string)
+			if !ok {
+				return nil
+			}
+			_, err := time.ParseDuration(s)
+			return err
+		}})
+		if err := c.AddResource("foldup.schema.json", doc); err != nil {
+			schemaErr = err
+			return
+		}
+		compiledSchema, schemaErr = c.Compile("foldup.schema.json")
+	})
+	return compiledSchema, schemaErr
+}
+
+// validateSchema checks one interpolated document against schema.json and
+// returns every violation, positioned.
+func validateSchema(src *source, doc map[string]any) ErrorList {
+	sch, err := compiled()
+	if err != nil {
+		return ErrorList{{Pos: Pos{File: src.display}, Msg: "schema: " + err.Error()}}
+	}
+	// The validator wants plain JSON values (float64, not int).
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return ErrorList{{Pos: Pos{File: src.display}, Msg: err.Error()}}
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return ErrorList{{Pos: Pos{File: src.display}, Msg: err.Error()}}
+	}
+	err = sch.Validate(inst)
+	var verr *jsonschema.ValidationError
+	if !errors.As(err, &verr) {
+		if err != nil {
+			return ErrorList{{Pos: Pos{File: src.display}, Msg: err.Error()}}
+		}
+		return nil
+	}
+	var errs ErrorList
+	for _, leaf := range leaves(verr) {
+		errs = append(errs, schemaError(src, leaf)...)
+	}
+	return errs
+}
+
+// leaves flattens a validation error into the errors worth showing: every
+// independent failure, and for a oneOf/anyOf only its most specific branch
+// (the one that got deepest into the value), as docker compose does.
+func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
+	switch e.ErrorKind.(type) {
+	case *kind.OneOf, *kind.AnyOf:
+		return []*jsonschema.ValidationError{mostSpecific(e)}
+	}
+	if len(e.Causes) == 0 {
+		return []*jsonschema.ValidationError{e}
+	}
+	var out []*jsonschema.ValidationError
+	for _, c := range e.Causes {
+		out = append(out, leaves(c)...)
+	}
+	return out
+}
+
+func mostSpecific(e *jsonschema.ValidationError) *jsonschema.ValidationError {
+	if len(e.Causes) == 0 {
+		return e
+	}
+	var best *jsonschema.ValidationError
+	for _, c := range e.Causes {
+		c = mostSpecific(c)
+		if best == nil || specificity(c) > specificity(best) {
+			best = c
+		}
+	}
+	return best
+}
+
+func specificity(e *jsonschema.ValidationError) int {
+	n := 2 * len(e.InstanceLocation)
+	switch e.ErrorKind.(type) {
+	case *kind.AdditionalProperties:
+		n++
+	case *kind.Type:
+		// A type mismatch says least about which branch was meant.
+		n--
+	}
+	return n
+}
+
+var printer = message.NewPrinter(language.English)
+
+func schemaError(src *source, e *jsonschema.ValidationError) ErrorList {
+	path := e.InstanceLocation
+	switch k := e.ErrorKind.(type) {
+	case *kind.AdditionalProperties:
+		// One error per unknown key, at the key, naming it.
+		var errs ErrorList
+		for _, p := range k.Properties {
+			kp := append(slices.Clip(path), p)
+			pos, _ := src.locateKey(kp)
+			errs = append(errs, &Error{Pos: pos, Field: joinPath(kp), Msg: unknownKey(p, e.SchemaURL)})
+		}
+		return errs
+	case *kind.FalseSchema:
+		// unevaluatedProperties: false (Compose's service) reports each
+		// unknown key as a false schema at the key itself.
+		if len(path) == 0 {
+			break
+		}
+		pos, _ := src.locateKey(path)
+		return ErrorList{{Pos: pos, Field: joinPath(path), Msg: unknownKey(path[len(path)-1], e.SchemaURL)}}
+	case *kind.Required:
+		pos, _ := src.locate(path)
+		var errs ErrorList
+		for _, p := range k.Missing {
+			errs.Add(pos, joinPath(path), "missing required key %q", p)
+		}
+		return errs
+	}
+	pos, _ := src.locate(path)
+	return ErrorList{{Pos: pos, Field: joinPath(path), Msg: kindMessage(e.ErrorKind)}}
+}
+
+func kindMessage(k jsonschema.ErrorKind) string {
+	switch k := k.(type) {
+	case *kind.Type:
+		return fmt.Sprintf("must be a %s, not %s", typeNames(k.Want), typeName(k.Got))
+	case *kind.Enum:
+		var want []string
+		for _, w := range k.Want {
+			want = append(want, fmt.Sprintf("%v", w))
+		}
+		return "must be one of: " + strings.Join(want, ", ")
+	case *kind.Format:
+		return fmt.Sprintf("%v is not a valid %s", k.Got, k.Want)
+	case *kind.Minimum:
+		return fmt.Sprintf("must be greater than or equal to %s", k.Want.Num())
+	case *kind.Maximum:
+		return fmt.Sprintf("must be less than or equal to %s", k.Want.Num())
+	case *kind.UniqueItems:
+		return fmt.Sprintf("items %d and %d are equal", k.Duplicates[0], k.Duplicates[1])
+	}
+	return k.LocalizedString(printer)
+}
+
+func typeName(t string) string {
+	switch t {
+	case "object":
+		return "mapping"
+	case "array":
+		return "list"
+	}
+	return t
+}
+
+func typeNames(want []string) string {
+	names := make([]string, len(want))
+	for i, w := range want {
+		names[i] = typeName(w)
+	}
+	slices.Sort(names)
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// unknownKey says that key is not allowed, suggesting the closest allowed
+// key when one is near enough to be a typo.
+func unknownKey(key, schemaURL string) string {
+	msg := fmt.Sprintf("unknown key %q", key)
+	best, bestDist := "", 3
+	for _, k := range allowedKeys(schemaURL) {
+		if d := editDistance(key, k); d < bestDist || (d == bestDist && k < best) {
+			best, bestDist = k, d
+		}
+	}
+	if best != "" && bestDist <= len(key)/2 {
+		msg += fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return msg
+}
+
+var (
+	rawSchemaOnce sync.Once
+	rawSchema     map[string]any
+)
+
+// allowedKeys lists the properties of the schema object whose
+// additionalProperties or unevaluatedProperties keyword is at schemaURL,
+// following $ref and allOf as the validator does.
+func allowedKeys(schemaURL string) []string {
+	rawSchemaOnce.Do(func() { _ = json.Unmarshal(foldup.Schema, &rawSchema) })
+	_, ptr, ok := strings.Cut(schemaURL, "#")
+	if !ok {
+		return nil
+	}
+	parts := strings.Split(strings.TrimPrefix(ptr, "/"), "/")
+	if len(parts) == 0 {
+		return nil
+	}
+	obj := resolvePointer(rawSchema, parts[:len(parts)-1])
+	var keys []string
+	collectKeys(obj, &keys, 0)
+	return keys
+}
+
+func resolvePointer(root map[string]any, parts []string) map[string]any {
+	var cur any = root
+	for _, p := range parts {
+		p = strings.ReplaceAll(strings.ReplaceAll(p, "~1", "/"), "~0", "~")
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	m, _ := cur.(map[string]any)
+	return m
+}
+
+func collectKeys(obj map[string]any, keys *[]string, depth int) {
+	if obj == nil || depth > 8 {
+		return
+	}
+	if props, ok := obj["properties"].(map[string]any); ok {
+		for k := range props {
+			*keys = append(*keys, k)
+		}
+	}
+	if ref, ok := obj["$ref"].(string); ok && strings.HasPrefix(ref, "#/") {
+		collectKeys(resolvePointer(rawSchema, strings.Split(ref[2:], "/")), keys, depth+1)
+	}
+	if all, ok := obj["allOf"].([]any); ok {
+		for _, a := range all {
+			m, _ := a.(map[string]any)
+			collectKeys(m, keys, depth+1)
+		}
+	}
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
