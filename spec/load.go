@@ -299,6 +299,8 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 		}
 		return nil, errs.Err()
 	}
+	delete(compose.Extensions, "x-foldup-vms")
+	delete(compose.Extensions, "x-foldup-dns")
 	p.Compose = compose
 	d.decodeWithCompose(docs, cfg.profiles)
 	if err := errs.Err(); err != nil {

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/foldup/foldup/planner"
+	"github.com/spf13/cobra"
+)
+
+func newPlanCmd(g *globalFlags) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Print what up would do, step by step",
+		Long: `plan loads the project and prints the steps that bring it up, one a line:
+the steps each waits for, what it makes and why. Every subnet, address, MAC
+and interface name is decided here; the same file always gives the same
+plan. --format json prints the whole plan as data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.load(cmd.Context(), cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			pl, err := planner.Compute(p, planner.Observed{})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch format {
+			case "text":
+				_, err = fmt.Fprint(out, pl.String())
+				return err
+			case "json":
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(pl)
+			}
+			return fmt.Errorf("unknown format %q: use text or json", format)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	return cmd
+}

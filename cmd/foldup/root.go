@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/foldup/foldup/spec"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+)
+
+// globalFlags are docker compose's project flags, shared by every verb.
+type globalFlags struct {
+	files      []string
+	project    string
+	projectDir string
+	envFiles   []string
+	profiles   []string
+}
+
+func (g *globalFlags) load(ctx context.Context, stdin io.Reader) (*spec.Project, error) {
+	return spec.Load(ctx, spec.Options{
+		Files:       g.files,
+		WorkingDir:  g.projectDir,
+		ProjectName: g.project,
+		EnvFiles:    g.envFiles,
+		Profiles:    g.profiles,
+		Stdin:       stdin,
+	})
+}
+
+// exitError carries an exit status for errors already printed.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// compose-go warns through logrus (unset variables, obsolete version:);
+	// print its warnings the way foldup prints its own.
+	logrus.SetOutput(stderr)
+	logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableQuote: true})
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	root := newRoot(stdin, stdout, stderr, log)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return int(ee)
+	}
+	fmt.Fprintln(stderr, err)
+	return 1
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) *cobra.Command {
+	var g globalFlags
+	root := &cobra.Command{
+		Use:   "foldup",
+		Short: "Run virtual machines and containers side by side on one private network",
+		Long: `foldup runs the VMs and containers of a foldup.yaml on one private network:
+they find each other by name through foldup's DNS, get their addresses from
+its DHCP server, and are kept apart from everything else by its firewall.
+
+A foldup.yaml is a Compose file (any docker-compose.yml works as it is) with
+vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringArrayVarP(&g.files, "file", "f", nil, "foldup or Compose file (repeatable; merged in order)")
+	pf.StringVarP(&g.project, "project-name", "p", "", "project name")
+	pf.StringVar(&g.projectDir, "project-directory", "", "project directory (default: the first file's directory)")
+	pf.StringArrayVar(&g.envFiles, "env-file", nil, "environment file (default: .env in the project directory)")
+	pf.StringArrayVar(&g.profiles, "profile", nil, "profile to enable (repeatable)")
+
+	root.AddCommand(
+		newConfigCmd(&g),
+		newPlanCmd(&g),
+		newVersionCmd(),
+	)
+	_ = log
+	_ = loader.NormalizeProjectName
+	return root
+}
+
+// version is set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print foldup's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "foldup", version)
+			return nil
+		},
+	}
+}
