@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/compose-spec/compose-go/v2/format"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -198,11 +199,24 @@ func (d *foldupDecoder) checkComposeRefs(docs []map[string]any, vmNames map[stri
 					}
 				}
 			}
+			if _, named := svc["container_name"]; named {
+				scale := svc["scale"]
+				if dep, ok := svc["deploy"].(map[string]any); ok && scale == nil {
+					scale = dep["replicas"]
+				}
+				if n, err := strconv.Atoi(fmt.Sprint(scale)); err == nil && n > 1 {
+					add(false, at("container_name"), "a container name is unique, so it cannot name %d replicas", n)
+				}
+			}
 			vols, _ := svc["volumes"].([]any)
 			for j, v := range vols {
 				src := ""
 				switch v := v.(type) {
 				case string:
+					if _, err := format.ParseVolume(v); err != nil {
+						add(false, at("volumes", strconv.Itoa(j)), "%q: %v", v, err)
+						continue
+					}
 					src, _, _ = strings.Cut(v, ":")
 					if !strings.Contains(v, ":") {
 						src = "" // anonymous volume

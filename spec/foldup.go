@@ -647,7 +647,9 @@ func (d *foldupDecoder) record(src *source, path []string, v any) (Record, bool)
 	}
 	var r Record
 	r.Name, _ = m["name"].(string)
-	if msg := checkDomain(r.Name); msg != "" {
+	if _, ok := m["name"]; !ok {
+		bad = true // the schema says so
+	} else if msg := checkDomain(r.Name); msg != "" {
 		errf(append(path, "name"), "%s", msg)
 	}
 	if t, ok := m["ttl"]; ok {

@@ -299,8 +299,11 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 		}
 		return nil, errs.Err()
 	}
-	delete(compose.Extensions, "x-foldup-vms")
-	delete(compose.Extensions, "x-foldup-dns")
+	for k := range compose.Extensions {
+		if strings.HasPrefix(k, hiddenPrefix) {
+			delete(compose.Extensions, k)
+		}
+	}
 	p.Compose = compose
 	d.decodeWithCompose(docs, cfg.profiles)
 	if err := errs.Err(); err != nil {
@@ -338,10 +341,12 @@ func projectName(srcs []*source, docs []map[string]any, cfg loadConfig) (string,
 func interpolate(src *source, v any, path []string, env types.Mapping, errs *ErrorList) any {
 	switch v := v.(type) {
 	case string:
-		out, err := template.Substitute(v, func(k string) (string, bool) {
+		// compose-go interpolates the same text again and warns of unset
+		// variables then; warning here too would say everything twice.
+		out, err := template.SubstituteWithOptions(v, func(k string) (string, bool) {
 			val, ok := env[k]
 			return val, ok
-		})
+		}, template.WithoutLogging)
 		if err != nil {
 			pos, _ := src.locate(path)
 			var ite *template.InvalidTemplateError
@@ -378,8 +383,8 @@ func loadCompose(ctx context.Context, p *Project, srcs []*source, vmNames map[st
 		WorkingDir:  cfg.workingDir,
 		Environment: cfg.env,
 	}
-	for _, src := range srcs {
-		content, err := composeContent(src, vmNames)
+	for i, src := range srcs {
+		content, err := composeContent(src, i, vmNames)
 		if err != nil {
 			return nil, err
 		}
@@ -394,7 +399,12 @@ func loadCompose(ctx context.Context, p *Project, srcs []*source, vmNames map[st
 	})
 }
 
-func composeContent(src *source, vmNames map[string]bool) ([]byte, error) {
+// hiddenPrefix names the extensions that carry foldup's own sections
+// through compose-go: one key per document, so that compose-go never tries
+// to merge them (foldup merges VMs itself, with its own rules).
+const hiddenPrefix = "x-foldup-hidden-"
+
+func composeContent(src *source, index int, vmNames map[string]bool) ([]byte, error) {
 	// Work on a fresh parse: src.doc keeps the user's tree for positions.
 	root := findDoc(src.content, src.doc.Line)
 	if root == nil {
@@ -403,7 +413,7 @@ func composeContent(src *source, vmNames map[string]bool) ([]byte, error) {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		switch k := root.Content[i]; k.Value {
 		case "vms", "dns":
-			k.Value = "x-foldup-" + k.Value
+			k.Value = fmt.Sprintf("%s%s-%d", hiddenPrefix, k.Value, index)
 		case "services":
 			stripVMDeps(root.Content[i+1], vmNames)
 		}

@@ -145,6 +145,11 @@ func schemaError(src *source, e *jsonschema.ValidationError) ErrorList {
 		if len(path) == 0 {
 			break
 		}
+		// A known key that failed its own schema is "unevaluated" too;
+		// that failure is reported where it happened.
+		if slices.Contains(allowedKeys(e.SchemaURL), path[len(path)-1]) {
+			return nil
+		}
 		pos, _ := src.locateKey(path)
 		return ErrorList{{Pos: pos, Field: joinPath(path), Msg: unknownKey(path[len(path)-1], e.SchemaURL)}}
 	case *kind.Required:
@@ -233,11 +238,16 @@ func allowedKeys(schemaURL string) []string {
 	if !ok {
 		return nil
 	}
-	parts := strings.Split(strings.TrimPrefix(ptr, "/"), "/")
-	if len(parts) == 0 {
-		return nil
+	var parts []string
+	for _, p := range strings.Split(ptr, "/") {
+		if p != "" {
+			parts = append(parts, p)
+		}
 	}
-	obj := resolvePointer(rawSchema, parts[:len(parts)-1])
+	if n := len(parts); n > 0 && (parts[n-1] == "additionalProperties" || parts[n-1] == "unevaluatedProperties") {
+		parts = parts[:n-1]
+	}
+	obj := resolvePointer(rawSchema, parts)
 	var keys []string
 	collectKeys(obj, &keys, 0)
 	return keys
