@@ -525,15 +525,45 @@ func (pl *planner) usable4(n *Network, a netip.Addr) bool {
 }
 
 // auto4 gives m an address in n: the one a hash of project, network and
-// member points at, or the next free one after it, outside Docker's range.
+// member points at within the member pool (the subnet less Docker's
+// range), or the next free one after it. Hashing into the pool itself
+// spreads members evenly, so that a new member seldom collides with, and
+// never moves, another.
 func (pl *planner) auto4(n *Network, m *Member, a attachment) netip.Addr {
-	count := size(n.Subnet4)
-	start := hash64(pl.p.Name, n.Name, m.Name) % count
-	for i := range count {
-		addr := addrAt(n.Subnet4, (start+i)%count)
-		if pl.usable4(n, addr) {
-			pl.ips[addr] = m.Name
-			return addr
+	type span struct{ lo, hi uint64 } // offsets [lo, hi)
+	last := size(n.Subnet4) - 1       // broadcast
+	spans := []span{{1, last}}
+	if r := n.DockerRange4; r.IsValid() {
+		lo := offsetOf(n.Subnet4, r.Addr())
+		hi := min(lo+size(r), last)
+		spans = []span{{1, max(lo, 1)}, {hi, last}}
+	}
+	var total uint64
+	for _, s := range spans {
+		if s.hi > s.lo {
+			total += s.hi - s.lo
+		}
+	}
+	at := func(i uint64) netip.Addr {
+		for _, s := range spans {
+			if s.hi <= s.lo {
+				continue
+			}
+			if i < s.hi-s.lo {
+				return addrAt(n.Subnet4, s.lo+i)
+			}
+			i -= s.hi - s.lo
+		}
+		return netip.Addr{}
+	}
+	if total > 0 {
+		start := hash64(pl.p.Name, n.Name, m.Name) % total
+		for i := range total {
+			addr := at((start + i) % total)
+			if pl.usable4(n, addr) {
+				pl.ips[addr] = m.Name
+				return addr
+			}
 		}
 	}
 	pl.errorf(a.pathNetwork, "network %q's subnet %s has no free address left", n.Name, n.Subnet4)
@@ -606,14 +636,17 @@ func (pl *planner) autoMAC(m *Member, a attachment) string {
 	}
 }
 
-// ports lists the host ports forwarded to each member and reports clashes.
+// ports lists the host ports forwarded to each member and reports clashes:
+// the same port and protocol on the same host address, or on any address
+// when either side listens on all of them.
 func (pl *planner) ports() {
 	type key struct {
-		ip    string
 		port  uint16
 		proto string
 	}
-	owners := map[key]string{}
+	type holder struct{ ip, member string }
+	holders := map[key][]holder{}
+	wildcard := func(ip string) bool { return ip == "" || ip == "0.0.0.0" || ip == "::" }
 	for _, m := range pl.plan.Members {
 		var cfgs []types.ServicePortConfig
 		if m.Kind == VM {
@@ -632,24 +665,14 @@ func (pl *planner) ports() {
 			}
 			port := Port{HostIP: c.HostIP, HostPort: uint16(n), Target: uint16(c.Target), Protocol: cmp.Or(c.Protocol, "tcp")}
 			m.Ports = append(m.Ports, port)
-			ips := []string{port.HostIP}
-			if port.HostIP == "" || port.HostIP == "0.0.0.0" || port.HostIP == "::" {
-				ips = []string{""} // every address clashes with every other
-			}
-			for _, ip := range ips {
-				k := key{ip, port.HostPort, port.Protocol}
-				if other, ok := owners[k]; ok && other != m.Name {
-					pl.errorf(pl.memberPath(m, "ports", strconv.Itoa(i)), "host port %d/%s is already forwarded to %s", port.HostPort, port.Protocol, other)
-					continue
-				}
-				owners[k] = m.Name
-				if k.ip != "" {
-					// A specific address clashes with the wildcard too.
-					if other, ok := owners[key{"", port.HostPort, port.Protocol}]; ok && other != m.Name {
-						pl.errorf(pl.memberPath(m, "ports", strconv.Itoa(i)), "host port %d/%s is already forwarded to %s", port.HostPort, port.Protocol, other)
-					}
+			k := key{port.HostPort, port.Protocol}
+			for _, h := range holders[k] {
+				if h.member != m.Name && (h.ip == port.HostIP || wildcard(h.ip) || wildcard(port.HostIP)) {
+					pl.errorf(pl.memberPath(m, "ports", strconv.Itoa(i)), "host port %d/%s is already forwarded to %s", port.HostPort, port.Protocol, h.member)
+					break
 				}
 			}
+			holders[k] = append(holders[k], holder{port.HostIP, m.Name})
 		}
 	}
 }

@@ -76,6 +76,7 @@ func (d *foldupDecoder) check() {
 			net, ok := p.Compose.Networks[n]
 			switch {
 			case n == "default" && !ok:
+				usesDefault = true
 			case !ok:
 				d.keyErrorf(path, "undefined network %q", n)
 			case bool(net.External):
