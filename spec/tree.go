@@ -111,10 +111,14 @@ func lineError(display, msg string) *Error {
 // interpolation and the JSON schema validator take, resolving aliases and
 // merge keys like yaml.v3 would.
 type decoder struct {
-	src   *source
-	errs  *ErrorList
-	nodes int
+	src       *source
+	errs      *ErrorList
+	nodes     int
+	expanding map[*yaml.Node]bool // aliases being expanded, to catch cycles
 }
+
+// maxDepth bounds nesting, aliases expanded.
+const maxDepth = 1000
 
 func (d *decoder) pos(n *yaml.Node) Pos {
 	return Pos{File: d.src.display, Line: n.Line, Column: n.Column}
@@ -122,6 +126,11 @@ func (d *decoder) pos(n *yaml.Node) Pos {
 
 func (d *decoder) decode(n *yaml.Node, path []string) any {
 	d.nodes++
+	if len(path) > maxDepth {
+		d.errs.Add(d.pos(n), "", "nested deeper than %d levels", maxDepth)
+		d.nodes = maxNodes + 2 // stop here
+		return nil
+	}
 	if d.nodes > maxNodes {
 		if d.nodes == maxNodes+1 {
 			d.errs.Add(d.pos(n), joinPath(path), "document too large: more than %d nodes after alias expansion", maxNodes)
@@ -130,6 +139,15 @@ func (d *decoder) decode(n *yaml.Node, path []string) any {
 	}
 	switch n.Kind {
 	case yaml.AliasNode:
+		if d.expanding[n.Alias] {
+			d.errs.Add(d.pos(n), joinPath(path), "alias *%s refers to itself", n.Value)
+			return nil
+		}
+		if d.expanding == nil {
+			d.expanding = map[*yaml.Node]bool{}
+		}
+		d.expanding[n.Alias] = true
+		defer delete(d.expanding, n.Alias)
 		return d.decode(n.Alias, path)
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
@@ -203,8 +221,17 @@ func (d *decoder) mapping(n *yaml.Node, path []string, m map[string]any, explici
 				d.errs.Add(d.pos(v), joinPath(path), "merge key (<<) must refer to a mapping")
 				continue
 			}
+			if d.expanding[src] || src == n {
+				d.errs.Add(d.pos(v), joinPath(path), "merge key (<<) refers to the mapping it is in")
+				continue
+			}
+			if d.expanding == nil {
+				d.expanding = map[*yaml.Node]bool{}
+			}
+			d.expanding[src] = true
 			tmp := map[string]any{}
 			d.mapping(src, path, tmp, map[string]bool{})
+			delete(d.expanding, src)
 			for k, val := range tmp {
 				if _, ok := m[k]; !ok {
 					m[k] = val
@@ -258,6 +285,13 @@ func (s *source) node(path []string, wantKey bool) (*yaml.Node, bool) {
 // child finds seg under n: a key of a mapping (merge keys followed), or an
 // index of a sequence. For a mapping it also returns the key node.
 func child(n *yaml.Node, seg string) (key, val *yaml.Node) {
+	return childDepth(n, seg, 0)
+}
+
+func childDepth(n *yaml.Node, seg string, depth int) (key, val *yaml.Node) {
+	if depth > 16 { // merge keys nested deeper than any real file
+		return nil, nil
+	}
 	for n != nil && n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -283,13 +317,13 @@ func child(n *yaml.Node, seg string) (key, val *yaml.Node) {
 			}
 			if m.Kind == yaml.SequenceNode {
 				for _, c := range m.Content {
-					if k, v := child(c, seg); v != nil {
+					if k, v := childDepth(c, seg, depth+1); v != nil {
 						return k, v
 					}
 				}
 				continue
 			}
-			if k, v := child(m, seg); v != nil {
+			if k, v := childDepth(m, seg, depth+1); v != nil {
 				return k, v
 			}
 		}

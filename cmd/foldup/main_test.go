@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected output in testdata/script")
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"foldup": func() { os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the CLI scenarios in testdata/script. Conditions beside
+// testscript's own: [root] (uid 0) and [kvm] (/dev/kvm usable).
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:           "testdata/script",
+		UpdateScripts: *update,
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "root":
+				return os.Geteuid() == 0, nil
+			case "kvm":
+				f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+				if err == nil {
+					f.Close()
+				}
+				return err == nil, nil
+			}
+			return false, nil
+		},
+	})
+}
