@@ -1,0 +1,100 @@
+#!/bin/sh
+# images.sh DIR: build the test VM images into DIR, offline from Debian
+# packages, and keep them there (a second run does nothing):
+#
+#   DIR/vmlinuz        Debian's kernel (bzImage, as the package ships it)
+#   DIR/initrd.img     busybox + virtio modules + /init: brings eth0 up,
+#                      takes a DHCP lease (udhcpc), serves httpd on :80,
+#                      prints FOLDUP-LEASE/FOLDUP-READY lines on the console
+#
+# The cache key is the kernel version, busybox version and this script.
+set -eu
+dir=${1:?usage: images.sh DIR}
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+export DEBIAN_FRONTEND=noninteractive
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need cpio || ! need busybox || ! [ -e /bin/busybox ] || ! dpkg -s busybox-static >/dev/null 2>&1; then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends busybox-static cpio xz-utils >/dev/null
+fi
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$kpkg" ]; then
+	apt-get update -qq
+	kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+fi
+kver=${kpkg#linux-image-}
+key=$(printf '%s\n%s\n' "$kver" "$(dpkg-query -W -f='${Version}' busybox-static)" | cat - "$0" | sha256sum | cut -c1-16)
+if [ -f "$dir/.key" ] && [ "$(cat "$dir/.key")" = "$key" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/initrd.img" ]; then
+	exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+(cd "$work" && apt-get download -qq "$kpkg" >/dev/null)
+dpkg-deb -x "$work"/linux-image-*.deb "$work/k"
+cp "$work/k/boot/vmlinuz-$kver" "$dir/vmlinuz.tmp"
+
+root="$work/root"
+mkdir -p "$root/bin" "$root/sbin" "$root/etc" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/www" "$root/lib/modules"
+cp /bin/busybox "$root/bin/busybox"
+for a in $("$root/bin/busybox" --list); do
+	[ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"
+done
+# virtio drivers, in load order (Debian builds them as modules).
+mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio failover net_failover virtio_net virtio_blk virtio_console"
+for m in $mods; do
+	f=$(find "$work/k/lib/modules/$kver" -name "$m.ko*" | head -n1)
+	[ -n "$f" ] || continue
+	case "$f" in
+	*.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
+	*) cp "$f" "$root/lib/modules/$m.ko" ;;
+	esac
+done
+echo "$mods" >"$root/lib/modules/order"
+echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
+echo "foldup test guest" >"$root/www/index.html"
+
+cat >"$root/etc/udhcpc.sh" <<'SCRIPT'
+#!/bin/sh
+# udhcpc event script: configure eth0, print the lease on the console.
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	[ -n "${router:-}" ] && ip route replace default via "${router%% *}" dev "$interface"
+	: >/etc/resolv.conf
+	[ -n "${domain:-}" ] && echo "search $domain" >>/etc/resolv.conf
+	for d in ${dns:-}; do echo "nameserver $d" >>/etc/resolv.conf; done
+	[ -n "${hostname:-}" ] && hostname "$hostname"
+	echo "FOLDUP-LEASE event=$1 ip=$ip mask=${mask:-} router=${router:-} dns=${dns:-} hostname=${hostname:-} domain=${domain:-} lease=${lease:-} mtu=${mtu:-}" >/dev/console
+	;;
+esac
+SCRIPT
+chmod +x "$root/etc/udhcpc.sh"
+
+cat >"$root/init" <<'SCRIPT'
+#!/bin/sh
+# The test guest's init: modules, DHCP, httpd, a console shell.
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+ip link set lo up
+for m in $(cat /lib/modules/order); do
+	[ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
+done
+for i in $(seq 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
+ip link set eth0 up
+udhcpc -i eth0 -s /etc/udhcpc.sh -t 60 -T 1 -A 1 -b -q -x hostname:"$(hostname)" >/dev/null 2>&1
+httpd -p 80 -h /www
+echo FOLDUP-READY >/dev/console
+while true; do setsid -c sh </dev/console >/dev/console 2>&1; done
+SCRIPT
+chmod +x "$root/init"
+
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) >"$dir/initrd.img.tmp"
+mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
+mv "$dir/initrd.img.tmp" "$dir/initrd.img"
+echo "$key" >"$dir/.key"
+echo "images.sh: kernel $kver and initramfs in $dir"

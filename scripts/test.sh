@@ -1,0 +1,30 @@
+#!/bin/sh
+# test.sh: install what the tests need and run all of them: unit, system
+# (real kernel: namespaces, links) and a short run of every fuzz target.
+# Set FOLDUP_REQUIRE_SYSTEM=1 to fail, not skip, tests whose system parts
+# are missing (CI does). FUZZTIME (default 10s) is each fuzz target's time.
+# The last line counts the tests: "N passed, N failed, N skipped".
+set -eu
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+missing=""
+for c in ip:iproute2 unshare:util-linux sysctl:procps git:git; do
+	command -v "${c%%:*}" >/dev/null 2>&1 || missing="$missing ${c#*:}"
+done
+if [ -n "$missing" ]; then
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends $missing
+fi
+GO=$(scripts/go.sh)
+"$GO" vet ./...
+bad=$("$(dirname "$GO")/gofmt" -l . 2>/dev/null || true)
+if [ -n "$bad" ]; then
+	echo "gofmt would change: $bad" >&2
+	exit 1
+fi
+for t in spec:FuzzLoad planner:FuzzPlan; do
+	"$GO" test -run '^$' -fuzz "^${t#*:}\$" -fuzztime "${FUZZTIME:-10s}" "./${t%%:*}"
+done
+"$GO" build -o bin/testsummary ./internal/testsummary
+set +e
+"$GO" test -count=1 -json ./... | bin/testsummary
