@@ -3,6 +3,7 @@ package planner
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -65,7 +66,7 @@ func (pl *planner) cycles() bool {
 	visit = func(n node) {
 		color[n.name] = grey
 		stack = append(stack, n)
-		for _, t := range sortedKeys(pl.deps(n.section, n.name)) {
+		for _, t := range slices.Sorted(maps.Keys(pl.deps(n.section, n.name))) {
 			tn, ok := pl.nodeOf(t)
 			if !ok {
 				continue
@@ -160,7 +161,7 @@ func (pl *planner) steps() {
 			section = "vms"
 		}
 		deps := pl.deps(section, m.Service)
-		for _, t := range sortedKeys(deps) {
+		for _, t := range slices.Sorted(maps.Keys(deps)) {
 			if _, ok := pl.nodeOf(t); !ok {
 				continue
 			}

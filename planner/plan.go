@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -82,7 +83,7 @@ func (pl *planner) keyErrorf(path []string, format string, args ...any) {
 // networks decides each network's subnets, gateways and bridge name.
 func (pl *planner) networks() {
 	p := pl.p
-	names := sortedKeys(p.Compose.Networks)
+	names := slices.Sorted(maps.Keys(p.Compose.Networks))
 	var taken []netip.Prefix // subnets given to this project's networks
 
 	// Explicit subnets first, so automatic ones avoid them.
@@ -341,7 +342,7 @@ func (pl *planner) attachments(m *Member) []attachment {
 	var out []attachment
 	if m.Kind == VM {
 		vm := pl.p.VMs[m.Service]
-		for _, n := range sortedKeys(vm.Networks) {
+		for _, n := range slices.Sorted(maps.Keys(vm.Networks)) {
 			a := vm.Networks[n]
 			out = append(out, attachment{n, a.IPv4, a.IPv6, a.MAC, a.Aliases, pl.memberPath(m, "networks", n)})
 		}
@@ -351,7 +352,7 @@ func (pl *planner) attachments(m *Member) []attachment {
 	if svc.NetworkMode != "" {
 		return nil // host, none, service:x or container:x: no NIC of ours
 	}
-	for _, n := range sortedKeys(svc.Networks) {
+	for _, n := range slices.Sorted(maps.Keys(svc.Networks)) {
 		a := attachment{network: n, pathNetwork: pl.memberPath(m, "networks", n)}
 		if c := svc.Networks[n]; c != nil {
 			a.ipv4, a.ipv6, a.mac, a.aliases = c.Ipv4Address, c.Ipv6Address, c.MacAddress, c.Aliases
@@ -699,13 +700,4 @@ func (pl *planner) configHashes() {
 		sum := sha256.Sum256(b)
 		m.ConfigHash = hex.EncodeToString(sum[:8])
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

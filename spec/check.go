@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,7 +21,7 @@ func (d *foldupDecoder) serviceDeps(docs []map[string]any) {
 	all := d.all
 	for _, doc := range docs {
 		svcs, _ := doc["services"].(map[string]any)
-		for _, name := range sortedKeys(svcs) {
+		for _, name := range slices.Sorted(maps.Keys(svcs)) {
 			svc, _ := svcs[name].(map[string]any)
 			norm := normalizeVM(map[string]any{"depends_on": svc["depends_on"]})
 			deps, _ := norm["depends_on"].(map[string]any)
@@ -59,7 +60,7 @@ func (d *foldupDecoder) check() {
 		_, ok = p.Compose.DisabledServices[name]
 		return true, ok
 	}
-	for _, name := range sortedKeys(d.all) {
+	for _, name := range slices.Sorted(maps.Keys(d.all)) {
 		if _, ok := svc(name); ok {
 			d.keyErrorf([]string{"vms", name}, "name already used by service %q: VMs and services share one namespace (and DNS)", name)
 		}
@@ -71,7 +72,7 @@ func (d *foldupDecoder) check() {
 			vm.Networks = map[string]*VMNetwork{"default": {}}
 			usesDefault = true
 		}
-		for _, n := range sortedKeys(vm.Networks) {
+		for _, n := range slices.Sorted(maps.Keys(vm.Networks)) {
 			path := []string{"vms", name, "networks", n}
 			net, ok := p.Compose.Networks[n]
 			switch {
@@ -94,15 +95,14 @@ func (d *foldupDecoder) check() {
 		p.Compose.Networks["default"] = types.NetworkConfig{Name: p.Name + "_default"}
 		p.Networks["default"] = d.networkExt("default", p.Compose.Networks["default"])
 	}
-	for _, name := range sortedKeys(p.ServiceDeps) {
+	for _, name := range slices.Sorted(maps.Keys(p.ServiceDeps)) {
 		d.checkDeps(name, []string{"services", name, "depends_on"}, p.ServiceDeps[name])
-		// Keep services' full dependency picture in one place for the planner.
 	}
 }
 
 func (d *foldupDecoder) checkDeps(from string, path []string, deps types.DependsOnConfig) {
 	p := d.p
-	for _, target := range sortedKeys(deps) {
+	for _, target := range slices.Sorted(maps.Keys(deps)) {
 		dep := deps[target]
 		tp := append(slices.Clip(path), target)
 		if target == from {
@@ -143,20 +143,20 @@ func (d *foldupDecoder) checkComposeRefs(docs []map[string]any, vmNames map[stri
 	for i, doc := range docs {
 		src := d.p.srcs[i]
 		vms, _ := doc["vms"].(map[string]any)
-		for _, name := range sortedKeys(vms) {
+		for _, name := range slices.Sorted(maps.Keys(vms)) {
 			vm := normalizeVM(asMap(vms[name]))
 			if services[name] {
 				pos, _ := src.locateKey([]string{"vms", name})
 				d.errs.Add(pos, "vms."+name, "name already used by service %q: VMs and services share one namespace (and DNS)", name)
 			}
-			for _, n := range sortedKeys(asMap(vm["networks"])) {
+			for _, n := range slices.Sorted(maps.Keys(asMap(vm["networks"]))) {
 				if !networks[n] {
 					path := []string{"vms", name, "networks", n}
 					pos, _ := src.locateKey(path)
 					d.errs.Add(pos, joinPath(path), "undefined network %q", n)
 				}
 			}
-			for _, t := range sortedKeys(asMap(vm["depends_on"])) {
+			for _, t := range slices.Sorted(maps.Keys(asMap(vm["depends_on"]))) {
 				if !services[t] && !vmNames[t] {
 					path := []string{"vms", name, "depends_on", t}
 					pos, _ := src.locateKey(path)
@@ -174,7 +174,7 @@ func (d *foldupDecoder) checkComposeRefs(docs []map[string]any, vmNames map[stri
 			d.errs.Add(pos, joinPath(path), format, args...)
 		}
 		svcs, _ := doc["services"].(map[string]any)
-		for _, name := range sortedKeys(svcs) {
+		for _, name := range slices.Sorted(maps.Keys(svcs)) {
 			svc, _ := svcs[name].(map[string]any)
 			at := func(f ...string) []string { return append([]string{"services", name}, f...) }
 			nets := svc["networks"]
@@ -186,7 +186,7 @@ func (d *foldupDecoder) checkComposeRefs(docs []map[string]any, vmNames map[stri
 				}
 			}
 			if m, ok := nets.(map[string]any); ok {
-				for _, n := range sortedKeys(m) {
+				for _, n := range slices.Sorted(maps.Keys(m)) {
 					if !networks[n] {
 						add(true, at("networks", n), "undefined network %q", n)
 					}
@@ -194,7 +194,7 @@ func (d *foldupDecoder) checkComposeRefs(docs []map[string]any, vmNames map[stri
 			}
 			deps := normalizeVM(map[string]any{"depends_on": svc["depends_on"]})["depends_on"]
 			if m, ok := deps.(map[string]any); ok {
-				for _, t := range sortedKeys(m) {
+				for _, t := range slices.Sorted(maps.Keys(m)) {
 					if !services[t] && !vmNames[t] {
 						add(true, at("depends_on", t), "depends on undefined service or VM %q", t)
 					}

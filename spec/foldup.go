@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -72,7 +73,7 @@ func (d *foldupDecoder) decodeOwn(docs []map[string]any) {
 	merged := map[string]map[string]any{}
 	for _, doc := range docs {
 		vms, _ := doc["vms"].(map[string]any)
-		for _, name := range sortedKeys(vms) {
+		for _, name := range slices.Sorted(maps.Keys(vms)) {
 			vm, _ := vms[name].(map[string]any)
 			norm := normalizeVM(vm)
 			for _, k := range appended {
@@ -82,7 +83,7 @@ func (d *foldupDecoder) decodeOwn(docs []map[string]any) {
 		}
 	}
 	d.all = map[string]*VM{}
-	for _, name := range sortedKeys(merged) {
+	for _, name := range slices.Sorted(maps.Keys(merged)) {
 		vm := d.vm(name, merged[name])
 		for i, doc := range docs {
 			vms, _ := doc["vms"].(map[string]any)
@@ -182,15 +183,6 @@ func mergeMaps(base, over map[string]any) map[string]any {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func (d *foldupDecoder) vm(name string, raw map[string]any) *VM {
 	at := func(f ...string) []string { return append([]string{"vms", name}, f...) }
 	vm := &VM{
@@ -250,10 +242,10 @@ func (d *foldupDecoder) vm(name string, raw map[string]any) *VM {
 			d.errorf(at("arch"), "%q is not a supported architecture (x86_64, aarch64, riscv64)", v)
 		}
 	}
-	vm.QemuArgs = strings_(raw["qemu_args"])
+	vm.QemuArgs = stringList(raw["qemu_args"])
 	if nets, ok := raw["networks"].(map[string]any); ok {
 		vm.Networks = map[string]*VMNetwork{}
-		for _, n := range sortedKeys(nets) {
+		for _, n := range slices.Sorted(maps.Keys(nets)) {
 			vm.Networks[n] = d.vmNetwork(at("networks", n), nets[n])
 		}
 	}
@@ -277,7 +269,7 @@ func (d *foldupDecoder) vm(name string, raw map[string]any) *VM {
 	}
 	vm.Environment = stringMap(raw["environment"])
 	vm.Labels = stringMap(raw["labels"])
-	vm.Profiles = strings_(raw["profiles"])
+	vm.Profiles = stringList(raw["profiles"])
 	return vm
 }
 
@@ -398,7 +390,7 @@ func (d *foldupDecoder) bytes(path []string, v any) int64 {
 	return 0
 }
 
-func strings_(v any) []string {
+func stringList(v any) []string {
 	l, _ := v.([]any)
 	if l == nil {
 		return nil
@@ -447,7 +439,7 @@ func (d *foldupDecoder) vmNetwork(path []string, v any) *VMNetwork {
 			d.errorf(append(path, "mac_address"), "%s", msg)
 		}
 	}
-	n.Aliases = strings_(m["aliases"])
+	n.Aliases = stringList(m["aliases"])
 	return n
 }
 
@@ -476,7 +468,7 @@ func (d *foldupDecoder) cloudInit(path []string, m map[string]any) *CloudInit {
 			*f.dst = d.file(append(path, f.key), s)
 		}
 	}
-	for i, k := range strings_(m["ssh_authorized_keys"]) {
+	for i, k := range stringList(m["ssh_authorized_keys"]) {
 		kp := append(slices.Clip(path), "ssh_authorized_keys", strconv.Itoa(i))
 		if isPublicKey(k) {
 			ci.SSHAuthorizedKeys = append(ci.SSHAuthorizedKeys, k)
@@ -509,7 +501,7 @@ func isPublicKey(s string) bool { return publicKeyRE.MatchString(s) }
 
 func (d *foldupDecoder) dependsOn(path []string, m map[string]any) types.DependsOnConfig {
 	out := types.DependsOnConfig{}
-	for _, target := range sortedKeys(m) {
+	for _, target := range slices.Sorted(maps.Keys(m)) {
 		dep := types.ServiceDependency{Condition: types.ServiceConditionStarted, Required: true}
 		if e, ok := m[target].(map[string]any); ok {
 			tp := append(slices.Clip(path), target)
@@ -534,7 +526,7 @@ func (d *foldupDecoder) healthCheck(path []string, m map[string]any) *HealthChec
 		Timeout:  types.Duration(DefaultTimeout),
 		Retries:  DefaultRetries,
 	}
-	hc.Test = strings_(m["test"])
+	hc.Test = stringList(m["test"])
 	tp := append(slices.Clip(path), "test")
 	switch {
 	case len(hc.Test) == 0:
@@ -594,14 +586,13 @@ func (d *foldupDecoder) healthCheck(path []string, m map[string]any) *HealthChec
 
 // checkHTTPTarget accepts "PORT", "/PATH" or "PORT/PATH".
 func checkHTTPTarget(s string) string {
-	port, path, hasPath := strings.Cut(s, "/")
+	port, _, hasPath := strings.Cut(s, "/")
 	if port == "" && hasPath {
 		return ""
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Sprintf("%q is not PORT, /PATH or PORT/PATH", s)
 	}
-	_ = path
 	return ""
 }
 
@@ -689,7 +680,7 @@ func (d *foldupDecoder) record(src *source, path []string, v any) (Record, bool)
 		if s, ok := m[k].(string); ok {
 			r.TXT = []string{s}
 		} else {
-			r.TXT = strings_(m[k])
+			r.TXT = stringList(m[k])
 			if r.TXT == nil {
 				r.TXT = []string{}
 			}
@@ -737,7 +728,7 @@ func (d *foldupDecoder) settings(docs []map[string]any) Settings {
 		}
 		s.Domain = strings.TrimSuffix(strings.ToLower(v), ".")
 	}
-	for i, u := range strings_(merged["upstream"]) {
+	for i, u := range stringList(merged["upstream"]) {
 		if ap, err := netip.ParseAddrPort(u); err == nil {
 			s.Upstream = append(s.Upstream, ap.String())
 		} else if a, err := netip.ParseAddr(u); err == nil {
@@ -810,7 +801,7 @@ func (d *foldupDecoder) networkExt(name string, n types.NetworkConfig) NetworkEx
 			d.errorf(at("outbound"), "%q is not nat, drop or an nftables chain name", v)
 		}
 	}
-	for i, g := range strings_(m["multicast"]) {
+	for i, g := range stringList(m["multicast"]) {
 		a, err := netip.ParseAddr(g)
 		if err != nil || !a.IsMulticast() {
 			d.errorf(at("multicast", strconv.Itoa(i)), "%q is not a multicast group address", g)

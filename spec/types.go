@@ -66,13 +66,6 @@ func (p *Project) LocateKey(path ...string) Pos {
 	return locate(p.srcs, path, true)
 }
 
-// Errorf returns an *Error positioned at path.
-func (p *Project) Errorf(path []string, format string, args ...any) *Error {
-	var l ErrorList
-	l.Add(p.Locate(path...), joinPath(path), format, args...)
-	return l[0]
-}
-
 func locate(srcs []*source, path []string, key bool) Pos {
 	var best Pos
 	bestDepth := -1

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 
-	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/foldup/foldup/spec"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -43,9 +41,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// print its warnings the way foldup prints its own.
 	logrus.SetOutput(stderr)
 	logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableQuote: true})
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	root := newRoot(stdin, stdout, stderr, log)
+	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	var ee exitError
@@ -59,7 +55,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 1
 }
 
-func newRoot(stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) *cobra.Command {
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	var g globalFlags
 	root := &cobra.Command{
 		Use:   "foldup",
@@ -88,8 +84,6 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 		newPlanCmd(&g),
 		newVersionCmd(),
 	)
-	_ = log
-	_ = loader.NormalizeProjectName
 	return root
 }
 
