@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Send and sniff test frames inside a network namespace.
+
+    pkt.py arp IFACE SENDER_MAC SENDER_IP TARGET_IP      send a gratuitous ARP reply
+    pkt.py sniff-arp IFACE SENDER_IP SECONDS             exit 0 if an ARP from SENDER_IP arrives
+    pkt.py udp SPORT DPORT DST                           send one broadcast UDP datagram
+    pkt.py sniff-udp PORT SECONDS                        exit 0 if a datagram arrives on PORT
+"""
+import socket, struct, sys, time
+
+def mac(s):
+    return bytes(int(x, 16) for x in s.split(":"))
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "arp":
+        iface, smac, sip, tip = argv[2:6]
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind((iface, 0))
+        eth = b"\xff" * 6 + mac(smac) + struct.pack("!H", 0x0806)
+        arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + mac(smac) + socket.inet_aton(sip) + b"\xff" * 6 + socket.inet_aton(tip)
+        for _ in range(3):
+            s.send(eth + arp)
+            time.sleep(0.05)
+        return 0
+    if cmd == "sniff-arp":
+        iface, sip, secs = argv[2], socket.inet_aton(argv[3]), float(argv[4])
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+        s.bind((iface, 0))
+        s.settimeout(0.2)
+        end = time.time() + secs
+        while time.time() < end:
+            try:
+                f = s.recv(2048)
+            except socket.timeout:
+                continue
+            if len(f) >= 42 and f[28:32] == sip:
+                return 0
+        return 1
+    if cmd == "udp":
+        sport, dport, dst = int(argv[2]), int(argv[3]), argv[4]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", sport))
+        for _ in range(3):
+            s.sendto(b"foldup-test", (dst, dport))
+            time.sleep(0.05)
+        return 0
+    if cmd == "sniff-udp":
+        port, secs = int(argv[2]), float(argv[3])
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        s.settimeout(secs)
+        try:
+            s.recv(2048)
+            return 0
+        except socket.timeout:
+            return 1
+    print(__doc__, file=sys.stderr)
+    return 2
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
