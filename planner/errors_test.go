@@ -55,8 +55,8 @@ services:
 vms:
   a: {kernel: vmlinuz, ports: ["8080:8080"]}
   b: {kernel: vmlinuz, ports: ["9000:9000", "9000:9000/udp"]}`,
-			`foldup.yaml:3:31: services.web.ports.0: host port 8080/tcp is already forwarded to a` + "\n" +
-				`foldup.yaml:7:32: vms.b.ports.0: host port 9000/tcp is already forwarded to api`},
+			`foldup.yaml:3:23: services.web.ports: host port 8080/tcp is already forwarded to a` + "\n" +
+				`foldup.yaml:7:24: vms.b.ports: host port 9000/tcp is already forwarded to api`},
 		{"whole cycle", `
 services:
   a: {image: x, depends_on: [b]}
@@ -67,7 +67,7 @@ vms:
 		{"replicas with a static address", `
 networks: {lan: {ipam: {config: [{subnet: 10.1.0.0/24}]}}}
 services: {w: {image: x, scale: 2, networks: {lan: {ipv4_address: 10.1.0.5}}}}`,
-			`foldup.yaml:3:52: services.w.networks.lan: a static address or MAC cannot be shared by 2 replicas`},
+			`foldup.yaml:3:67: services.w.networks.lan.ipv4_address: a static address or MAC cannot be shared by 2 replicas`},
 		{"overlapping subnets", `
 networks:
   a: {ipam: {config: [{subnet: 10.1.0.0/16}]}}
@@ -96,6 +96,31 @@ vms:
   b: {kernel: vmlinuz, networks: [lan]}
   c: {kernel: vmlinuz, networks: [lan]}`,
 			`foldup.yaml:6:35: vms.c.networks.lan: network "lan"'s subnet 10.1.0.0/29 has no free address left`},
+		// Regressions found in review.
+		{"a rejected gateway is not replaced by an automatic subnet", `
+networks: {lan: {ipam: {config: [{subnet: 10.80.1.0/24, gateway: 10.80.2.1}]}}}
+services: {s: {image: x, networks: {lan: {ipv4_address: 10.80.1.5}}}}`,
+			`foldup.yaml:2:66: networks.lan.ipam.config.0.gateway: "10.80.2.1" is not a host address in 10.80.1.0/24`},
+		{"static IPv6 pool full", `
+networks: {lan: {enable_ipv6: true, ipam: {config: [{subnet: 10.80.0.0/22}, {subnet: "fd00::/120"}]}, x-foldup: {ipv6: static}}}
+services: {s: {image: x, networks: [lan], scale: 260}}`,
+			`foldup.yaml:3:37: services.s.networks.lan: network "lan"'s subnet fd00::/120 has no free IPv6 address left`},
+		{"one member forwarding a host port twice", `
+vms: {a: {kernel: vmlinuz, ports: ["8080:80", "8080:81"]}}`,
+			`foldup.yaml:2:28: vms.a.ports: host port 8080/tcp is already forwarded to a`},
+		{"service MACs are checked", `
+services:
+  s: {image: x, mac_address: "not-a-mac"}
+  t: {image: x, networks: {default: {mac_address: "01:00:5e:00:00:01"}}}`,
+			`foldup.yaml:3:30: services.s.mac_address: "not-a-mac" is not a MAC address (six hex bytes: 52:54:00:12:34:56)` + "\n" +
+				`foldup.yaml:4:51: services.t.networks.default.mac_address: "01:00:5e:00:00:01" is a multicast address; a NIC needs a unicast one`},
+		{"replicas with a MAC", `
+services: {w: {image: x, deploy: {replicas: 2}, mac_address: "02:00:00:00:00:01"}}`,
+			`foldup.yaml:2:62: services.w.mac_address: a static address or MAC cannot be shared by 2 replicas`},
+		{"ip_range leaving no room", `
+networks: {lan: {ipam: {config: [{subnet: 10.80.1.0/24, ip_range: 10.80.1.0/24}]}}}
+services: {s: {image: x, networks: [lan]}}`,
+			`foldup.yaml:3:37: services.s.networks.lan: network "lan"'s ip_range 10.80.1.0/24 leaves no address of 10.80.1.0/24 for foldup's members`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Compute(inline(t, tt.yaml), Observed{})
@@ -211,4 +236,36 @@ func find(p *Plan, name string) *Member {
 		}
 	}
 	return nil
+}
+
+// TestULAExhausted: with every unique local /64 taken, planning reports it
+// instead of searching forever.
+func TestULAExhausted(t *testing.T) {
+	p := inline(t, "networks: {lan: {enable_ipv6: true}}\nservices: {s: {image: x, networks: [lan]}}\n")
+	_, err := Compute(p, Observed{UsedSubnets: []netip.Prefix{netip.MustParsePrefix("fc00::/7")}})
+	if err == nil || !strings.Contains(err.Error(), "no free IPv6 /64 left") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestDockerRangeAvoidsStatics: Docker's range never holds an address of
+// the plan, wherever the statics sit.
+func TestDockerRangeAvoidsStatics(t *testing.T) {
+	for _, tt := range []struct{ subnet, static, want string }{
+		// The lower half holds the gateway: the largest clear block is a /26.
+		{"10.80.1.0/24", "10.80.1.254", "10.80.1.128/26"},
+		{"10.80.1.0/24", "10.80.1.130", "10.80.1.192/26"},
+		{"10.80.1.0/24", "10.80.1.10", "10.80.1.128/25"},
+		{"10.80.1.0/29", "10.80.1.5", "10.80.1.6/31"},
+	} {
+		y := "networks: {lan: {ipam: {config: [{subnet: " + tt.subnet + "}]}}}\nvms: {v: {kernel: vmlinuz, networks: {lan: {ipv4_address: " + tt.static + "}}}}\n"
+		plan, err := Compute(inline(t, y), Observed{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := plan.Networks[0].DockerRange4
+		if r.String() != tt.want || r.Contains(netip.MustParseAddr(tt.static)) || r.Contains(plan.Networks[0].Gateway4) {
+			t.Errorf("%s with %s: docker range %s, want %s", tt.subnet, tt.static, r, tt.want)
+		}
+	}
 }

@@ -31,6 +31,9 @@ type planner struct {
 	macs  map[string]string     // MAC -> member/network
 	links map[string]bool       // interface names
 	prev  map[string]*NIC       // previous plan's NICs by member/network
+	// Networks whose explicit IPv4 or IPv6 subnet was rejected, already
+	// reported: addresses on them are not checked again.
+	bad4, bad6 map[string]bool
 }
 
 // Compute plans project p on a host where obs was observed. It returns
@@ -46,6 +49,8 @@ func Compute(p *spec.Project, obs Observed) (*Plan, error) {
 		macs:    map[string]string{},
 		links:   map[string]bool{},
 		prev:    map[string]*NIC{},
+		bad4:    map[string]bool{},
+		bad6:    map[string]bool{},
 		plan: &Plan{
 			Project:  p.Name,
 			Domain:   p.Settings.Domain,
@@ -85,6 +90,9 @@ func (pl *planner) networks() {
 	p := pl.p
 	names := slices.Sorted(maps.Keys(p.Compose.Networks))
 	var taken []netip.Prefix // subnets given to this project's networks
+	// Networks whose explicit subnet of a family was rejected: no automatic
+	// one replaces it, or every later error would speak of the wrong subnet.
+	bad4, bad6 := pl.bad4, pl.bad6
 
 	// Explicit subnets first, so automatic ones avoid them.
 	for _, name := range names {
@@ -125,13 +133,19 @@ func (pl *planner) networks() {
 			pfx, err := netip.ParsePrefix(pool.Subnet)
 			if err != nil {
 				pl.errorf(append(at, "subnet"), "%q is not a subnet (ADDRESS/BITS)", pool.Subnet)
+				bad4[name], bad6[name] = true, true
 				continue
 			}
+			is4 := pfx.Addr().Is4()
+			bad := bad6
+			if is4 {
+				bad = bad4
+			}
+			bad[name] = true // until it passes every check below
 			if pfx != pfx.Masked() {
 				pl.errorf(append(at, "subnet"), "%q has host bits set; the subnet is %s", pool.Subnet, pfx.Masked())
 				continue
 			}
-			is4 := pfx.Addr().Is4()
 			switch {
 			case is4 && n.Subnet4.IsValid(), !is4 && n.Subnet6.IsValid():
 				pl.errorf(append(at, "subnet"), "a second IPv%s subnet; foldup networks have one of each family", map[bool]string{true: "4", false: "6"}[is4])
@@ -152,11 +166,13 @@ func (pl *planner) networks() {
 				}
 			}
 			taken = append(taken, pfx)
+			delete(bad, name)
 			gw := addrAt(pfx, 1)
 			if pool.Gateway != "" {
 				g, err := netip.ParseAddr(pool.Gateway)
 				if err != nil || !pfx.Contains(g) || g == pfx.Addr() || (is4 && g == lastAddr(pfx)) {
 					pl.errorf(append(at, "gateway"), "%q is not a host address in %s", pool.Gateway, pfx)
+					bad[name] = true
 					continue
 				}
 				gw = g
@@ -185,18 +201,19 @@ func (pl *planner) networks() {
 			continue
 		}
 		cn := p.Compose.Networks[name]
-		if !n.Subnet4.IsValid() && (cn.EnableIPv4 == nil || *cn.EnableIPv4) {
+		if !n.Subnet4.IsValid() && !bad4[name] && (cn.EnableIPv4 == nil || *cn.EnableIPv4) {
 			if pfx, ok := pl.autoSubnet4(n, append(taken, pl.obs.UsedSubnets...)); ok {
 				n.Subnet4, n.Gateway4 = pfx, addrAt(pfx, 1)
 				taken = append(taken, pfx)
 			}
 		}
-		if !n.Subnet6.IsValid() && cn.EnableIPv6 != nil && *cn.EnableIPv6 {
-			pfx := pl.autoSubnet6(n, append(taken, pl.obs.UsedSubnets...))
-			n.Subnet6, n.Gateway6 = pfx, addrAt(pfx, 1)
-			taken = append(taken, pfx)
+		if !n.Subnet6.IsValid() && !bad6[name] && cn.EnableIPv6 != nil && *cn.EnableIPv6 {
+			if pfx, ok := pl.autoSubnet6(n, append(taken, pl.obs.UsedSubnets...)); ok {
+				n.Subnet6, n.Gateway6 = pfx, addrAt(pfx, 1)
+				taken = append(taken, pfx)
+			}
 		}
-		if !n.Subnet4.IsValid() && !n.Subnet6.IsValid() {
+		if !n.Subnet4.IsValid() && !n.Subnet6.IsValid() && !bad4[name] && !bad6[name] {
 			pl.keyErrorf([]string{"networks", name}, "has neither an IPv4 nor an IPv6 subnet")
 		}
 	}
@@ -236,23 +253,25 @@ func (pl *planner) autoSubnet4(n *Network, avoid []netip.Prefix) (netip.Prefix, 
 // autoSubnet6 derives a /64 in the unique local range (RFC 4193): fd, a
 // 40-bit global ID from the project name, a 16-bit subnet ID from the
 // network name.
-func (pl *planner) autoSubnet6(n *Network, avoid []netip.Prefix) netip.Prefix {
+func (pl *planner) autoSubnet6(n *Network, avoid []netip.Prefix) (netip.Prefix, bool) {
 	if prev := pl.prevNetwork(n.Name); prev != nil && prev.Subnet6.IsValid() && !overlaps(prev.Subnet6, avoid) {
-		return prev.Subnet6
+		return prev.Subnet6, true
 	}
 	global := hashBytes("ula", pl.p.Name)
-	sub := uint16(hash64("ula", pl.p.Name, n.Name))
-	for {
+	start := uint16(hash64("ula", pl.p.Name, n.Name))
+	for i := range 1 << 16 {
+		sub := start + uint16(i)
 		var b [16]byte
 		b[0] = 0xfd
 		copy(b[1:6], global[:5])
 		b[6], b[7] = byte(sub>>8), byte(sub)
 		pfx := netip.PrefixFrom(netip.AddrFrom16(b), 64)
 		if !overlaps(pfx, avoid) {
-			return pfx
+			return pfx, true
 		}
-		sub++
 	}
+	pl.keyErrorf([]string{"networks", n.Name}, "no free IPv6 /64 left in the project's unique local prefix; give the network an ipam subnet")
+	return netip.Prefix{}, false
 }
 
 func (pl *planner) prevNetwork(name string) *Network {
@@ -336,6 +355,7 @@ type attachment struct {
 	mac         string
 	aliases     []string
 	pathNetwork []string // where the attachment is written
+	macPath     []string // where the MAC is written
 }
 
 func (pl *planner) attachments(m *Member) []attachment {
@@ -344,7 +364,8 @@ func (pl *planner) attachments(m *Member) []attachment {
 		vm := pl.p.VMs[m.Service]
 		for _, n := range slices.Sorted(maps.Keys(vm.Networks)) {
 			a := vm.Networks[n]
-			out = append(out, attachment{n, a.IPv4, a.IPv6, a.MAC, a.Aliases, pl.memberPath(m, "networks", n)})
+			path := pl.memberPath(m, "networks", n)
+			out = append(out, attachment{n, a.IPv4, a.IPv6, a.MAC, a.Aliases, path, append(slices.Clip(path), "mac_address")})
 		}
 		return out
 	}
@@ -357,16 +378,20 @@ func (pl *planner) attachments(m *Member) []attachment {
 		if c := svc.Networks[n]; c != nil {
 			a.ipv4, a.ipv6, a.mac, a.aliases = c.Ipv4Address, c.Ipv6Address, c.MacAddress, c.Aliases
 		}
-		if a.mac == "" && len(svc.Networks) == 1 {
-			a.mac = svc.MacAddress
+		a.macPath = append(slices.Clip(a.pathNetwork), "mac_address")
+		if a.mac == "" && len(svc.Networks) == 1 && svc.MacAddress != "" {
+			a.mac, a.macPath = svc.MacAddress, pl.memberPath(m, "mac_address")
 		}
 		if m.Replica > 1 || svc.GetScale() > 1 {
 			// Replicas cannot share the one static address or MAC given.
-			if a.ipv4 != "" || a.ipv6 != "" || a.mac != "" {
-				if m.Replica == 1 {
-					pl.errorf(a.pathNetwork, "a static address or MAC cannot be shared by %d replicas", svc.GetScale())
+			for _, f := range []struct {
+				v    *string
+				path []string
+			}{{&a.ipv4, append(slices.Clip(a.pathNetwork), "ipv4_address")}, {&a.ipv6, append(slices.Clip(a.pathNetwork), "ipv6_address")}, {&a.mac, a.macPath}} {
+				if *f.v != "" && m.Replica == 1 {
+					pl.errorf(f.path, "a static address or MAC cannot be shared by %d replicas", svc.GetScale())
 				}
-				a.ipv4, a.ipv6, a.mac = "", "", ""
+				*f.v = ""
 			}
 		}
 		out = append(out, a)
@@ -407,9 +432,13 @@ func (pl *planner) addresses() {
 	for _, e := range all {
 		n := pl.nets[e.a.network]
 		if e.a.mac != "" {
-			mac, _ := net.ParseMAC(e.a.mac)
-			e.nic.MAC = mac.String()
-			pl.claimMAC(e.nic.MAC, e.m, e.a, true)
+			if msg := spec.CheckMAC(e.a.mac); msg != "" {
+				pl.errorf(e.a.macPath, "%s", msg)
+			} else {
+				mac, _ := net.ParseMAC(e.a.mac)
+				e.nic.MAC = mac.String()
+				pl.claimMAC(e.nic.MAC, e.m, e.a, true)
+			}
 		}
 		if e.a.ipv4 != "" {
 			pl.static(e.m, e.nic, e.a, n, e.a.ipv4, 4)
@@ -472,6 +501,8 @@ func (pl *planner) static(m *Member, nic *NIC, a attachment, n *Network, s strin
 	case err != nil || (family == 4) != addr.Is4():
 		pl.errorf(path, "%q is not an IPv%d address", s, family)
 		return
+	case !subnet.IsValid() && (pl.bad4[a.network] && family == 4 || pl.bad6[a.network] && family == 6):
+		return // the subnet's own error says it all
 	case !subnet.IsValid():
 		pl.errorf(path, "network %q has no IPv%d subnet", a.network, family)
 		return
@@ -502,21 +533,29 @@ func (pl *planner) static(m *Member, nic *NIC, a attachment, n *Network, s strin
 
 // dockerRange returns the part of n's subnet that Docker's own IPAM may
 // hand out (to containers joined by hand with docker run --network): the
-// upper half, halved again while a static address of the plan is in it.
+// largest aligned block, at most half the subnet, that holds no address
+// of the plan and not the gateway, the highest such block first. Docker
+// never sees VM addresses, so its range must keep clear of them.
 func (pl *planner) dockerRange(n *Network) netip.Prefix {
-	for bits := n.Subnet4.Bits() + 1; bits <= 30; bits++ {
-		r := netip.PrefixFrom(addrAt(n.Subnet4, size(n.Subnet4)-(1<<(32-bits))), bits)
-		clear := true
-		for a := range pl.ips {
-			if r.Contains(a) {
-				clear = false
+	for bits := n.Subnet4.Bits() + 1; bits <= 31; bits++ {
+		block := uint64(1) << (32 - bits)
+		for off := size(n.Subnet4) - block; ; off -= block {
+			r := netip.PrefixFrom(addrAt(n.Subnet4, off), bits)
+			clear := !r.Contains(n.Gateway4)
+			for a := range pl.ips {
+				if clear && r.Contains(a) {
+					clear = false
+				}
+			}
+			if clear {
+				return r
+			}
+			if off == 0 {
 				break
 			}
 		}
-		if clear {
-			return r
-		}
 	}
+	pl.keyErrorf([]string{"networks", n.Name}, "static addresses leave no block of %s for Docker's own IPAM; set ipam.config ip_range", n.Subnet4)
 	return netip.Prefix{}
 }
 
@@ -567,6 +606,10 @@ func (pl *planner) auto4(n *Network, m *Member, a attachment) netip.Addr {
 			}
 		}
 	}
+	if total == 0 {
+		pl.errorf(a.pathNetwork, "network %q's ip_range %s leaves no address of %s for foldup's members", n.Name, n.DockerRange4, n.Subnet4)
+		return netip.Addr{}
+	}
 	pl.errorf(a.pathNetwork, "network %q's subnet %s has no free address left", n.Name, n.Subnet4)
 	return netip.Addr{}
 }
@@ -598,6 +641,10 @@ func (pl *planner) auto6(n *Network, m *Member, nic *NIC) netip.Addr {
 				break
 			}
 		}
+		if !addr.IsValid() {
+			pl.errorf(pl.memberPath(m, "networks", n.Name), "network %q's subnet %s has no free IPv6 address left", n.Name, n.Subnet6)
+			return netip.Addr{}
+		}
 	}
 	if other, ok := pl.ips[addr]; ok && addr.IsValid() {
 		pl.errorf(pl.memberPath(m, "networks", n.Name), "IPv6 address %s of %s is already %s's", addr, m.Name, other)
@@ -617,7 +664,7 @@ func StableSecret(project, member, network string) [16]byte {
 
 func (pl *planner) claimMAC(mac string, m *Member, a attachment, static bool) {
 	if other, ok := pl.macs[mac]; ok {
-		pl.errorf(append(slices.Clip(a.pathNetwork), "mac_address"), "%s is already the MAC of %s", mac, other)
+		pl.errorf(a.macPath, "%s is already the MAC of %s", mac, other)
 		return
 	}
 	pl.macs[mac] = m.Name + " on " + a.network
@@ -655,21 +702,24 @@ func (pl *planner) ports() {
 		} else {
 			cfgs = pl.p.Compose.Services[m.Service].Ports
 		}
-		for i, c := range cfgs {
+		for _, c := range cfgs {
 			if c.Published == "" || strings.Contains(c.Published, "-") {
 				continue // Docker picks the host port
 			}
+			// compose-go has expanded port ranges, so i is not an index into
+			// the file's list: errors point at the ports key.
+			at := pl.memberPath(m, "ports")
 			n, err := strconv.ParseUint(c.Published, 10, 16)
 			if err != nil {
-				pl.errorf(pl.memberPath(m, "ports", strconv.Itoa(i)), "%q is not a host port", c.Published)
+				pl.keyErrorf(at, "%q is not a host port", c.Published)
 				continue
 			}
 			port := Port{HostIP: c.HostIP, HostPort: uint16(n), Target: uint16(c.Target), Protocol: cmp.Or(c.Protocol, "tcp")}
 			m.Ports = append(m.Ports, port)
 			k := key{port.HostPort, port.Protocol}
 			for _, h := range holders[k] {
-				if h.member != m.Name && (h.ip == port.HostIP || wildcard(h.ip) || wildcard(port.HostIP)) {
-					pl.errorf(pl.memberPath(m, "ports", strconv.Itoa(i)), "host port %d/%s is already forwarded to %s", port.HostPort, port.Protocol, h.member)
+				if h.ip == port.HostIP || wildcard(h.ip) || wildcard(port.HostIP) {
+					pl.keyErrorf(at, "host port %d/%s is already forwarded to %s", port.HostPort, port.Protocol, h.member)
 					break
 				}
 			}

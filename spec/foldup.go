@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -174,11 +175,15 @@ func mergeMaps(base, over map[string]any) map[string]any {
 	for k, v := range over {
 		bm, ok1 := out[k].(map[string]any)
 		om, ok2 := v.(map[string]any)
-		if ok1 && ok2 {
+		switch {
+		case ok1 && ok2:
 			out[k] = mergeMaps(bm, om)
-			continue
+		case ok1 && v == nil:
+			// networks: [lan] in an override names lan without settings:
+			// the base's settings stand, as compose merges services.
+		default:
+			out[k] = v
 		}
-		out[k] = v
 	}
 	return out
 }
@@ -291,12 +296,14 @@ func (d *foldupDecoder) vmAppended(src *source, vm *VM, raw map[string]any) {
 				d.errs.Add(pos, joinPath(path), "%q needs a host port (HOST:GUEST): a VM's ports are forwarded from fixed host ports", fmt.Sprint(p))
 				break
 			}
-			vm.Ports = append(vm.Ports, c)
+			if !slices.ContainsFunc(vm.Ports, func(o types.ServicePortConfig) bool { return reflect.DeepEqual(o, c) }) {
+				vm.Ports = append(vm.Ports, c) // files repeat ports; compose keeps one
+			}
 		}
 	}
 	recs, _ := raw["dns"].([]any)
 	for i, r := range recs {
-		if rec, ok := d.record(src, at("dns", strconv.Itoa(i)), r); ok {
+		if rec, ok := d.record(src, at("dns", strconv.Itoa(i)), r); ok && !slices.ContainsFunc(vm.DNS, func(o Record) bool { return reflect.DeepEqual(o, rec) }) {
 			vm.DNS = append(vm.DNS, rec)
 		}
 	}
@@ -379,7 +386,9 @@ func (d *foldupDecoder) bool(path []string, v any) (bool, bool) {
 func (d *foldupDecoder) bytes(path []string, v any) int64 {
 	switch v := v.(type) {
 	case int:
-		return int64(v)
+		if v > 0 {
+			return int64(v)
+		}
 	case string:
 		n, err := units.RAMInBytes(v)
 		if err == nil && n > 0 {
@@ -435,7 +444,7 @@ func (d *foldupDecoder) vmNetwork(path []string, v any) *VMNetwork {
 	}
 	if s, ok := m["mac_address"].(string); ok {
 		n.MAC = s
-		if msg := checkMAC(s); msg != "" {
+		if msg := CheckMAC(s); msg != "" {
 			d.errorf(append(path, "mac_address"), "%s", msg)
 		}
 	}
@@ -443,9 +452,9 @@ func (d *foldupDecoder) vmNetwork(path []string, v any) *VMNetwork {
 	return n
 }
 
-// checkMAC explains what is wrong with s as a member's MAC address, or
-// returns "".
-func checkMAC(s string) string {
+// CheckMAC explains what is wrong with s as a member's MAC address (not
+// six bytes, multicast, all zero), or returns "".
+func CheckMAC(s string) string {
 	hw, err := net.ParseMAC(s)
 	switch {
 	case err != nil || len(hw) != 6:
@@ -694,7 +703,9 @@ func (d *foldupDecoder) record(src *source, path []string, v any) (Record, bool)
 		s, _ := m[k].(map[string]any)
 		r.SRV = &SRV{}
 		r.SRV.Target, _ = s["target"].(string)
-		if msg := checkDomain(r.SRV.Target); msg != "" {
+		if _, ok := s["target"]; !ok {
+			bad = true // the schema says so
+		} else if msg := checkDomain(r.SRV.Target); msg != "" {
 			errf(append(path, k, "target"), "%s", msg)
 		}
 		for _, f := range []struct {

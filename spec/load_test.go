@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -343,6 +344,18 @@ func TestErrors(t *testing.T) {
 			nil, "foldup.yaml:2:3: services.a: can't set distinct values on 'scale' and 'deploy.replicas'"},
 		{"bad project name", map[string]string{"foldup.yaml": "name: Shop!\nservices: {a: {image: x}}\n"},
 			nil, `foldup.yaml:1:7: name: project name "Shop!" must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit`},
+		// Regressions found in review.
+		{"memory zero or negative", map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k, memory: 0}\n  b: {kernel: k, memory: -5}\n", "k": ""},
+			nil, "foldup.yaml:2:26: vms.a.memory: 0 is not a size (bytes, or a number with a unit: 512m, 2g)\nfoldup.yaml:3:26: vms.b.memory: -5 is not a size (bytes, or a number with a unit: 512m, 2g)"},
+		{"every missing key, every failing entry", map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k, depends_on: {x: {}, b: {}}}\n  b: {kernel: k}\ndns:\n  - {name: s, srv: {weight: 1}}\n", "k": ""},
+			nil, `foldup.yaml:2:31: vms.a.depends_on.x: depends on undefined service or VM "x"` + "\n" +
+				`foldup.yaml:2:34: vms.a.depends_on.x: missing required key "condition"` + "\n" +
+				`foldup.yaml:2:41: vms.a.depends_on.b: missing required key "condition"` + "\n" +
+				`foldup.yaml:5:20: dns.0.srv: missing required keys "port", "target"`},
+		{"infinity", map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k, cpus: .inf}\n", "k": ""},
+			nil, "foldup.yaml:2:24: vms.a.cpus: +Inf is not a whole number"},
+		{"merge keys cannot multiply past the node budget", map[string]string{"foldup.yaml": laughs(9)},
+			nil, "foldup.yaml:2:15: x-6: document too large: more than 1000000 nodes after alias expansion"},
 		{"merge key must be a mapping", map[string]string{"foldup.yaml": "services:\n  a:\n    <<: [1]\n    image: x\n"},
 			nil, "foldup.yaml:3:9: services.a: merge key (<<) must refer to a mapping"},
 	} {
@@ -467,5 +480,49 @@ func TestDotEnvAndPrecedence(t *testing.T) {
 	}
 	if p.Name != "fromenv" {
 		t.Errorf("name %q: COMPOSE_PROJECT_NAME wins over name:", p.Name)
+	}
+}
+
+// laughs returns a small file whose merge keys expand tenfold per level.
+func laughs(levels int) string {
+	var b strings.Builder
+	b.WriteString("x-0: &a0 {k: v}\n")
+	for k := 1; k <= levels; k++ {
+		refs := make([]string, 10)
+		for i := range refs {
+			refs[i] = "*a" + strconv.Itoa(k-1)
+		}
+		b.WriteString("x-" + strconv.Itoa(k) + ": &a" + strconv.Itoa(k) + " {<<: [" + strings.Join(refs, ", ") + "]}\n")
+	}
+	return b.String()
+}
+
+// TestErrorsStable: the same bad file gives the same errors every time
+// (the validator's own order is a map's).
+func TestErrorsStable(t *testing.T) {
+	files := map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k, depends_on: {x: {}, b: {}, c: {}}}\n  b: {kernel: k}\n  c: {kernel: k}\n", "k": ""}
+	_, first := loadFiles(t, files)
+	for range 20 {
+		if _, err := Load(t.Context(), Options{Environ: []string{}}); err.Error() != first.Error() {
+			t.Fatalf("errors differ between runs:\n%v\n---\n%v", first, err)
+		}
+	}
+}
+
+// TestMergeKeepsBaseSettings: an override naming a network without
+// settings keeps the base's address; a repeated port is kept once.
+func TestMergeKeepsBaseSettings(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.WriteFile("k", nil, 0o644)
+	os.WriteFile("a.yaml", []byte("networks: {lan: {}}\nvms: {v: {kernel: k, ports: [\"8080:80\"], networks: {lan: {ipv4_address: 10.1.0.5}}}}\n"), 0o644)
+	os.WriteFile("b.yaml", []byte("vms: {v: {ports: [\"8080:80\"], networks: [lan]}}\n"), 0o644)
+	p, err := Load(t.Context(), Options{Files: []string{"a.yaml", "b.yaml"}, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := p.VMs["v"]
+	if vm.Networks["lan"].IPv4 != "10.1.0.5" || len(vm.Ports) != 1 {
+		t.Errorf("networks %+v ports %v", vm.Networks["lan"], vm.Ports)
 	}
 }

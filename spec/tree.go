@@ -229,6 +229,16 @@ func (d *decoder) mapping(n *yaml.Node, path []string, m map[string]any, explici
 				d.expanding = map[*yaml.Node]bool{}
 			}
 			d.expanding[src] = true
+			// Merging costs like decoding: count it, or merge keys over
+			// merge keys would get round the node budget.
+			d.nodes += len(src.Content)/2 + 1
+			if d.nodes > maxNodes {
+				if d.nodes-len(src.Content)/2-1 <= maxNodes {
+					d.errs.Add(d.pos(v), joinPath(path), "document too large: more than %d nodes after alias expansion", maxNodes)
+				}
+				delete(d.expanding, src)
+				return
+			}
 			tmp := map[string]any{}
 			d.mapping(src, path, tmp, map[string]bool{})
 			delete(d.expanding, src)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,8 +59,9 @@ func validateSchema(src *source, doc map[string]any) ErrorList {
 	if err != nil {
 		return ErrorList{{Pos: Pos{File: src.display}, Msg: "schema: " + err.Error()}}
 	}
-	// The validator wants plain JSON values (float64, not int).
-	b, err := json.Marshal(doc)
+	// The validator wants plain JSON values (float64, not int); JSON has no
+	// infinities or NaN, so those (.inf, .nan in YAML) go in as text.
+	b, err := json.Marshal(jsonSafe(doc))
 	if err != nil {
 		return ErrorList{{Pos: Pos{File: src.display}, Msg: err.Error()}}
 	}
@@ -83,11 +86,14 @@ func validateSchema(src *source, doc map[string]any) ErrorList {
 
 // leaves flattens a validation error into the errors worth showing: every
 // independent failure, and for a oneOf/anyOf only its most specific branch
-// (the one that got deepest into the value), as docker compose does.
+// (the one that got deepest into the value), all of its failures, as
+// docker compose does.
 func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
 	switch e.ErrorKind.(type) {
 	case *kind.OneOf, *kind.AnyOf:
-		return []*jsonschema.ValidationError{mostSpecific(e)}
+		if len(e.Causes) > 0 {
+			return leaves(bestBranch(e.Causes))
+		}
 	}
 	if len(e.Causes) == 0 {
 		return []*jsonschema.ValidationError{e}
@@ -99,18 +105,33 @@ func leaves(e *jsonschema.ValidationError) []*jsonschema.ValidationError {
 	return out
 }
 
-func mostSpecific(e *jsonschema.ValidationError) *jsonschema.ValidationError {
-	if len(e.Causes) == 0 {
-		return e
-	}
-	var best *jsonschema.ValidationError
-	for _, c := range e.Causes {
-		c = mostSpecific(c)
-		if best == nil || specificity(c) > specificity(best) {
-			best = c
+// bestBranch picks the branch whose deepest failure is most specific. Ties
+// go to the branch whose deepest failure sorts first by location, so the
+// choice does not depend on the validator's (map) order.
+func bestBranch(branches []*jsonschema.ValidationError) *jsonschema.ValidationError {
+	var best, bestLeaf *jsonschema.ValidationError
+	for _, b := range branches {
+		leaf := deepest(b)
+		if best == nil || better(leaf, bestLeaf) {
+			best, bestLeaf = b, leaf
 		}
 	}
 	return best
+}
+
+func deepest(e *jsonschema.ValidationError) *jsonschema.ValidationError {
+	best := e
+	for _, c := range e.Causes {
+		if d := deepest(c); better(d, best) {
+			best = d
+		}
+	}
+	return best
+}
+
+func better(a, b *jsonschema.ValidationError) bool {
+	sa, sb := specificity(a), specificity(b)
+	return sa > sb || (sa == sb && joinPath(a.InstanceLocation) < joinPath(b.InstanceLocation))
 }
 
 func specificity(e *jsonschema.ValidationError) int {
@@ -154,11 +175,17 @@ func schemaError(src *source, e *jsonschema.ValidationError) ErrorList {
 		return ErrorList{{Pos: pos, Field: joinPath(path), Msg: unknownKey(path[len(path)-1], e.SchemaURL)}}
 	case *kind.Required:
 		pos, _ := src.locate(path)
-		var errs ErrorList
-		for _, p := range k.Missing {
-			errs.Add(pos, joinPath(path), "missing required key %q", p)
+		missing := slices.Clone(k.Missing)
+		slices.Sort(missing)
+		quoted := make([]string, len(missing))
+		for i, m := range missing {
+			quoted[i] = strconv.Quote(m)
 		}
-		return errs
+		word := "key"
+		if len(missing) > 1 {
+			word = "keys"
+		}
+		return ErrorList{{Pos: pos, Field: joinPath(path), Msg: fmt.Sprintf("missing required %s %s", word, strings.Join(quoted, ", "))}}
 	}
 	pos, _ := src.locate(path)
 	return ErrorList{{Pos: pos, Field: joinPath(path), Msg: kindMessage(e.ErrorKind)}}
@@ -240,6 +267,9 @@ func allowedKeys(schemaURL string) []string {
 	}
 	var parts []string
 	for _, p := range strings.Split(ptr, "/") {
+		if u, err := url.PathUnescape(p); err == nil {
+			p = u // patternProperties keys come percent-escaped
+		}
 		if p != "" {
 			parts = append(parts, p)
 		}
@@ -313,4 +343,32 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// jsonSafe returns v with non-finite floats replaced by their YAML text.
+func jsonSafe(v any) any {
+	switch v := v.(type) {
+	case float64:
+		switch {
+		case math.IsInf(v, 1):
+			return ".inf"
+		case math.IsInf(v, -1):
+			return "-.inf"
+		case math.IsNaN(v):
+			return ".nan"
+		}
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = jsonSafe(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = jsonSafe(e)
+		}
+		return out
+	}
+	return v
 }
