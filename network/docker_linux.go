@@ -1,0 +1,136 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// dockerUserChain is the chain Docker leaves to its users, evaluated
+// before its own FORWARD rules (and kept across engine restarts).
+const dockerUserChain = "DOCKER-USER"
+
+// DockerAccept lets frames bridged between ports of bridge through
+// Docker's FORWARD chain. With br_netfilter, bridged frames traverse the
+// iptables FORWARD hook, where Docker's policy is drop and its own accept
+// for a bridge exists only while inter-container communication is on. An
+// accept in foldup's own table cannot help: a verdict is final only in its
+// own base chain, and Docker's chain still drops. So, as Docker documents
+// for its users, foldup inserts one rule at the top of DOCKER-USER, in the
+// ip and ip6 filter tables where they exist:
+//
+//	iifname $bridge oifname $bridge accept comment "foldup:$bridge"
+//
+// It lets through only traffic that stays on foldup's own bridge; the
+// real filtering is foldup's bridge table. Without Docker (no DOCKER-USER)
+// it does nothing. Calling it again adds nothing.
+func (h *Host) DockerAccept(bridge string) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(h.ns)))
+	if err != nil {
+		return err
+	}
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		t, ch, err := dockerUser(c, fam)
+		if err != nil {
+			return err
+		}
+		if ch == nil {
+			continue
+		}
+		mine, err := acceptRules(c, t, ch, bridge)
+		if err != nil {
+			return err
+		}
+		if len(mine) > 0 {
+			continue
+		}
+		c.InsertRule(&nftables.Rule{
+			Table: t,
+			Chain: ch,
+			Exprs: []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ifname(bridge)},
+				&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ifname(bridge)},
+				&expr.Counter{},
+				verdict(expr.VerdictAccept),
+			},
+			UserData: userdata.AppendString(nil, userdata.TypeComment, acceptTag(bridge)),
+		})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("inserting into %s: %w", dockerUserChain, err)
+	}
+	return nil
+}
+
+// DockerAcceptRemove deletes what DockerAccept inserted for bridge, and
+// nothing else of Docker's.
+func (h *Host) DockerAcceptRemove(bridge string) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(h.ns)))
+	if err != nil {
+		return err
+	}
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		t, ch, err := dockerUser(c, fam)
+		if err != nil {
+			return err
+		}
+		if ch == nil {
+			continue
+		}
+		mine, err := acceptRules(c, t, ch, bridge)
+		if err != nil {
+			return err
+		}
+		for _, r := range mine {
+			if err := c.DelRule(r); err != nil {
+				return err
+			}
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("removing from %s: %w", dockerUserChain, err)
+	}
+	return nil
+}
+
+func acceptTag(bridge string) string { return "foldup:" + bridge }
+
+// dockerUser finds Docker's filter table and DOCKER-USER chain of a
+// family; both nil when Docker has not made them.
+func dockerUser(c *nftables.Conn, fam nftables.TableFamily) (*nftables.Table, *nftables.Chain, error) {
+	t, err := c.ListTableOfFamily("filter", fam)
+	if errors.Is(err, unix.ENOENT) || t == nil {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := c.ListChain(t, dockerUserChain)
+	if errors.Is(err, unix.ENOENT) || ch == nil {
+		return t, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, ch, nil
+}
+
+func acceptRules(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain, bridge string) ([]*nftables.Rule, error) {
+	rules, err := c.GetRules(t, ch)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dockerUserChain, err)
+	}
+	var mine []*nftables.Rule
+	for _, r := range rules {
+		if tag, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && tag == acceptTag(bridge) {
+			mine = append(mine, r)
+		}
+	}
+	return mine, nil
+}

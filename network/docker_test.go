@@ -1,0 +1,78 @@
+package network
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/foldup/foldup/internal/systest"
+)
+
+// dockerPolicy is what Docker 20.10 (iptables-nft) leaves in a namespace
+// for a bridge network with inter-container communication off: FORWARD
+// drops by default and jumps to DOCKER-USER first. Measured in
+// shared/notes/platform.md §6.
+const dockerPolicy = `
+table ip filter {
+	chain DOCKER-USER {
+		counter return
+	}
+	chain FORWARD {
+		type filter hook forward priority filter; policy drop;
+		counter jump DOCKER-USER
+		iifname "fubtest0" oifname "fubtest0" drop
+	}
+}
+`
+
+func TestDockerAccept(t *testing.T) {
+	systest.Command(t, "nft")
+	s := newSegment(t, 2)
+	m := s.members[0]
+	if !ping(t, m, "10.77.0.11") {
+		t.Fatal("members cannot reach each other before Docker's policy")
+	}
+
+	// Without Docker there is nothing to do, and no error.
+	if err := s.h.DockerAccept("fubtest0"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Docker's policy: bridged frames go through iptables FORWARD.
+	s.host.MustRun(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
+	f := filepath.Join(t.TempDir(), "docker.nft")
+	os.WriteFile(f, []byte(dockerPolicy), 0o644)
+	s.host.MustRun(t, "nft", "-f", f)
+	if ping(t, m, "10.77.0.11") {
+		t.Fatal("Docker's FORWARD drop did not block bridged traffic: the test reproduces nothing")
+	}
+
+	if err := s.h.DockerAccept("fubtest0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.h.DockerAccept("fubtest0"); err != nil {
+		t.Fatal(err)
+	}
+	if !ping(t, m, "10.77.0.11") {
+		t.Error("bridged traffic still blocked after DockerAccept")
+	}
+	chain := s.host.MustRun(t, "nft", "list", "chain", "ip", "filter", "DOCKER-USER")
+	if n := strings.Count(chain, `comment "foldup:fubtest0"`); n != 1 {
+		t.Errorf("%d foldup rules in DOCKER-USER, want 1:\n%s", n, chain)
+	}
+	if !strings.Contains(chain, `iifname "fubtest0" oifname "fubtest0"`) {
+		t.Errorf("rule does not name the bridge both ways:\n%s", chain)
+	}
+
+	if err := s.h.DockerAcceptRemove("fubtest0"); err != nil {
+		t.Fatal(err)
+	}
+	if ping(t, m, "10.77.0.11") {
+		t.Error("traffic passes after DockerAcceptRemove")
+	}
+	chain = s.host.MustRun(t, "nft", "list", "chain", "ip", "filter", "DOCKER-USER")
+	if strings.Contains(chain, "foldup") || !strings.Contains(chain, "counter") {
+		t.Errorf("DOCKER-USER after removal (Docker's own rule must stay):\n%s", chain)
+	}
+}
