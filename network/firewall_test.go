@@ -129,6 +129,17 @@ func TestGuardRogueDHCPServer(t *testing.T) {
 	}
 }
 
+func TestGuardRogueRA(t *testing.T) {
+	s := newSegment(t, 2)
+	// Control: an echo request to all nodes arrives.
+	if !seen(t, s.members[1], []string{"sniff-icmp6", "128", "2"}, s.members[0], []string{"icmp6", "eth0", "128"}) {
+		t.Fatal("an ICMPv6 echo request from a member did not arrive")
+	}
+	if seen(t, s.members[1], []string{"sniff-icmp6", "134", "2"}, s.members[0], []string{"icmp6", "eth0", "134"}) {
+		t.Error("a router advertisement from a member got through")
+	}
+}
+
 // TestGuardIncremental: adding a port adds its elements and leaves the
 // rules alone; removing the table removes everything.
 func TestGuardIncremental(t *testing.T) {

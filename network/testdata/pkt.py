@@ -5,6 +5,8 @@
     pkt.py sniff-arp IFACE SENDER_IP SECONDS             exit 0 if an ARP from SENDER_IP arrives
     pkt.py udp SPORT DPORT DST                           send one broadcast UDP datagram
     pkt.py sniff-udp PORT SECONDS                        exit 0 if a datagram arrives on PORT
+    pkt.py icmp6 IFACE TYPE                              send an ICMPv6 message of TYPE to ff02::1
+    pkt.py sniff-icmp6 TYPE SECONDS                      exit 0 if an ICMPv6 message of TYPE arrives
 """
 import socket, struct, sys, time
 
@@ -58,6 +60,31 @@ def main(argv):
             return 0
         except socket.timeout:
             return 1
+    if cmd == "icmp6":
+        iface, typ = argv[2], int(argv[3])
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(iface))
+        # Type, code, checksum (the kernel fills it), then a body: for a
+        # router advertisement, hop limit 64, flags 0, lifetime 1800 s.
+        msg = struct.pack("!BBHBBHII", typ, 0, 0, 64, 0, 1800, 0, 0)
+        for _ in range(3):
+            s.sendto(msg, ("ff02::1", 0, 0, socket.if_nametoindex(iface)))
+            time.sleep(0.05)
+        return 0
+    if cmd == "sniff-icmp6":
+        typ, secs = int(argv[2]), float(argv[3])
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        s.settimeout(0.2)
+        end = time.time() + secs
+        while time.time() < end:
+            try:
+                f = s.recv(2048)
+            except socket.timeout:
+                continue
+            if f and f[0] == typ:
+                return 0
+        return 1
     print(__doc__, file=sys.stderr)
     return 2
 
