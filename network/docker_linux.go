@@ -29,24 +29,9 @@ const dockerUserChain = "DOCKER-USER"
 // real filtering is foldup's bridge table. Without Docker (no DOCKER-USER)
 // it does nothing. Calling it again adds nothing.
 func (h *Host) DockerAccept(bridge string) error {
-	c, err := nftables.New(nftables.WithNetNSFd(int(h.ns)))
-	if err != nil {
-		return err
-	}
-	for _, fam := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
-		t, ch, err := dockerUser(c, fam)
-		if err != nil {
-			return err
-		}
-		if ch == nil {
-			continue
-		}
-		mine, err := acceptRules(c, t, ch, bridge)
-		if err != nil {
-			return err
-		}
+	return h.eachDockerUser(bridge, "inserting into", func(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain, mine []*nftables.Rule) error {
 		if len(mine) > 0 {
-			continue
+			return nil
 		}
 		c.InsertRule(&nftables.Rule{
 			Table: t,
@@ -61,16 +46,26 @@ func (h *Host) DockerAccept(bridge string) error {
 			},
 			UserData: userdata.AppendString(nil, userdata.TypeComment, acceptTag(bridge)),
 		})
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("inserting into %s: %w", dockerUserChain, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // DockerAcceptRemove deletes what DockerAccept inserted for bridge, and
 // nothing else of Docker's.
 func (h *Host) DockerAcceptRemove(bridge string) error {
+	return h.eachDockerUser(bridge, "removing from", func(c *nftables.Conn, _ *nftables.Table, _ *nftables.Chain, mine []*nftables.Rule) error {
+		for _, r := range mine {
+			if err := c.DelRule(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// eachDockerUser calls fn for each DOCKER-USER chain there is (ip, ip6)
+// with foldup's rules in it for bridge, then commits what fn queued.
+func (h *Host) eachDockerUser(bridge, doing string, fn func(*nftables.Conn, *nftables.Table, *nftables.Chain, []*nftables.Rule) error) error {
 	c, err := nftables.New(nftables.WithNetNSFd(int(h.ns)))
 	if err != nil {
 		return err
@@ -87,14 +82,12 @@ func (h *Host) DockerAcceptRemove(bridge string) error {
 		if err != nil {
 			return err
 		}
-		for _, r := range mine {
-			if err := c.DelRule(r); err != nil {
-				return err
-			}
+		if err := fn(c, t, ch, mine); err != nil {
+			return err
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("removing from %s: %w", dockerUserChain, err)
+		return fmt.Errorf("%s %s: %w", doing, dockerUserChain, err)
 	}
 	return nil
 }
