@@ -114,6 +114,7 @@ type decoder struct {
 	src       *source
 	errs      *ErrorList
 	nodes     int
+	stopped   bool                // a limit was hit and reported: decode no further
 	expanding map[*yaml.Node]bool // aliases being expanded, to catch cycles
 }
 
@@ -126,15 +127,16 @@ func (d *decoder) pos(n *yaml.Node) Pos {
 
 func (d *decoder) decode(n *yaml.Node, path []string) any {
 	d.nodes++
-	if len(path) > maxDepth {
-		d.errs.Add(d.pos(n), "", "nested deeper than %d levels", maxDepth)
-		d.nodes = maxNodes + 2 // stop here
+	switch {
+	case d.stopped:
 		return nil
-	}
-	if d.nodes > maxNodes {
-		if d.nodes == maxNodes+1 {
-			d.errs.Add(d.pos(n), joinPath(path), "document too large: more than %d nodes after alias expansion", maxNodes)
-		}
+	case len(path) > maxDepth:
+		d.errs.Add(d.pos(n), "", "nested deeper than %d levels", maxDepth)
+		d.stopped = true
+		return nil
+	case d.nodes > maxNodes:
+		d.errs.Add(d.pos(n), joinPath(path), "document too large: more than %d nodes after alias expansion", maxNodes)
+		d.stopped = true
 		return nil
 	}
 	switch n.Kind {
@@ -232,9 +234,10 @@ func (d *decoder) mapping(n *yaml.Node, path []string, m map[string]any, explici
 			// Merging costs like decoding: count it, or merge keys over
 			// merge keys would get round the node budget.
 			d.nodes += len(src.Content)/2 + 1
-			if d.nodes > maxNodes {
-				if d.nodes-len(src.Content)/2-1 <= maxNodes {
+			if d.stopped || d.nodes > maxNodes {
+				if !d.stopped {
 					d.errs.Add(d.pos(v), joinPath(path), "document too large: more than %d nodes after alias expansion", maxNodes)
+					d.stopped = true
 				}
 				delete(d.expanding, src)
 				return

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -31,11 +30,6 @@ func (g *globalFlags) load(ctx context.Context, stdin io.Reader) (*spec.Project,
 	})
 }
 
-// exitError carries an exit status for errors already printed.
-type exitError int
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
-
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// compose-go warns through logrus (unset variables, obsolete version:);
 	// print its warnings the way foldup prints its own.
@@ -43,16 +37,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableQuote: true})
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	var ee exitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		return int(ee)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
-	fmt.Fprintln(stderr, err)
-	return 1
+	return 0
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {

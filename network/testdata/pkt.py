@@ -13,6 +13,19 @@ import socket, struct, sys, time
 def mac(s):
     return bytes(int(x, 16) for x in s.split(":"))
 
+def sniff(s, secs, match):
+    """Exit status 0 if a packet read from s within secs satisfies match."""
+    s.settimeout(0.2)
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            f = s.recv(2048)
+        except socket.timeout:
+            continue
+        if match(f):
+            return 0
+    return 1
+
 def main(argv):
     cmd = argv[1]
     if cmd == "arp":
@@ -29,16 +42,7 @@ def main(argv):
         iface, sip, secs = argv[2], socket.inet_aton(argv[3]), float(argv[4])
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
         s.bind((iface, 0))
-        s.settimeout(0.2)
-        end = time.time() + secs
-        while time.time() < end:
-            try:
-                f = s.recv(2048)
-            except socket.timeout:
-                continue
-            if len(f) >= 42 and f[28:32] == sip:
-                return 0
-        return 1
+        return sniff(s, secs, lambda f: len(f) >= 42 and f[28:32] == sip)
     if cmd == "udp":
         sport, dport, dst = int(argv[2]), int(argv[3]), argv[4]
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -75,16 +79,7 @@ def main(argv):
     if cmd == "sniff-icmp6":
         typ, secs = int(argv[2]), float(argv[3])
         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-        s.settimeout(0.2)
-        end = time.time() + secs
-        while time.time() < end:
-            try:
-                f = s.recv(2048)
-            except socket.timeout:
-                continue
-            if f and f[0] == typ:
-                return 0
-        return 1
+        return sniff(s, secs, lambda f: bool(f) and f[0] == typ)
     print(__doc__, file=sys.stderr)
     return 2
 
