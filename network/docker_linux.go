@@ -14,38 +14,48 @@ import (
 // before its own FORWARD rules (and kept across engine restarts).
 const dockerUserChain = "DOCKER-USER"
 
-// DockerAccept lets frames bridged between ports of bridge through
-// Docker's FORWARD chain. With br_netfilter, bridged frames traverse the
-// iptables FORWARD hook, where Docker's policy is drop and its own accept
-// for a bridge exists only while inter-container communication is on. An
-// accept in foldup's own table cannot help: a verdict is final only in its
-// own base chain, and Docker's chain still drops. So, as Docker documents
-// for its users, foldup inserts one rule at the top of DOCKER-USER, in the
-// ip and ip6 filter tables where they exist:
+// DockerAccept keeps Docker's FORWARD chain out of the way of bridge's
+// traffic. With br_netfilter, frames bridged between ports go through the
+// iptables FORWARD hook like routed packets do; Docker's policy there is
+// drop, and its own accepts exist only for the networks it manages (and,
+// within one network, only while inter-container communication is on).
+// An accept in foldup's own table cannot help: a verdict is final only in
+// its own base chain, and Docker's chain still drops. So, as Docker
+// documents for its users, foldup inserts at the top of DOCKER-USER, in
+// the ip and ip6 filter tables where they exist:
 //
-//	iifname $bridge oifname $bridge accept comment "foldup:$bridge"
+//	iifname $bridge accept comment "foldup:$bridge"
+//	oifname $bridge accept comment "foldup:$bridge"
 //
-// It lets through only traffic that stays on foldup's own bridge; the
-// real filtering is foldup's bridge table. Without Docker (no DOCKER-USER)
-// it does nothing. Calling it again adds nothing.
+// Traffic that neither enters nor leaves by bridge is not touched. What
+// these rules let past Docker is filtered by foldup's own inet table
+// (isolation, outbound policy, unsolicited inbound), which must be in
+// place first: a drop there is final whatever Docker's chain said. Without
+// Docker (no DOCKER-USER) it does nothing. Calling it again adds nothing.
 func (h *Host) DockerAccept(bridge string) error {
 	return h.eachDockerUser(bridge, "inserting into", func(c *nftables.Conn, t *nftables.Table, ch *nftables.Chain, mine []*nftables.Rule) error {
-		if len(mine) > 0 {
+		if len(mine) == 2 {
 			return nil
 		}
-		c.InsertRule(&nftables.Rule{
-			Table: t,
-			Chain: ch,
-			Exprs: []expr.Any{
-				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ifname(bridge)},
-				&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ifname(bridge)},
-				&expr.Counter{},
-				verdict(expr.VerdictAccept),
-			},
-			UserData: userdata.AppendString(nil, userdata.TypeComment, acceptTag(bridge)),
-		})
+		for _, r := range mine { // half of a pair: start again
+			if err := c.DelRule(r); err != nil {
+				return err
+			}
+		}
+		for _, dir := range []expr.MetaKey{expr.MetaKeyOIFNAME, expr.MetaKeyIIFNAME} {
+			// Inserted at the top in turn: iifname ends up first.
+			c.InsertRule(&nftables.Rule{
+				Table: t,
+				Chain: ch,
+				Exprs: []expr.Any{
+					&expr.Meta{Key: dir, Register: reg1},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ifname(bridge)},
+					&expr.Counter{},
+					accept,
+				},
+				UserData: userdata.AppendString(nil, userdata.TypeComment, acceptTag(bridge)),
+			})
+		}
 		return nil
 	})
 }

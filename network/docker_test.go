@@ -22,9 +22,44 @@ table ip filter {
 		type filter hook forward priority filter; policy drop;
 		counter jump DOCKER-USER
 		iifname "fubtest0" oifname "fubtest0" drop
+		iifname "fubtest1" oifname "fubtest1" drop
 	}
 }
 `
+
+// TestDockerAcceptKeepsPolicy: past Docker's drop, foldup's own table
+// still decides: a NAT network reaches the outside, an isolated one does
+// not, and nothing unsolicited comes in.
+func TestDockerAcceptKeepsPolicy(t *testing.T) {
+	systest.Command(t, "nft")
+	l := newLab(t)
+	o := l.outside()
+	l.net(0, Net{})
+	l.net(1, Net{Isolated: true, Outbound: OutboundDrop})
+	nat, iso := l.member(10, 0), l.member(10, 1)
+	l.apply()
+	l.host.MustRun(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
+	f := filepath.Join(t.TempDir(), "docker.nft")
+	os.WriteFile(f, []byte(dockerPolicy), 0o644)
+	l.host.MustRun(t, "nft", "-f", f)
+	if ping(t, nat, "192.0.2.2") {
+		t.Fatal("Docker's FORWARD drop did not block outbound traffic: the test reproduces nothing")
+	}
+	for _, br := range []string{"fubtest0", "fubtest1"} {
+		if err := l.h.DockerAccept(br); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !ping(t, nat, "192.0.2.2") {
+		t.Error("NAT network cannot reach the outside after DockerAccept")
+	}
+	if ping(t, iso, "192.0.2.2") {
+		t.Error("isolated network reaches the outside after DockerAccept")
+	}
+	if ping(t, o, "10.77.0.10") {
+		t.Error("unsolicited traffic reaches a member after DockerAccept")
+	}
+}
 
 func TestDockerAccept(t *testing.T) {
 	systest.Command(t, "nft")
@@ -58,11 +93,11 @@ func TestDockerAccept(t *testing.T) {
 		t.Error("bridged traffic still blocked after DockerAccept")
 	}
 	chain := s.host.MustRun(t, "nft", "list", "chain", "ip", "filter", "DOCKER-USER")
-	if n := strings.Count(chain, `comment "foldup:fubtest0"`); n != 1 {
-		t.Errorf("%d foldup rules in DOCKER-USER, want 1:\n%s", n, chain)
+	if n := strings.Count(chain, `comment "foldup:fubtest0"`); n != 2 {
+		t.Errorf("%d foldup rules in DOCKER-USER, want 2:\n%s", n, chain)
 	}
-	if !strings.Contains(chain, `iifname "fubtest0" oifname "fubtest0"`) {
-		t.Errorf("rule does not name the bridge both ways:\n%s", chain)
+	if !strings.Contains(chain, `iifname "fubtest0" counter`) || !strings.Contains(chain, `oifname "fubtest0" counter`) {
+		t.Errorf("rules do not name the bridge each way:\n%s", chain)
 	}
 
 	if err := s.h.DockerAcceptRemove("fubtest0"); err != nil {

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -13,46 +14,119 @@ import (
 	"github.com/foldup/foldup/internal/systest"
 )
 
-// segment is a bridge in a host namespace with member namespaces on it,
-// each behind a veth named fuvN on the host side.
-type segment struct {
+// lab is a host namespace with foldup networks in it and member
+// namespaces on them, each behind a veth on the host side, and
+// optionally an "outside" namespace reached through an uplink.
+type lab struct {
+	t       *testing.T
 	host    *nstest.NS
 	h       *Host
-	members []*nstest.NS
+	cfg     Config
+	members []*nstest.NS // in the order they were made
 	ports   []Port
 }
 
-func newSegment(t *testing.T, n int) *segment {
+// newLab also marks the test parallel: each lab lives in namespaces of
+// its own, and most of a firewall test's time is spent waiting for
+// packets that must not arrive.
+func newLab(t *testing.T) *lab {
 	t.Helper()
+	t.Parallel()
 	systest.Command(t, "python3")
-	s := &segment{host: nstest.New(t)}
-	s.h = open(t, s.host)
-	if err := s.h.BridgeAdd(BridgeOptions{Name: "fubtest0", Addrs: gw}); err != nil {
-		t.Fatal(err)
+	l := &lab{t: t, host: nstest.New(t), cfg: Config{Project: "test"}}
+	l.h = open(t, l.host)
+	return l
+}
+
+// net makes bridge fubtest<i> with 10.(77+i).0.1/24 and fd00:(77+i)::1/64;
+// n says how the firewall treats it (Bridge and gateways filled in).
+func (l *lab) net(i int, n Net) {
+	l.t.Helper()
+	n.Bridge = fmt.Sprintf("fubtest%d", i)
+	n.Gateway4 = netip.AddrFrom4([4]byte{10, byte(77 + i), 0, 1})
+	n.Gateway6 = netip.MustParseAddr(fmt.Sprintf("fd00:%d::1", 77+i))
+	if n.Outbound == "" {
+		n.Outbound = OutboundNAT
 	}
+	addrs := []netip.Prefix{netip.PrefixFrom(n.Gateway4, 24), netip.PrefixFrom(n.Gateway6, 64)}
+	if err := l.h.BridgeAdd(BridgeOptions{Name: n.Bridge, Addrs: addrs, MulticastSnooping: true}); err != nil {
+		l.t.Fatal(err)
+	}
+	l.cfg.Networks = append(l.cfg.Networks, n)
+}
+
+// member puts a new member namespace on network i with host number k:
+// veth fuv<i>_<k>, MAC 02:00:00:00:<i>:<k>, 10.(77+i).0.k/24 and
+// fd00:(77+i)::k/64, default routes through the gateway. More networks
+// give the member more interfaces (eth0, eth1, ...), without routes.
+func (l *lab) member(k int, nets ...int) *nstest.NS {
+	l.t.Helper()
+	m := nstest.New(l.t)
+	for j, i := range nets {
+		host, dev := fmt.Sprintf("fuv%d_%d", i, k), fmt.Sprintf("eth%d", j)
+		if err := l.h.VethAdd(host, dev, m.Handle); err != nil {
+			l.t.Fatal(err)
+		}
+		if err := l.h.LinkAttach(host, fmt.Sprintf("fubtest%d", i)); err != nil {
+			l.t.Fatal(err)
+		}
+		mac := net.HardwareAddr{0x02, 0, 0, 0, byte(i), byte(k)}
+		v4 := netip.AddrFrom4([4]byte{10, byte(77 + i), 0, byte(k)})
+		v6 := netip.MustParseAddr(fmt.Sprintf("fd00:%d::%x", 77+i, k))
+		m.MustRun(l.t, "ip", "link", "set", dev, "address", mac.String())
+		m.MustRun(l.t, "ip", "addr", "add", v4.String()+"/24", "dev", dev)
+		m.MustRun(l.t, "ip", "addr", "add", v6.String()+"/64", "dev", dev, "nodad")
+		m.MustRun(l.t, "ip", "link", "set", dev, "up")
+		if j == 0 {
+			m.MustRun(l.t, "ip", "route", "add", "default", "via", netip.AddrFrom4([4]byte{10, byte(77 + i), 0, 1}).String())
+			m.MustRun(l.t, "ip", "-6", "route", "add", "default", "via", fmt.Sprintf("fd00:%d::1", 77+i))
+		}
+		l.ports = append(l.ports, Port{Name: host, Bridge: fmt.Sprintf("fubtest%d", i), MAC: mac, IPv4: []netip.Addr{v4}, IPv6: []netip.Addr{v6}})
+	}
+	l.members = append(l.members, m)
+	return m
+}
+
+// outside makes a namespace standing for the world beyond the host:
+// uplink fuup0 with 192.0.2.1/24 on the host, 192.0.2.2 outside, which
+// routes 10.0.0.0/8 back to the host (so that unsolicited inbound
+// traffic can be tried).
+func (l *lab) outside() *nstest.NS {
+	l.t.Helper()
+	o := nstest.New(l.t)
+	if err := l.h.VethAdd("fuup0", "eth0", o.Handle); err != nil {
+		l.t.Fatal(err)
+	}
+	l.host.MustRun(l.t, "ip", "addr", "add", "192.0.2.1/24", "dev", "fuup0")
+	l.host.MustRun(l.t, "ip", "link", "set", "fuup0", "up")
+	o.MustRun(l.t, "ip", "addr", "add", "192.0.2.2/24", "dev", "eth0")
+	o.MustRun(l.t, "ip", "link", "set", "eth0", "up")
+	o.MustRun(l.t, "ip", "route", "add", "10.0.0.0/8", "via", "192.0.2.1")
+	if err := l.h.EnableForwarding(false); err != nil {
+		l.t.Fatal(err)
+	}
+	return o
+}
+
+func (l *lab) apply() {
+	l.t.Helper()
+	l.cfg.Ports = l.ports
+	if err := l.h.FirewallApply(l.cfg); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// newSegment is a lab with one NAT network and n members (host numbers
+// 10, 11, ...), firewall applied.
+func newSegment(t *testing.T, n int) *lab {
+	t.Helper()
+	l := newLab(t)
+	l.net(0, Net{})
 	for i := range n {
-		m := nstest.New(t)
-		name := "fuv" + string(rune('0'+i))
-		if err := s.h.VethAdd(name, "eth0", m.Handle); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.h.LinkAttach(name, "fubtest0"); err != nil {
-			t.Fatal(err)
-		}
-		mac := net.HardwareAddr{0x02, 0, 0, 0, 0, byte(0x10 + i)}
-		v4 := netip.AddrFrom4([4]byte{10, 77, 0, byte(10 + i)})
-		v6 := netip.MustParseAddr("fd00:77::" + string(rune('a'+i)))
-		m.MustRun(t, "ip", "link", "set", "eth0", "address", mac.String())
-		m.MustRun(t, "ip", "addr", "add", v4.String()+"/24", "dev", "eth0")
-		m.MustRun(t, "ip", "addr", "add", v6.String()+"/64", "dev", "eth0", "nodad")
-		m.MustRun(t, "ip", "link", "set", "eth0", "up")
-		s.members = append(s.members, m)
-		s.ports = append(s.ports, Port{Name: name, MAC: mac, IPv4: []netip.Addr{v4}, IPv6: []netip.Addr{v6}})
+		l.member(10+i, 0)
 	}
-	if err := s.h.GuardApply(GuardConfig{Project: "test", Ports: s.ports}); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	l.apply()
+	return l
 }
 
 func ping(t *testing.T, ns *nstest.NS, args ...string) bool {
@@ -148,7 +222,8 @@ func TestGuardIncremental(t *testing.T) {
 	list := func() string { return s.host.MustRun(t, "nft", "list", "table", "bridge", "foldup-test") }
 	before := list()
 	more := append(s.ports, Port{Name: "fuv9", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x99}, IPv4: []netip.Addr{netip.MustParseAddr("10.77.0.99")}})
-	if err := s.h.GuardApply(GuardConfig{Project: "test", Ports: more}); err != nil {
+	s.cfg.Ports = more
+	if err := s.h.FirewallApply(s.cfg); err != nil {
 		t.Fatal(err)
 	}
 	after := list()
@@ -158,16 +233,17 @@ func TestGuardIncremental(t *testing.T) {
 	if rules(before) != rules(after) {
 		t.Errorf("rules changed when a port was added:\n%s\n---\n%s", rules(before), rules(after))
 	}
-	if err := s.h.GuardApply(GuardConfig{Project: "test", Ports: s.ports}); err != nil {
+	s.cfg.Ports = s.ports
+	if err := s.h.FirewallApply(s.cfg); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(list(), "fuv9") {
 		t.Error("removed port's elements remain")
 	}
-	if err := s.h.GuardRemove("test"); err != nil {
+	if err := s.h.FirewallRemove("test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.h.GuardRemove("test"); err != nil {
+	if err := s.h.FirewallRemove("test"); err != nil {
 		t.Fatalf("removing twice: %v", err)
 	}
 	if out := s.host.MustRun(t, "nft", "list", "tables"); strings.Contains(out, "foldup") {

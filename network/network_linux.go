@@ -16,8 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -84,7 +86,8 @@ type BridgeOptions struct {
 	MTU   int            // 0: the kernel's default
 	Addrs []netip.Prefix // gateway addresses, with the subnet's length
 	// MulticastSnooping makes the bridge forward a group's traffic only to
-	// ports that joined it (and act as querier, so that members report).
+	// ports that joined it, and act as querier so that members report
+	// what they joined.
 	MulticastSnooping bool
 }
 
@@ -125,10 +128,17 @@ func (h *Host) BridgeAdd(o BridgeOptions) error {
 			return fmt.Errorf("setting mtu of %s: %w", o.Name, err)
 		}
 	}
+	if err := h.bridgeQuerier(link.Attrs().Index, o.MulticastSnooping); err != nil {
+		return fmt.Errorf("setting multicast querier on %s: %w", o.Name, err)
+	}
 	if err := h.sysctls(o.Name, map[string]string{
 		"ipv6/conf/%s/accept_ra":  "0",
 		"ipv6/conf/%s/accept_dad": "0",
 		"ipv6/conf/%s/autoconf":   "0",
+		// Port forwards from the host's localhost: packets from 127.0.0.1
+		// may leave by the bridge (masqueraded on the way). foldup's inet
+		// table drops packets to 127.0.0.0/8 arriving from its bridges.
+		"ipv4/conf/%s/route_localnet": "1",
 	}); err != nil {
 		return err
 	}
@@ -139,6 +149,63 @@ func (h *Host) BridgeAdd(o BridgeOptions) error {
 		return fmt.Errorf("bringing up %s: %w", o.Name, err)
 	}
 	return nil
+}
+
+// bridgeQuerier turns the bridge's IGMP/MLD querier on or off (the
+// netlink package has no setter for it).
+//
+// Equivalent to: ip link set $name type bridge mcast_querier 1
+func (h *Host) bridgeQuerier(index int, on bool) error {
+	return h.do(func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+		msg.Index = int32(index)
+		req.AddData(msg)
+		info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+		info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
+		data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+		v := byte(0)
+		if on {
+			v = 1
+		}
+		data.AddRtAttr(nl.IFLA_BR_MCAST_QUERIER, []byte{v})
+		req.AddData(info)
+		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+		return err
+	})
+}
+
+// EnableForwarding turns on routing in the namespace, as NAT and port
+// forwards need: IPv4 always, IPv6 when ipv6 is set. Turning IPv6
+// forwarding on makes the kernel ignore router advertisements on
+// interfaces with accept_ra=1, which would cost the host its own SLAAC
+// address; those are moved to accept_ra=2 (accept them while forwarding)
+// first, as libvirt advises.
+func (h *Host) EnableForwarding(ipv6 bool) error {
+	return h.do(func() error {
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+			return err
+		}
+		if !ipv6 {
+			return nil
+		}
+		on, err := os.ReadFile("/proc/sys/net/ipv6/conf/all/forwarding")
+		if err != nil || strings.TrimSpace(string(on)) == "1" {
+			return err
+		}
+		paths, err := filepath.Glob("/proc/sys/net/ipv6/conf/*/accept_ra")
+		if err != nil {
+			return err
+		}
+		for _, p := range paths {
+			if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "1" {
+				if err := os.WriteFile(p, []byte("2"), 0o644); err != nil {
+					return err
+				}
+			}
+		}
+		return os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1"), 0o644)
+	})
 }
 
 // setAddrs makes want the link's global addresses, leaving link-local ones.

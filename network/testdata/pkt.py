@@ -7,6 +7,11 @@
     pkt.py sniff-udp PORT SECONDS                        exit 0 if a datagram arrives on PORT
     pkt.py icmp6 IFACE TYPE                              send an ICMPv6 message of TYPE to ff02::1
     pkt.py sniff-icmp6 TYPE SECONDS                      exit 0 if an ICMPv6 message of TYPE arrives
+    pkt.py mcast IFACE GROUP PORT                        send one datagram to a multicast group
+    pkt.py sniff-mcast IFACE GROUP PORT SECONDS          join GROUP; exit 0 if a datagram arrives
+    pkt.py serve PROTO PORT SECONDS                      answer each tcp connection or udp datagram
+                                                         with the peer's address, for SECONDS
+    pkt.py connect PROTO HOST PORT                       print what the server answers; exit 1 if nothing
 """
 import socket, struct, sys, time
 
@@ -80,6 +85,81 @@ def main(argv):
         typ, secs = int(argv[2]), float(argv[3])
         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         return sniff(s, secs, lambda f: bool(f) and f[0] == typ)
+    if cmd == "mcast":
+        iface, group, port = argv[2], argv[3], int(argv[4])
+        fam = socket.AF_INET6 if ":" in group else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        if fam == socket.AF_INET:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, struct.pack("4s4si", b"\0" * 4, b"\0" * 4, socket.if_nametoindex(iface)))
+        else:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex(iface))
+        for _ in range(3):
+            s.sendto(b"foldup-test", (group, port))
+            time.sleep(0.05)
+        return 0
+    if cmd == "sniff-mcast":
+        iface, group, port, secs = argv[2], argv[3], int(argv[4]), float(argv[5])
+        idx = socket.if_nametoindex(iface)
+        if ":" in group:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("::", port))
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", idx))
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", port))
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4si", socket.inet_aton(group), b"\0" * 4, idx))
+        s.settimeout(secs)
+        try:
+            while True:
+                data, _ = s.recvfrom(2048)
+                if data == b"foldup-test":
+                    return 0
+        except socket.timeout:
+            return 1
+    if cmd == "serve":
+        proto, port, secs = argv[2], int(argv[3]), float(argv[4])
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        s = socket.socket(socket.AF_INET6, kind)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("::", port))
+        if kind == socket.SOCK_STREAM:
+            s.listen(16)
+        print("listening", flush=True)
+        s.settimeout(0.2)
+        end = time.time() + secs
+        while time.time() < end:
+            try:
+                if kind == socket.SOCK_STREAM:
+                    c, peer = s.accept()
+                    c.sendall(peer[0].removeprefix("::ffff:").encode())
+                    c.close()
+                else:
+                    _, peer = s.recvfrom(2048)
+                    s.sendto(peer[0].removeprefix("::ffff:").encode(), peer)
+            except (socket.timeout, OSError):
+                continue
+        return 0
+    if cmd == "connect":
+        proto, host, port = argv[2], argv[3], int(argv[4])
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        s = socket.socket(fam, kind)
+        s.settimeout(1.5)
+        try:
+            if kind == socket.SOCK_STREAM:
+                s.connect((host, port))
+            else:
+                s.sendto(b"foldup-test", (host, port))
+            data = s.recv(256)
+        except OSError:
+            return 1
+        if not data:
+            return 1
+        print(data.decode())
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 
