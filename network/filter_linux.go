@@ -11,15 +11,12 @@ import (
 // filterTable is the project's inet-family table: what crosses between
 // its networks, the host and the world.
 //
-//	chain raw { type filter hook prerouting priority raw
-//	    iifname @bridges ip daddr 127.0.0.0/8 drop     # route_localnet is on for port forwards
-//	}
 //	chain forward { type filter hook forward priority filter
+//	    iifname . oifname @same accept                 # within one network (bridged, or hairpin)
 //	    iifname @bridges jump from_net
 //	    oifname @bridges jump to_net
 //	}
 //	chain from_net {
-//	    iifname . oifname @same accept                 # within one network (bridged, or hairpin)
 //	    ct state established,related accept
 //	    ct status dnat accept                          # a forwarded port, used from another network
 //	    oifname @bridges drop                          # to another of the project's networks
@@ -151,15 +148,12 @@ func filterTable(cfg Config) *tableDef {
 		established := ctHas(expr.CtKeySTATE, ctEstablishedRelated)
 		dnatted := ctHas(expr.CtKeySTATUS, ctStatusDNAT)
 
-		raw := a.base("raw", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, -300)
-		a.add(raw, in(bridges, false, iif), nfproto(unix.NFPROTO_IPV4), prefix(ip4dst, loopback), drop)
-
 		fwd := a.base("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, 0)
 		from, to := a.chain("from_net"), a.chain("to_net")
+		a.add(fwd, in(same, false, iif, oif), accept)
 		a.add(fwd, in(bridges, false, iif), jump(from.Name))
 		a.add(fwd, in(bridges, false, oif), jump(to.Name))
 
-		a.add(from, in(same, false, iif, oif), accept)
 		a.add(from, established, accept)
 		a.add(from, dnatted, accept)
 		a.add(from, in(bridges, false, oif), drop)

@@ -18,18 +18,30 @@ const (
 // every member port.
 //
 // What a port may send (hook prerouting, before the bridge decides
-// anything):
+// anything). TCP from a port's own MAC and address, the bulk of the
+// traffic, is accepted after one or two lookups; to another member it is
+// also exempted from connection tracking, which would cost every frame
+// and decide nothing (between networks, foldup's inet table drops it
+// whatever its state). Everything else takes the long way:
 //
-//	chain prerouting { type filter hook prerouting priority -200; iifname @ports jump port }
+//	chain prerouting { type filter hook prerouting priority -200
+//	    ether type ip meta l4proto tcp iifname . ether saddr . ip saddr @port_mac_ipv4 ip daddr @member_ipv4 notrack accept
+//	    ether type ip6 meta l4proto tcp iifname . ether saddr . ip6 saddr @port_mac_ipv6 ip6 daddr @member_ipv6 notrack accept
+//	    ether type ip meta l4proto tcp iifname . ether saddr . ip saddr @port_mac_ipv4 ip daddr != 127.0.0.0/8 accept
+//	    ether type ip6 meta l4proto tcp iifname . ether saddr . ip6 saddr @port_mac_ipv6 accept
+//	    iifname @ports jump port
+//	}
 //	chain port {
 //	    iifname . ether saddr != @port_mac drop
 //	    ether type ip jump port_ipv4; ether type arp jump port_arp; ether type ip6 jump port_ipv6
 //	    drop                                   # any other ethertype, VLAN tags included
 //	}
 //	chain port_ipv4 {
+//	    ip daddr 127.0.0.0/8 drop              # the bridge has route_localnet on, for port forwards
 //	    udp sport 67 drop                      # no DHCP server but foldup's
 //	    ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept
 //	    iifname . ip saddr != @port_ipv4 drop
+//	    ip daddr 224.0.0.0/4 jump mcast_ipv4
 //	    accept
 //	}
 //	chain port_arp {
@@ -42,30 +54,28 @@ const (
 //	    icmpv6 type nd-router-advert drop      # no router but foldup
 //	    udp sport 547 drop                     # no DHCPv6 server but foldup's
 //	    icmpv6 type nd-neighbor-advert jump port_na
-//	    ip6 saddr :: accept                    # DAD
-//	    ip6 saddr fe80::/10 accept             # link-local, formed by the guest
-//	    iifname . ip6 saddr != @port_ipv6 drop
+//	    ip6 saddr != :: ip6 saddr != fe80::/10 iifname . ip6 saddr != @port_ipv6 drop
+//	    ip6 daddr ff00::/8 jump mcast_ipv6
 //	    accept
 //	}
 //	chain port_na { @th,64,128 fe80::/10 accept; iifname . @th,64,128 != @port_ipv6 drop; accept }
 //
-// What a port may receive (hook forward, for each port a frame leaves
-// by): multicast only to the groups its network lists, plus what IPv4 and
-// IPv6 need to work (all-hosts/all-nodes, IGMP/MLD, solicited-node). The
-// sets are keyed by port, not by bridge: `meta ibrname` needs the
-// nft_meta_bridge module, which not every kernel has.
+// Multicast: a port may send only to the groups its network lists, plus
+// what IPv4 and IPv6 need to work (all-hosts/all-nodes, IGMP/MLD,
+// solicited-node, and the all-routers and DHCPv6 groups foldup's server
+// listens on). Every member of a network has the same list, so filtering
+// where a frame comes in is filtering where it goes out, without a
+// second base chain every bridged frame would cross.
 //
-//	chain forward { type filter hook forward priority -200; oifname @ports jump port_out }
-//	chain port_out { ip daddr 224.0.0.0/4 jump mcast_ipv4; ip6 daddr ff00::/8 jump mcast_ipv6 }
 //	chain mcast_ipv4 {
-//	    ip protocol igmp accept; ip daddr 224.0.0.1 accept
-//	    oifname . ip daddr @mcast_ipv4 accept
+//	    meta l4proto igmp accept; ip daddr 224.0.0.1 accept
+//	    iifname . ip daddr @mcast_ipv4 accept
 //	    drop
 //	}
 //	chain mcast_ipv6 {
-//	    ip6 daddr ff02::1 accept; ip6 daddr ff02::1:ff00:0/104 accept
+//	    ip6 daddr { ff02::1, ff02::2, ff02::1:2, ff02::1:ff00:0/104 } accept
 //	    icmpv6 type { mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report } accept
-//	    oifname . ip6 daddr @mcast_ipv6 accept
+//	    iifname . ip6 daddr @mcast_ipv6 accept
 //	    drop
 //	}
 func guardTable(cfg Config) *tableDef {
@@ -75,10 +85,14 @@ func guardTable(cfg Config) *tableDef {
 	macs := newSet(t, "port_mac", []nftables.SetDatatype{ifT, ethT})
 	ip4 := newSet(t, "port_ipv4", []nftables.SetDatatype{ifT, ip4T})
 	ip6 := newSet(t, "port_ipv6", []nftables.SetDatatype{ifT, ip6T})
+	macIP4 := newSet(t, "port_mac_ipv4", []nftables.SetDatatype{ifT, ethT, ip4T})
+	macIP6 := newSet(t, "port_mac_ipv6", []nftables.SetDatatype{ifT, ethT, ip6T})
+	mem4 := newSet(t, "member_ipv4", []nftables.SetDatatype{ip4T})
+	mem6 := newSet(t, "member_ipv6", []nftables.SetDatatype{ip6T})
 	mc4 := newSet(t, "mcast_ipv4", []nftables.SetDatatype{ifT, ip4T})
 	mc6 := newSet(t, "mcast_ipv6", []nftables.SetDatatype{ifT, ip6T})
 
-	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, mc4, mc6}, elems: map[*nftables.Set][]nftables.SetElement{}}
+	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6}, elems: map[*nftables.Set][]nftables.SetElement{}}
 	el := func(s *nftables.Set, k []byte) { d.elems[s] = append(d.elems[s], nftables.SetElement{Key: k}) }
 	for _, p := range cfg.Ports {
 		name := ifname(p.Name)
@@ -86,9 +100,13 @@ func guardTable(cfg Config) *tableDef {
 		el(macs, key(name, p.MAC))
 		for _, a := range p.IPv4 {
 			el(ip4, key(name, a.AsSlice()))
+			el(macIP4, key(name, p.MAC, a.AsSlice()))
+			el(mem4, a.AsSlice())
 		}
 		for _, a := range p.IPv6 {
 			el(ip6, key(name, a.AsSlice()))
+			el(macIP6, key(name, p.MAC, a.AsSlice()))
+			el(mem6, a.AsSlice())
 		}
 	}
 	groups := map[string][]netip.Addr{}
@@ -118,6 +136,13 @@ func guardTable(cfg Config) *tableDef {
 
 		pre := a.base("prerouting", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, -200) // NF_BR_PRI_FILTER_BRIDGED
 		port, p4, parp, p6, pna := a.chain("port"), a.chain("port_ipv4"), a.chain("port_arp"), a.chain("port_ipv6"), a.chain("port_na")
+		v4, arp, v6 := etherType(etherIPv4), etherType(etherARP), etherType(etherIPv6)
+		tcp := l4proto(unix.IPPROTO_TCP)
+		loopback := netip.MustParsePrefix("127.0.0.0/8")
+		a.add(pre, v4, tcp, in(macIP4, false, iif, ethSrc, ip4src), in(mem4, false, ip4dst), &expr.Notrack{}, accept)
+		a.add(pre, v6, tcp, in(macIP6, false, iif, ethSrc, ip6src), in(mem6, false, ip6dst), &expr.Notrack{}, accept)
+		a.add(pre, v4, tcp, in(macIP4, false, iif, ethSrc, ip4src), notPrefix(ip4dst, loopback), accept)
+		a.add(pre, v6, tcp, in(macIP6, false, iif, ethSrc, ip6src), accept)
 		a.add(pre, in(ports, false, iif), jump(port.Name))
 
 		a.add(port, in(macs, true, iif, ethSrc), drop)
@@ -126,10 +151,12 @@ func guardTable(cfg Config) *tableDef {
 		a.add(port, etherType(etherIPv6), jump(p6.Name))
 		a.add(port, drop)
 
-		v4, arp, v6 := etherType(etherIPv4), etherType(etherARP), etherType(etherIPv6)
+		m4, m6 := a.chain("mcast_ipv4"), a.chain("mcast_ipv6")
+		a.add(p4, v4, prefix(ip4dst, loopback), drop)
 		a.add(p4, udpSport(67), drop)
 		a.add(p4, v4, is(ip4src, expr.CmpOpEq, []byte{0, 0, 0, 0}), udpSport(68), is(dport, expr.CmpOpEq, be16(67)), accept)
 		a.add(p4, v4, in(ip4, true, iif, ip4src), drop)
+		a.add(p4, v4, prefix(ip4dst, netip.MustParsePrefix("224.0.0.0/4")), jump(m4.Name))
 		a.add(p4, accept)
 
 		arpSHA, arpSPA := payF(nh, 8, 6), payF(nh, 14, 4)
@@ -141,9 +168,11 @@ func guardTable(cfg Config) *tableDef {
 		a.add(p6, icmp6Type(134), drop)
 		a.add(p6, udpSport(547), drop)
 		a.add(p6, icmp6Type(136), jump(pna.Name))
-		a.add(p6, v6, is(ip6src, expr.CmpOpEq, make([]byte, 16)), accept)
-		a.add(p6, v6, prefix(ip6src, linkLocal), accept)
-		a.add(p6, v6, in(ip6, true, iif, ip6src), drop)
+		// From :: (duplicate address detection) and link-local (formed
+		// by the guest) any port may send; from anything else, only its
+		// own addresses.
+		a.add(p6, v6, is(ip6src, expr.CmpOpNeq, make([]byte, 16)), notPrefix(ip6src, linkLocal), in(ip6, true, iif, ip6src), drop)
+		a.add(p6, v6, prefix(ip6dst, netip.MustParsePrefix("ff00::/8")), jump(m6.Name))
 		a.add(p6, accept)
 
 		naTarget := payF(th, 8, 16)
@@ -151,23 +180,19 @@ func guardTable(cfg Config) *tableDef {
 		a.add(pna, in(ip6, true, iif, naTarget), drop, comment("target not the port's"))
 		a.add(pna, accept)
 
-		fwd := a.base("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, -200)
-		out, m4, m6 := a.chain("port_out"), a.chain("mcast_ipv4"), a.chain("mcast_ipv6")
-		a.add(fwd, in(ports, false, oif), jump(out.Name))
-		a.add(out, etherType(etherIPv4), prefix(ip4dst, netip.MustParsePrefix("224.0.0.0/4")), jump(m4.Name))
-		a.add(out, etherType(etherIPv6), prefix(ip6dst, netip.MustParsePrefix("ff00::/8")), jump(m6.Name))
-
 		a.add(m4, l4proto(unix.IPPROTO_IGMP), accept)
 		a.add(m4, v4, is(ip4dst, expr.CmpOpEq, []byte{224, 0, 0, 1}), accept)
-		a.add(m4, v4, in(mc4, false, oif, ip4dst), accept)
+		a.add(m4, v4, in(mc4, false, iif, ip4dst), accept)
 		a.add(m4, drop)
 
-		a.add(m6, v6, is(ip6dst, expr.CmpOpEq, netip.MustParseAddr("ff02::1").AsSlice()), accept)
+		for _, g := range []string{"ff02::1", "ff02::2", "ff02::1:2"} {
+			a.add(m6, v6, is(ip6dst, expr.CmpOpEq, netip.MustParseAddr(g).AsSlice()), accept)
+		}
 		a.add(m6, v6, prefix(ip6dst, netip.MustParsePrefix("ff02::1:ff00:0/104")), accept)
 		for _, mld := range []byte{130, 131, 132, 143} {
 			a.add(m6, icmp6Type(mld), accept)
 		}
-		a.add(m6, v6, in(mc6, false, oif, ip6dst), accept)
+		a.add(m6, v6, in(mc6, false, iif, ip6dst), accept)
 		a.add(m6, drop)
 	}
 	return d

@@ -293,13 +293,18 @@ func l4proto(p byte) []expr.Any { return is(l4, expr.CmpOpEq, []byte{p}) }
 func nfproto(p byte) []expr.Any { return is(metaF(expr.MetaKeyNFPROTO, 1), expr.CmpOpEq, []byte{p}) }
 
 // prefix matches a payload field against a prefix (mask, then compare).
-func prefix(f field, p netip.Prefix) []expr.Any {
+func prefix(f field, p netip.Prefix) []expr.Any { return prefixOp(f, expr.CmpOpEq, p) }
+
+// notPrefix matches a payload field outside a prefix.
+func notPrefix(f field, p netip.Prefix) []expr.Any { return prefixOp(f, expr.CmpOpNeq, p) }
+
+func prefixOp(f field, op expr.CmpOp, p netip.Prefix) []expr.Any {
 	n := uint32(p.Addr().BitLen() / 8)
 	mask := net.CIDRMask(p.Bits(), p.Addr().BitLen())
 	return []expr.Any{
 		f.load(reg1),
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: n, Mask: mask, Xor: make([]byte, n)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: p.Masked().Addr().AsSlice()},
+		&expr.Cmp{Op: op, Register: reg1, Data: p.Masked().Addr().AsSlice()},
 	}
 }
 
