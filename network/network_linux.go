@@ -1,7 +1,8 @@
 // Package network turns a plan's networks into kernel state and back: one
 // Linux bridge per network with its gateway addresses, a tap per VM NIC,
-// and helpers to attach veths and other links. Everything goes through
-// netlink in an explicit network namespace, never through ip(8).
+// helpers to attach veths and other links, and the project's two nftables
+// tables (FirewallApply). Everything goes through netlink in an explicit
+// network namespace, never through ip(8) or nft(8).
 //
 // Prerequisites: Linux, root (CAP_NET_ADMIN in the namespace), /dev/net/tun.
 // Tests: go test ./network (as root; they make and remove their own
