@@ -27,6 +27,18 @@ table ip filter {
 }
 `
 
+// dockerPolicy puts Docker's policy in the lab's host namespace: bridged
+// frames go through the iptables FORWARD hook, which drops them.
+func (l *lab) dockerPolicy() {
+	l.t.Helper()
+	l.host.MustRun(l.t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
+	f := filepath.Join(l.t.TempDir(), "docker.nft")
+	if err := os.WriteFile(f, []byte(dockerPolicy), 0o644); err != nil {
+		l.t.Fatal(err)
+	}
+	l.host.MustRun(l.t, "nft", "-f", f)
+}
+
 // TestDockerAcceptKeepsPolicy: past Docker's drop, foldup's own table
 // still decides: a NAT network reaches the outside, an isolated one does
 // not, and nothing unsolicited comes in.
@@ -38,10 +50,7 @@ func TestDockerAcceptKeepsPolicy(t *testing.T) {
 	l.net(1, Net{Isolated: true, Outbound: OutboundDrop})
 	nat, iso := l.member(10, 0), l.member(10, 1)
 	l.apply()
-	l.host.MustRun(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
-	f := filepath.Join(t.TempDir(), "docker.nft")
-	os.WriteFile(f, []byte(dockerPolicy), 0o644)
-	l.host.MustRun(t, "nft", "-f", f)
+	l.dockerPolicy()
 	if ping(t, nat, "192.0.2.2") {
 		t.Fatal("Docker's FORWARD drop did not block outbound traffic: the test reproduces nothing")
 	}
@@ -74,11 +83,7 @@ func TestDockerAccept(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Docker's policy: bridged frames go through iptables FORWARD.
-	s.host.MustRun(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
-	f := filepath.Join(t.TempDir(), "docker.nft")
-	os.WriteFile(f, []byte(dockerPolicy), 0o644)
-	s.host.MustRun(t, "nft", "-f", f)
+	s.dockerPolicy()
 	if ping(t, m, "10.77.0.11") {
 		t.Fatal("Docker's FORWARD drop did not block bridged traffic: the test reproduces nothing")
 	}
