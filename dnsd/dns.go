@@ -2,7 +2,6 @@ package dnsd
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -256,10 +255,4 @@ func (s *Server) forward(req *dns.Msg, upstream []string) *dns.Msg {
 		}
 	}
 	return new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
-}
-
-// String describes the server's data, for logs.
-func (s *Server) String() string {
-	z := s.zone.Load()
-	return fmt.Sprintf("dnsd %s: %d names, %d views", z.domain, len(z.names), len(z.views))
 }

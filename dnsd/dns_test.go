@@ -122,6 +122,8 @@ func TestAnswers(t *testing.T) {
 			"api.shop.foldup.internal. 60 CNAME web.shop.foldup.internal.; web.shop.foldup.internal. 10 A 10.80.1.10; web.shop.foldup.internal. 10 A 127.0.0.2"},
 		{"api.shop.foldup.internal.", dns.TypeCNAME, dns.RcodeSuccess, "api.shop.foldup.internal. 60 CNAME web.shop.foldup.internal."},
 		{"ext.shop.foldup.internal.", dns.TypeA, dns.RcodeSuccess, "ext.shop.foldup.internal. 60 CNAME www.example.test."},
+		{"Shop.Foldup.Internal.", dns.TypeSOA, dns.RcodeSuccess,
+			"Shop.Foldup.Internal. 10 SOA ns.shop.foldup.internal. hostmaster.shop.foldup.internal. 1 3600 600 86400 10"},
 		{"_http._tcp.web.shop.foldup.internal.", dns.TypeSRV, dns.RcodeSuccess,
 			"_http._tcp.web.shop.foldup.internal. 60 SRV 10 5 80 web.shop.foldup.internal."},
 		// NODATA: the name exists, not with that type.
@@ -153,6 +155,24 @@ func TestAnswers(t *testing.T) {
 			if ours && c.want == "" && (len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA) {
 				t.Errorf("%s: negative answer without the SOA: %v", label, r.Ns)
 			}
+		}
+	}
+}
+
+// TestMalformed: a query without a question is a format error; an
+// opcode other than QUERY is not implemented.
+func TestMalformed(t *testing.T) {
+	_, srv := start(t, project())
+	empty := new(dns.Msg)
+	empty.Id = dns.Id()
+	update := new(dns.Msg).SetUpdate("shop.foldup.internal.")
+	for m, want := range map[*dns.Msg]int{empty: dns.RcodeFormatError, update: dns.RcodeNotImplemented} {
+		r, err := dns.Exchange(m, srv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != want {
+			t.Errorf("opcode %d, %d questions: %s, want %s", m.Opcode, len(m.Question), dns.RcodeToString[r.Rcode], dns.RcodeToString[want])
 		}
 	}
 }

@@ -94,6 +94,14 @@ func TestDockerAccept(t *testing.T) {
 	if err := s.h.DockerAccept("fubtest0"); err != nil {
 		t.Fatal(err)
 	}
+	// Half a pair (one rule deleted by hand) is made whole again.
+	s.host.MustRun(t, "sh", "-c", `nft -a list chain ip filter DOCKER-USER | sed -n 's/.*oifname "fubtest0".*# handle \([0-9]*\)/\1/p' | xargs -I{} nft delete rule ip filter DOCKER-USER handle {}`)
+	if chain := s.host.MustRun(t, "nft", "list", "chain", "ip", "filter", "DOCKER-USER"); strings.Contains(chain, `oifname "fubtest0"`) {
+		t.Fatalf("could not delete half the pair:\n%s", chain)
+	}
+	if err := s.h.DockerAccept("fubtest0"); err != nil {
+		t.Fatal(err)
+	}
 	if !ping(t, m, "10.77.0.11") {
 		t.Error("bridged traffic still blocked after DockerAccept")
 	}

@@ -47,13 +47,29 @@ func TestCrossNetwork(t *testing.T) {
 	l.net(1, Net{})
 	a, b := l.member(10, 0), l.member(10, 1)
 	both := l.member(20, 0, 1)
+	serve(t, b, "tcp", "80")
+	// The host's own interfaces that took router advertisements keep
+	// taking them once it forwards IPv6.
+	l.host.MustRun(t, "ip", "link", "add", "fuslaac0", "type", "veth", "peer", "name", "fuslaac1")
+	l.host.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.fuslaac0.accept_ra=1")
 	if err := l.h.EnableForwarding(true); err != nil {
 		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(l.host.MustRun(t, "sysctl", "-n", "net.ipv6.conf.fuslaac0.accept_ra")); got != "2" {
+		t.Errorf("accept_ra of a host interface is %s after EnableForwarding, want 2", got)
 	}
 	if !ping(t, a, "10.78.0.10") || !ping(t, a, "-6", "fd00:78::a") {
 		t.Fatal("no routing between the networks before the firewall: the test shows nothing")
 	}
+	if _, ok := connect(t, a, "tcp", "10.78.0.10", "80"); !ok {
+		t.Fatal("no TCP between the networks before the firewall: the test shows nothing")
+	}
 	l.apply()
+	// TCP between members skips conntrack in the bridge table; across
+	// networks it must still be dropped.
+	if _, ok := connect(t, a, "tcp", "10.78.0.10", "80"); ok {
+		t.Error("TCP crossed between networks")
+	}
 	if ping(t, a, "10.78.0.10") || ping(t, b, "10.77.0.10") {
 		t.Error("IPv4 crossed between networks")
 	}
