@@ -22,8 +22,8 @@ const DefaultTimeout = 2 * time.Second
 // fragmentation on any link.
 const maxUDP = 1232
 
-// Server answers DNS queries from a zone it can swap at any time.
-type Server struct {
+// DNS answers queries from a zone it can swap at any time.
+type DNS struct {
 	Timeout time.Duration // per upstream; DefaultTimeout if zero
 
 	zone     atomic.Pointer[zone]
@@ -33,9 +33,9 @@ type Server struct {
 	servers []*dns.Server
 }
 
-// New returns a server answering cfg; Listen starts it.
-func New(cfg Config) (*Server, error) {
-	s := &Server{}
+// NewDNS returns a DNS server answering cfg; Listen starts it.
+func NewDNS(cfg Config) (*DNS, error) {
+	s := &DNS{}
 	if err := s.Update(cfg); err != nil {
 		return nil, err
 	}
@@ -45,7 +45,7 @@ func New(cfg Config) (*Server, error) {
 // Update replaces what the server answers. Queries in flight finish with
 // the old data; every query that arrives after Update returns sees the
 // new.
-func (s *Server) Update(cfg Config) error {
+func (s *DNS) Update(cfg Config) error {
 	z, err := newZone(cfg)
 	if err != nil {
 		return err
@@ -58,7 +58,7 @@ func (s *Server) Update(cfg Config) error {
 
 // Listen serves DNS over UDP and TCP on each address, until Close. It
 // returns once every socket is bound.
-func (s *Server) Listen(addrs ...netip.AddrPort) error {
+func (s *DNS) Listen(addrs ...netip.AddrPort) error {
 	var started []*dns.Server
 	for _, ap := range addrs {
 		pc, err := net.ListenPacket("udp", ap.String())
@@ -93,7 +93,7 @@ func (s *Server) Listen(addrs ...netip.AddrPort) error {
 
 // Addrs returns the addresses the server listens on (UDP; TCP is on the
 // same), for callers that asked for port 0.
-func (s *Server) Addrs() []netip.AddrPort {
+func (s *DNS) Addrs() []netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []netip.AddrPort
@@ -106,7 +106,7 @@ func (s *Server) Addrs() []netip.AddrPort {
 }
 
 // Close stops every listener.
-func (s *Server) Close() error {
+func (s *DNS) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := shutdown(s.servers)
@@ -124,7 +124,7 @@ func shutdown(servers []*dns.Server) error {
 
 // ServeDNS answers one query: from the zone when the name is the
 // project's, else from the upstream resolvers, else REFUSED.
-func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+func (s *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	resp := s.answer(req, querier(w.RemoteAddr()))
 	limit := dns.MaxMsgSize
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
@@ -149,7 +149,7 @@ func querier(a net.Addr) netip.Addr {
 	return addr.Unmap()
 }
 
-func (s *Server) answer(req *dns.Msg, from netip.Addr) *dns.Msg {
+func (s *DNS) answer(req *dns.Msg, from netip.Addr) *dns.Msg {
 	resp := new(dns.Msg)
 	if req.Opcode != dns.OpcodeQuery {
 		return resp.SetRcode(req, dns.RcodeNotImplemented)
@@ -237,7 +237,7 @@ func rename(rr dns.RR, name string) dns.RR {
 
 // forward asks each upstream in turn, over UDP and then TCP when the
 // answer was truncated; SERVFAIL when none answers in time.
-func (s *Server) forward(req *dns.Msg, upstream []string) *dns.Msg {
+func (s *DNS) forward(req *dns.Msg, upstream []string) *dns.Msg {
 	timeout := s.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout

@@ -53,9 +53,9 @@ func addrs(s ...string) []netip.Addr {
 }
 
 // start runs a server for cfg on a free loopback port.
-func start(t *testing.T, cfg Config) (*Server, string) {
+func start(t *testing.T, cfg Config) (*DNS, string) {
 	t.Helper()
-	s, err := New(cfg)
+	s, err := NewDNS(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

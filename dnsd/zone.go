@@ -17,34 +17,6 @@ import (
 	"github.com/foldup/foldup/spec"
 )
 
-// Config is what the server answers.
-type Config struct {
-	// Domain is the project's domain (e.g. shop.foldup.internal): members
-	// are NAME.Domain, relative record names are under it.
-	Domain string
-	// Members are the project's containers and VMs.
-	Members []Member
-	// Records are seen by every querier.
-	Records []spec.Record
-	// Subnets are the project's networks: reverse lookups inside them are
-	// answered here (NXDOMAIN when unknown), never sent upstream.
-	Subnets []netip.Prefix
-	// Upstream resolvers (host:port) for names that are not the project's.
-	// None: such queries are refused.
-	Upstream []string
-}
-
-// Member is one container or VM.
-type Member struct {
-	Name    string   // its DNS name, unique in the project
-	Aliases []string // more names (network aliases, a hostname)
-	Addrs   []netip.Addr
-	// Records only this member sees (Fold's per-VM bindings); chosen by
-	// the querier's source address being one of Addrs. They shadow
-	// project-wide records of the same name.
-	Records []spec.Record
-}
-
 // TTLs of what the server makes up itself. Members' are short: their
 // addresses change when they are recreated.
 const (

@@ -63,10 +63,10 @@ func (h *Host) Close() error {
 	return h.ns.Close()
 }
 
-// do runs fn on a thread that has entered the Host's namespace: for the
+// Do runs fn on a thread that has entered the Host's namespace: for the
 // operations that act on the caller's namespace rather than on a netlink
 // socket's (creating a tap through /dev/net/tun, writing /proc/sys/net).
-func (h *Host) do(fn func() error) error {
+func (h *Host) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		// The thread is left locked when the goroutine ends, so the runtime
@@ -157,7 +157,7 @@ func (h *Host) BridgeAdd(o BridgeOptions) error {
 //
 // Equivalent to: ip link set $name type bridge mcast_querier 1
 func (h *Host) bridgeQuerier(index int, on bool) error {
-	return h.do(func() error {
+	return h.Do(func() error {
 		req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 		msg.Index = int32(index)
@@ -183,7 +183,7 @@ func (h *Host) bridgeQuerier(index int, on bool) error {
 // address; those are moved to accept_ra=2 (accept them while forwarding)
 // first, as libvirt advises.
 func (h *Host) EnableForwarding(ipv6 bool) error {
-	return h.do(func() error {
+	return h.Do(func() error {
 		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 			return err
 		}
@@ -259,7 +259,7 @@ func (h *Host) TapAdd(name, bridge string, uid, gid uint32, mtu int) error {
 			Group:     gid,
 		}
 		// Creating a tap opens /dev/net/tun in the caller's namespace.
-		err := h.do(func() error {
+		err := h.Do(func() error {
 			if err := netlink.LinkAdd(tap); err != nil {
 				return err
 			}
@@ -349,7 +349,7 @@ func (h *Host) Links() ([]string, error) {
 // sysctls writes net.* settings of one interface; keys are paths under
 // /proc/sys/net with %s for the interface.
 func (h *Host) sysctls(ifname string, kv map[string]string) error {
-	return h.do(func() error {
+	return h.Do(func() error {
 		// A /proc/sys/net file acts on the namespace of the thread that
 		// opens it (net sysctls are looked up from current's nsproxy).
 		for k, v := range kv {
