@@ -26,6 +26,8 @@ type Options struct {
 	LeaseFile string
 	// DNSPort is the DNS port on each gateway address (0: 53).
 	DNSPort uint16
+	// DNSListen, if set, is where DNS listens instead of the gateways.
+	DNSListen []netip.AddrPort
 	// Logger receives what goes wrong that is nobody's error to return: a
 	// client declining its address, a reply that could not be sent.
 	Logger *slog.Logger
@@ -114,11 +116,13 @@ func Start(cfg Config, opts Options) (_ *Server, err error) {
 	if port == 0 {
 		port = 53
 	}
-	var dnsAt []netip.AddrPort
-	for _, n := range cfg.Networks {
-		for _, a := range []netip.Addr{n.Gateway4, n.Gateway6} {
-			if a.IsValid() {
-				dnsAt = append(dnsAt, netip.AddrPortFrom(a, port))
+	dnsAt := opts.DNSListen
+	if dnsAt == nil {
+		for _, n := range cfg.Networks {
+			for _, a := range []netip.Addr{n.Gateway4, n.Gateway6} {
+				if a.IsValid() {
+					dnsAt = append(dnsAt, netip.AddrPortFrom(a, port))
+				}
 			}
 		}
 	}

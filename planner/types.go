@@ -153,3 +153,13 @@ type MemberState struct {
 	Running    bool
 	ConfigHash string
 }
+
+// Network returns the plan's network of that name, or nil.
+func (p *Plan) Network(name string) *Network {
+	for _, n := range p.Networks {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}

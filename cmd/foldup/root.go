@@ -70,6 +70,7 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 
 	root.AddCommand(
 		newConfigCmd(&g),
+		newDnsdCmd(),
 		newPlanCmd(&g),
 		newVersionCmd(),
 	)
