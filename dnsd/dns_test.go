@@ -355,3 +355,34 @@ func TestDig(t *testing.T) {
 		t.Errorf("dig of a missing name:\n%s", out)
 	}
 }
+
+// FuzzDNS feeds the handler any message: it must answer without
+// panicking, with a reply that packs and fits in a TCP message.
+func FuzzDNS(f *testing.F) {
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{{"web.shop.foldup.internal.", dns.TypeA}, {"api.shop.foldup.internal.", dns.TypeANY},
+		{"5.1.80.10.in-addr.arpa.", dns.TypePTR}, {"_http._tcp.web.shop.foldup.internal.", dns.TypeSRV}} {
+		m := new(dns.Msg).SetQuestion(q.name, q.qtype)
+		m.SetEdns0(4096, false)
+		b, _ := m.Pack()
+		f.Add(b)
+	}
+	s, err := NewDNS(project())
+	if err != nil {
+		f.Fatal(err)
+	}
+	from := netip.MustParseAddr("127.0.0.2")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req := new(dns.Msg)
+		if req.Unpack(b) != nil {
+			return
+		}
+		resp := s.answer(req, from)
+		resp.Truncate(dns.MaxMsgSize)
+		if _, err := resp.Pack(); err != nil {
+			t.Fatalf("reply to %v does not pack: %v", req, err)
+		}
+	})
+}

@@ -272,8 +272,8 @@ func (l *leases) decline(k leaseKey, ip netip.Addr) {
 	}
 }
 
-// allocate picks a pool address for k: the one it held before if that
-// is still free, else the one it asks for if free, else the first free
+// allocate picks a pool address for k: the one it asks for if free,
+// else the one it held before if that is still free, else the first free
 // one from a place in the pool chosen by the MAC's hash, so that a
 // client tends to get the same address on every network restart. taken
 // reports addresses that are not the pool's to give (members' static
@@ -296,10 +296,10 @@ func (l *leases) allocate(k leaseKey, pool Range, requested netip.Addr, taken fu
 		return ls == nil || ls == l.byKey[k] || !ls.Expires.After(now)
 	}
 	pick := netip.Addr{}
-	if ls := l.byKey[k]; ls != nil && free(ls.IPv4) {
-		pick = ls.IPv4
-	} else if requested.IsValid() && free(requested) {
+	if requested.IsValid() && free(requested) {
 		pick = requested
+	} else if ls := l.byKey[k]; ls != nil && free(ls.IPv4) {
+		pick = ls.IPv4
 	} else {
 		pick = l.probe(k, pool, free)
 	}

@@ -8,7 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 missing=""
-for c in ip:iproute2 unshare:util-linux sysctl:procps git:git ping:iputils-ping python3:python3 nft:nftables dig:dnsutils; do
+for c in ip:iproute2 unshare:util-linux sysctl:procps git:git ping:iputils-ping python3:python3 nft:nftables dig:dnsutils \
+	busybox:busybox-static dhclient:isc-dhcp-client rdisc6:ndisc6; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || missing="$missing ${c#*:}"
 done
 if [ -n "$missing" ]; then
@@ -22,7 +23,8 @@ if [ -n "$bad" ]; then
 	echo "gofmt would change: $bad" >&2
 	exit 1
 fi
-for t in spec:FuzzLoad planner:FuzzPlan; do
+# Every fuzz target, as package:FuzzName.
+for t in $(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\./\(.*\)/[^/]*:func |\1:|'); do
 	"$GO" test -run '^$' -fuzz "^${t#*:}\$" -fuzztime "${FUZZTIME:-10s}" "./${t%%:*}"
 done
 "$GO" build -o bin/testsummary ./internal/testsummary
