@@ -57,6 +57,9 @@ func (l *lan) member(mac string) *nstest.NS {
 	if err := l.host.LinkAttach(port, "br0"); err != nil {
 		l.t.Fatal(err)
 	}
+	// No duplicate address detection: DHCPv6 clients wait for their
+	// link-local address, and a test has no duplicates to detect.
+	m.MustRun(l.t, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
 	m.MustRun(l.t, "ip", "link", "set", "eth0", "address", mac, "up")
 	return m
 }
@@ -94,6 +97,23 @@ func lanConfig(pool Range) Config {
 			Routes: []Route{{Dst: netip.MustParsePrefix("10.99.0.0/16"), Gateway: netip.MustParseAddr("10.77.0.254")}},
 		}},
 	}
+}
+
+// lanConfig6 is lanConfig with IPv6 on the lan in the given mode: web
+// is fd77::10 and db fd77::11 when the mode is static.
+func lanConfig6(mode string) Config {
+	cfg := lanConfig(Range{})
+	n := &cfg.Networks[0]
+	n.Subnet6, n.Gateway6, n.IPv6Mode = netip.MustParsePrefix("fd77::/64"), netip.MustParseAddr("fd77::1"), mode
+	cfg.Subnets = append(cfg.Subnets, n.Subnet6)
+	if mode == spec.IPv6Static {
+		for i, a := range []string{"fd77::10", "fd77::11"} {
+			m := &cfg.Members[i]
+			m.NICs[0].IPv6 = netip.MustParseAddr(a)
+			m.Addrs = append(m.Addrs, m.NICs[0].IPv6)
+		}
+	}
+	return cfg
 }
 
 func mac(s string) net.HardwareAddr {

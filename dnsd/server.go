@@ -13,6 +13,10 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/dhcpv6/server6"
+	"github.com/insomniacslk/dhcp/iana"
+	"golang.org/x/net/ipv6"
 )
 
 // Options are how a Server runs, as opposed to what it serves.
@@ -47,22 +51,25 @@ type Server struct {
 	snap atomic.Pointer[snapshot]
 
 	closers []io.Closer
+	done    chan struct{} // closed by Close: stops the advertisers
 	wg      sync.WaitGroup
 }
 
 // snapshot is the part of a Config the DHCP servers answer from,
 // replaced whole by Update like the DNS zone.
 type snapshot struct {
-	domain string
-	static map[leaseKey]binding // members' DHCPv4 addresses by network and MAC
-	taken  map[netip.Addr]bool  // every member's static address: not the pool's
+	domain  string
+	static  map[leaseKey]binding // members' DHCPv4 addresses by network and MAC
+	static6 map[leaseKey]binding // and DHCPv6 addresses
+	taken   map[netip.Addr]bool  // every member's static address: not the pool's
 }
 
 func newSnapshot(cfg Config) *snapshot {
 	s := &snapshot{
-		domain: cfg.Domain,
-		static: map[leaseKey]binding{},
-		taken:  map[netip.Addr]bool{},
+		domain:  cfg.Domain,
+		static:  map[leaseKey]binding{},
+		static6: map[leaseKey]binding{},
+		taken:   map[netip.Addr]bool{},
 	}
 	for _, m := range cfg.Members {
 		host := m.Hostname
@@ -77,6 +84,9 @@ func newSnapshot(cfg Config) *snapshot {
 				s.static[leaseKey{nic.Network, string(nic.MAC)}] = binding{ip: nic.IPv4, hostname: host}
 				s.taken[nic.IPv4] = true
 			}
+			if nic.IPv6.IsValid() && len(nic.MAC) == 6 {
+				s.static6[leaseKey{nic.Network, string(nic.MAC)}] = binding{ip: nic.IPv6, hostname: host}
+			}
 		}
 	}
 	return s
@@ -88,7 +98,7 @@ func (s *Server) snapshot() *snapshot { return s.snap.Load() }
 // on every network with DHCP4 set. It returns once every socket is bound,
 // or the first error with nothing left running.
 func Start(cfg Config, opts Options) (_ *Server, err error) {
-	s := &Server{log: opts.Logger, now: opts.now, nets: cfg.Networks}
+	s := &Server{log: opts.Logger, now: opts.now, nets: cfg.Networks, done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -143,12 +153,52 @@ func Start(cfg Config, opts Options) (_ *Server, err error) {
 			d := &dhcp4{s: s, n: n, conn: conn}
 			s.wg.Go(d.serve)
 		}
+		for _, n := range cfg.Networks {
+			if n.Subnet6.IsValid() && n.Gateway6.IsValid() {
+				if err := s.startIPv6(n, cfg.Domain); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// startIPv6 starts router advertisements and DHCPv6 on n. It runs in
+// the networks' namespace.
+func (s *Server) startIPv6(n Network, domain string) error {
+	ifi, err := net.InterfaceByName(n.Interface)
+	if err != nil {
+		return fmt.Errorf("ipv6 on %s: %w", n.Interface, err)
+	}
+	pc, err := listenICMPv6(n.Interface)
+	if err != nil {
+		return fmt.Errorf("router advertisements on %s: %w", n.Interface, err)
+	}
+	s.closers = append(s.closers, pc)
+	if err := pc.JoinGroup(ifi, &net.IPAddr{IP: net.ParseIP("ff02::2")}); err != nil {
+		return fmt.Errorf("router advertisements on %s: joining all-routers: %w", n.Interface, err)
+	}
+	r := &ra{s: s, n: n, ifi: ifi, conn: pc, msg: routerAdvertisement(n, ifi.HardwareAddr, domain)}
+	s.wg.Go(r.serve)
+	s.wg.Go(func() { r.advertise(s.done) })
+
+	conn, err := server6.NewIPv6UDPConn(n.Interface, &net.UDPAddr{IP: net.IPv6unspecified, Port: dhcpv6.DefaultServerPort})
+	if err != nil {
+		return fmt.Errorf("dhcp6 on %s: %w", n.Interface, err)
+	}
+	s.closers = append(s.closers, conn)
+	group := &net.UDPAddr{IP: dhcpv6.AllDHCPRelayAgentsAndServers}
+	if err := ipv6.NewPacketConn(conn).JoinGroup(ifi, group); err != nil {
+		return fmt.Errorf("dhcp6 on %s: joining %s: %w", n.Interface, group.IP, err)
+	}
+	d := &dhcp6{s: s, n: n, conn: conn, serverID: &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: ifi.HardwareAddr}}
+	s.wg.Go(d.serve)
+	return nil
 }
 
 // Update replaces the members and records the server answers for, at
@@ -175,6 +225,11 @@ func (s *Server) Close() error {
 		errs = append(errs, s.closers[i].Close())
 	}
 	s.closers = nil
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
 	s.wg.Wait()
 	errs = append(errs, s.leases.close())
 	return errors.Join(errs...)
