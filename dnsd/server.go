@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,9 @@ type Server struct {
 	nets   []Network
 
 	snap atomic.Pointer[snapshot]
+
+	cfgMu sync.Mutex // guards cfg, and serialises updates
+	cfg   Config     // what the server serves now
 
 	closers []io.Closer
 	done    chan struct{} // closed by Close: stops the advertisers
@@ -110,6 +114,7 @@ func Start(cfg Config, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	s.snap.Store(newSnapshot(cfg))
+	s.cfg = cfg
 	if s.leases, err = openLeases(opts.LeaseFile, s.now); err != nil {
 		return nil, err
 	}
@@ -205,11 +210,41 @@ func (s *Server) startIPv6(n Network, domain string) error {
 // once for every query and request that arrives after it returns. The
 // networks stay those Start was given.
 func (s *Server) Update(cfg Config) error {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	return s.update(cfg)
+}
+
+// update installs cfg. Callers hold cfgMu.
+func (s *Server) update(cfg Config) error {
 	if err := s.dns.Update(cfg); err != nil {
 		return err
 	}
 	s.snap.Store(newSnapshot(cfg))
+	cfg.Networks = s.nets
+	s.cfg = cfg
 	return nil
+}
+
+// AddMember adds m, or replaces the member of that name: the runtime
+// calls it as each container or VM is created.
+func (s *Server) AddMember(m Member) error {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	cfg := s.cfg
+	cfg.Members = slices.DeleteFunc(slices.Clone(cfg.Members), func(o Member) bool { return o.Name == m.Name })
+	cfg.Members = append(cfg.Members, m)
+	return s.update(cfg)
+}
+
+// RemoveMember removes the member called name, if there is one. Its
+// leases stay in the lease table until they expire.
+func (s *Server) RemoveMember(name string) error {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	cfg := s.cfg
+	cfg.Members = slices.DeleteFunc(slices.Clone(cfg.Members), func(o Member) bool { return o.Name == name })
+	return s.update(cfg)
 }
 
 // Leases returns every lease the server has given, by address.
