@@ -29,8 +29,10 @@ type DNS struct {
 	zone     atomic.Pointer[zone]
 	upstream atomic.Pointer[[]string]
 
-	mu      sync.Mutex
-	servers []*dns.Server
+	mu      sync.Mutex     // guards following fields
+	servers []*dns.Server  // TCP
+	udp     []*net.UDPConn // served by serveUDP
+	wg      sync.WaitGroup // the UDP loops
 }
 
 // NewDNS returns a DNS server answering cfg; Listen starts it.
@@ -60,10 +62,17 @@ func (s *DNS) Update(cfg Config) error {
 // returns once every socket is bound.
 func (s *DNS) Listen(addrs ...netip.AddrPort) error {
 	var started []*dns.Server
+	var udp []*net.UDPConn
+	fail := func() {
+		shutdown(started)
+		for _, pc := range udp {
+			pc.Close()
+		}
+	}
 	for _, ap := range addrs {
 		pc, err := net.ListenPacket("udp", ap.String())
 		if err != nil {
-			shutdown(started)
+			fail()
 			return err
 		}
 		// TCP on the port UDP got (port 0 asks for any).
@@ -71,23 +80,24 @@ func (s *DNS) Listen(addrs ...netip.AddrPort) error {
 		l, err := net.Listen("tcp", tcpAt.String())
 		if err != nil {
 			pc.Close()
-			shutdown(started)
+			fail()
 			return err
 		}
-		for _, srv := range []*dns.Server{
-			{PacketConn: pc, Handler: s, UDPSize: maxUDP},
-			{Listener: l, Handler: s, ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 5 * time.Second }},
-		} {
-			ready := make(chan struct{})
-			srv.NotifyStartedFunc = func() { close(ready) }
-			go srv.ActivateAndServe()
-			<-ready
-			started = append(started, srv)
-		}
+		srv := &dns.Server{Listener: l, Handler: s, ReadTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 5 * time.Second }}
+		ready := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(ready) }
+		go srv.ActivateAndServe()
+		<-ready
+		started = append(started, srv)
+		udp = append(udp, pc.(*net.UDPConn))
 	}
 	s.mu.Lock()
 	s.servers = append(s.servers, started...)
+	s.udp = append(s.udp, udp...)
 	s.mu.Unlock()
+	for _, pc := range udp {
+		s.wg.Go(func() { s.serveUDP(pc) })
+	}
 	return nil
 }
 
@@ -97,10 +107,8 @@ func (s *DNS) Addrs() []netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []netip.AddrPort
-	for _, srv := range s.servers {
-		if srv.PacketConn != nil {
-			out = append(out, netip.MustParseAddrPort(srv.PacketConn.LocalAddr().String()))
-		}
+	for _, pc := range s.udp {
+		out = append(out, pc.LocalAddr().(*net.UDPAddr).AddrPort())
 	}
 	return out
 }
@@ -108,9 +116,13 @@ func (s *DNS) Addrs() []netip.AddrPort {
 // Close stops every listener.
 func (s *DNS) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	err := shutdown(s.servers)
-	s.servers = nil
+	for _, pc := range s.udp {
+		pc.Close()
+	}
+	s.servers, s.udp = nil, nil
+	s.mu.Unlock()
+	s.wg.Wait()
 	return err
 }
 
@@ -151,6 +163,7 @@ func querier(a net.Addr) netip.Addr {
 
 func (s *DNS) answer(req *dns.Msg, from netip.Addr) *dns.Msg {
 	resp := new(dns.Msg)
+	resp.Compress = true
 	if req.Opcode != dns.OpcodeQuery {
 		return resp.SetRcode(req, dns.RcodeNotImplemented)
 	}

@@ -384,5 +384,42 @@ func FuzzDNS(f *testing.F) {
 		if _, err := resp.Pack(); err != nil {
 			t.Fatalf("reply to %v does not pack: %v", req, err)
 		}
+		// The UDP fast path, when it answers, says what the handler says.
+		out := make([]byte, maxUDP)
+		if n, ok := s.fastAnswer(b, out, from); ok {
+			fast := new(dns.Msg)
+			if err := fast.Unpack(out[:n]); err != nil {
+				t.Fatalf("fast answer to %v does not unpack: %v", req, err)
+			}
+			if fast.Id != req.Id || fast.Rcode != resp.Rcode || answers(fast) != answers(resp) || len(fast.Ns) != len(resp.Ns) {
+				t.Fatalf("fast path answered %v\nwith %v\nthe handler with %v", req, fast, resp)
+			}
+		}
 	})
+}
+
+// TestFastPath: answers from the cache of packed answers carry each
+// query's ID, RD and spelling, and follow the querier's view.
+func TestFastPath(t *testing.T) {
+	_, srv := start(t, project())
+	for i, name := range []string{"web.shop.foldup.internal.", "web.shop.foldup.internal.", "WEB.Shop.foldup.internal."} {
+		m := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		m.RecursionDesired = i%2 == 0
+		r, err := dns.Exchange(m, srv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Id != m.Id || r.RecursionDesired != m.RecursionDesired || r.Question[0].Name != name ||
+			len(r.Answer) != 2 || r.Answer[0].Header().Name != name || !r.Authoritative {
+			t.Errorf("query %d (%s, rd %v, id %d): %v", i, name, m.RecursionDesired, m.Id, r)
+		}
+	}
+	// Asked by everyone first, then by web and worker: three answers.
+	for _, from := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.1"} {
+		got := answers(query(t, srv, "udp", from, "table.", dns.TypeTXT, false))
+		want := map[string]string{"127.0.0.1": `table. TXT "Everyone"`, "127.0.0.2": `table. TXT "Users"`, "127.0.0.3": `table. TXT "Orders"`}[from]
+		if !strings.HasSuffix(got, want[len("table."):]) {
+			t.Errorf("from %s: %q, want %q", from, got, want)
+		}
+	}
 }

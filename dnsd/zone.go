@@ -38,6 +38,8 @@ type zone struct {
 	// viewPresent the same for each querier's own records.
 	present     map[string]bool
 	viewPresent map[netip.Addr]map[string]bool
+
+	cache answerCache // packed answers to UDP questions (fast.go)
 }
 
 func newZone(cfg Config) (*zone, error) {
