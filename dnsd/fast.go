@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // The UDP fast path. Almost every query a project's members send is one
@@ -167,26 +169,65 @@ func toLower(s string) string {
 	return string(b)
 }
 
+// batchSize is how many queries one system call reads (recvmmsg) and
+// how many answers one writes (sendmmsg) when queries queue up.
+const batchSize = 32
+
+// batchConn is what ipv4.PacketConn and ipv6.PacketConn share.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
 // serveUDP answers queries on pc until it is closed: the fast path in
-// this loop, everything else on a goroutine of its own.
+// this loop, a batch of queries at a time; everything else on a goroutine
+// of its own.
 func (s *DNS) serveUDP(pc *net.UDPConn) {
-	in := make([]byte, 65535)
-	out := make([]byte, maxUDP)
+	var bc batchConn = ipv4.NewPacketConn(pc)
+	if pc.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Is6() {
+		bc = ipv6.NewPacketConn(pc)
+	}
+	in := make([]ipv4.Message, batchSize)
+	out := make([]ipv4.Message, batchSize)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, 4096)}
+		out[i].Buffers = [][]byte{make([]byte, maxUDP)}
+	}
+	outBufs := make([][]byte, batchSize)
+	for i := range out {
+		outBufs[i] = out[i].Buffers[0]
+	}
 	for {
-		n, from, err := pc.ReadFromUDPAddrPort(in)
+		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		src := from.Addr().Unmap()
-		if m, ok := s.fastAnswer(in[:n], out, src); ok {
-			pc.WriteToUDPAddrPort(out[:m], from)
-			continue
+		k := 0
+		for _, m := range in[:n] {
+			from, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue
+			}
+			ap := from.AddrPort()
+			b := m.Buffers[0][:m.N]
+			if size, ok := s.fastAnswer(b, outBufs[k], ap.Addr().Unmap()); ok {
+				out[k].Buffers[0] = outBufs[k][:size]
+				out[k].Addr = from
+				k++
+				continue
+			}
+			go s.slowUDP(pc, append([]byte(nil), b...), ap)
 		}
-		b := append([]byte(nil), in[:n]...)
-		go s.slowUDP(pc, b, from)
+		for sent := 0; sent < k; {
+			w, err := bc.WriteBatch(out[sent:k], 0)
+			if err != nil {
+				break
+			}
+			sent += w
+		}
 	}
 }
 
