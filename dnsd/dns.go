@@ -89,6 +89,7 @@ func (s *DNS) Listen(addrs ...netip.AddrPort) error {
 		go srv.ActivateAndServe()
 		<-ready
 		started = append(started, srv)
+		bigReadBuffer(pc.(*net.UDPConn))
 		udp = append(udp, pc.(*net.UDPConn))
 	}
 	s.mu.Lock()

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 
 	"github.com/foldup/foldup/spec"
 )
@@ -63,7 +62,7 @@ type ra struct {
 func listenICMPv6(ifname string) (*ipv6.PacketConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
-		c.Control(func(fd uintptr) { err = unix.BindToDevice(int(fd), ifname) })
+		c.Control(func(fd uintptr) { err = bindToDevice(fd, ifname) })
 		return err
 	}}
 	c, err := lc.ListenPacket(context.Background(), "ip6:ipv6-icmp", "::")

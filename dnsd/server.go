@@ -155,6 +155,7 @@ func Start(cfg Config, opts Options) (_ *Server, err error) {
 				return fmt.Errorf("dhcp4 on %s: %w", n.Interface, err)
 			}
 			s.closers = append(s.closers, conn)
+			bigReadBuffer(conn)
 			d := &dhcp4{s: s, n: n, conn: conn}
 			s.wg.Go(d.serve)
 		}

@@ -1,0 +1,30 @@
+package dnsd
+
+import (
+	"net"
+
+	"golang.org/x/sys/unix"
+)
+
+func bindToDevice(fd uintptr, ifname string) error { return unix.BindToDevice(int(fd), ifname) }
+
+// readBuffer is the receive buffer of the server's UDP sockets: the
+// default (~208 KiB) holds ~15 ms of a burst of DHCP clients, and a burst
+// of a few thousand members starting at once should wait, not be lost.
+const readBuffer = 4 << 20
+
+// bigReadBuffer raises conn's receive buffer to readBuffer, beyond
+// net.core.rmem_max when the process may (CAP_NET_ADMIN); else as far as
+// the limit allows.
+func bigReadBuffer(conn *net.UDPConn) {
+	if rc, err := conn.SyscallConn(); err == nil {
+		var serr error
+		rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer)
+		})
+		if serr == nil {
+			return
+		}
+	}
+	conn.SetReadBuffer(readBuffer)
+}
