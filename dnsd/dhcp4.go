@@ -2,6 +2,7 @@ package dnsd
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"time"
@@ -25,38 +26,26 @@ type binding struct {
 	pool     bool
 }
 
-// serve answers requests until the connection is closed. One goroutine
-// per network handles every request in turn: a reply costs microseconds,
-// and the lease table is one lock anyway.
+// serve answers requests until the connection is closed.
 func (d *dhcp4) serve() {
-	buf := make([]byte, 4096)
-	for {
-		n, peer, err := d.conn.ReadFrom(buf)
+	servePackets(d.conn, d.s.log.With("network", d.n.Name, "proto", "dhcp4"), func(b []byte, peer *net.UDPAddr) ([]byte, net.Addr) {
+		req, err := dhcpv4.FromBytes(b)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+			return nil, nil
 		}
-		req, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil {
-			continue
-		}
-		resp, to := d.handle(req, peer.(*net.UDPAddr))
+		resp, to := d.handle(req, peer)
 		if resp == nil {
-			continue
+			return nil, nil
 		}
-		if _, err := d.conn.WriteTo(resp.ToBytes(), to); err != nil {
-			d.s.log.Debug("dhcp4 reply", "network", d.n.Name, "to", to, "err", err)
-		}
-	}
+		return resp.ToBytes(), to
+	})
 }
 
 // handle answers one request: the reply and where to send it, or nil
 // when the request gets no answer (not ours, not a client we know).
 func (d *dhcp4) handle(req *dhcpv4.DHCPv4, peer *net.UDPAddr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if req.OpCode != dhcpv4.OpcodeBootRequest || req.HWType != iana.HWTypeEthernet ||
-		len(req.ClientHWAddr) != 6 || !zero(req.GatewayIPAddr) {
+		len(req.ClientHWAddr) != 6 || addrOf(req.GatewayIPAddr).IsValid() {
 		return nil, nil // relays are not supported: members are on the link
 	}
 	k := leaseKey{d.n.Name, string(req.ClientHWAddr)}
@@ -219,4 +208,26 @@ func addrOf(ip net.IP) netip.Addr {
 	return a.Unmap()
 }
 
-func zero(ip net.IP) bool { return !addrOf(ip).IsValid() }
+// servePackets reads datagrams from conn until it is closed, and sends
+// whatever handle answers where it says. One goroutine per socket
+// handles every request in turn: a reply costs microseconds, and the
+// lease table is one lock anyway.
+func servePackets(conn net.PacketConn, log *slog.Logger, handle func(b []byte, peer *net.UDPAddr) ([]byte, net.Addr)) {
+	buf := make([]byte, 4096)
+	for {
+		n, peer, err := conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		resp, to := handle(buf[:n], peer.(*net.UDPAddr))
+		if resp == nil {
+			continue
+		}
+		if _, err := conn.WriteTo(resp, to); err != nil {
+			log.Debug("reply not sent", "to", to, "err", err)
+		}
+	}
+}

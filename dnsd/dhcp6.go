@@ -1,7 +1,6 @@
 package dnsd
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 
@@ -19,30 +18,20 @@ type dhcp6 struct {
 	serverID dhcpv6.DUID
 }
 
+// serve answers messages until the connection is closed.
 func (d *dhcp6) serve() {
-	buf := make([]byte, 4096)
-	for {
-		n, peer, err := d.conn.ReadFrom(buf)
+	servePackets(d.conn, d.s.log.With("network", d.n.Name, "proto", "dhcp6"), func(b []byte, peer *net.UDPAddr) ([]byte, net.Addr) {
+		msg, err := dhcpv6.MessageFromBytes(b)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+			return nil, nil // relayed messages too: members are on the link
 		}
-		msg, err := dhcpv6.MessageFromBytes(buf[:n])
-		if err != nil {
-			continue // relayed messages too: members are on the link
-		}
-		up := peer.(*net.UDPAddr)
-		from, _ := netip.AddrFromSlice(up.IP)
+		from, _ := netip.AddrFromSlice(peer.IP)
 		resp := d.handle(msg, from)
 		if resp == nil {
-			continue
+			return nil, nil
 		}
-		if _, err := d.conn.WriteTo(resp.ToBytes(), up); err != nil {
-			d.s.log.Debug("dhcp6 reply", "network", d.n.Name, "to", up, "err", err)
-		}
-	}
+		return resp.ToBytes(), peer
+	})
 }
 
 // handle answers one message from a client at from (its link-local

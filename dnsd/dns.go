@@ -141,10 +141,7 @@ func (s *DNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	resp := s.answer(req, querier(w.RemoteAddr()))
 	limit := dns.MaxMsgSize
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-		limit = dns.MinMsgSize
-		if opt := req.IsEdns0(); opt != nil {
-			limit = max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDP))
-		}
+		limit = reqUDPLimit(req)
 	}
 	resp.Truncate(limit)
 	w.WriteMsg(resp)
@@ -162,7 +159,29 @@ func querier(a net.Addr) netip.Addr {
 	return addr.Unmap()
 }
 
+// udpLimit is the largest answer a querier takes over UDP: 512 bytes,
+// or its EDNS0 buffer size up to maxUDP.
+func udpLimit(edns bool, size uint16) int {
+	if !edns {
+		return dns.MinMsgSize
+	}
+	return max(dns.MinMsgSize, min(int(size), maxUDP))
+}
+
+func reqUDPLimit(req *dns.Msg) int {
+	if opt := req.IsEdns0(); opt != nil {
+		return udpLimit(true, opt.UDPSize())
+	}
+	return udpLimit(false, 0)
+}
+
 func (s *DNS) answer(req *dns.Msg, from netip.Addr) *dns.Msg {
+	return s.answerIn(s.zone.Load(), req, from)
+}
+
+// answerIn answers req from z, a zone the caller loaded (the fast path
+// caches the answer in that zone's cache, so it must come from there).
+func (s *DNS) answerIn(z *zone, req *dns.Msg, from netip.Addr) *dns.Msg {
 	resp := new(dns.Msg)
 	resp.Compress = true
 	if req.Opcode != dns.OpcodeQuery {
@@ -172,7 +191,6 @@ func (s *DNS) answer(req *dns.Msg, from netip.Addr) *dns.Msg {
 		return resp.SetRcode(req, dns.RcodeFormatError)
 	}
 	q := req.Question[0]
-	z := s.zone.Load()
 	name := strings.ToLower(q.Name)
 	up := *s.upstream.Load()
 	switch {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -95,14 +96,6 @@ func parseQuery(b []byte) (q question, ok bool) {
 	return q, false
 }
 
-// udpLimit is the largest answer a querier takes over UDP.
-func (q question) udpLimit() int {
-	if !q.edns {
-		return dns.MinMsgSize
-	}
-	return max(dns.MinMsgSize, min(int(q.udpSize), maxUDP))
-}
-
 // fastAnswer writes the answer to query b from querier from into out,
 // from the cache or, for a question the zone answers itself, by building
 // and caching it. ok is false when the query must take the full path.
@@ -124,10 +117,10 @@ func (s *DNS) fastAnswer(b, out []byte, from netip.Addr) (n int, ok bool) {
 		if req.Unpack(b) != nil {
 			return 0, false
 		}
-		if !z.authoritative(from, lowerName(req.Question[0].Name)) {
+		if !z.authoritative(from, strings.ToLower(req.Question[0].Name)) {
 			return 0, false // upstream's: may block, so not in the loop
 		}
-		resp := s.answer(req, from)
+		resp := s.answerIn(z, req, from)
 		resp.Id = 0
 		resp.RecursionDesired, resp.CheckingDisabled = false, false
 		var err error
@@ -140,7 +133,7 @@ func (s *DNS) fastAnswer(b, out []byte, from netip.Addr) (n int, ok bool) {
 			}
 		}
 	}
-	if len(packed) > q.udpLimit() || len(packed) > len(out) {
+	if len(packed) > udpLimit(q.edns, q.udpSize) || len(packed) > len(out) {
 		return 0, false // truncation is the full path's
 	}
 	n = copy(out, packed)
@@ -148,25 +141,6 @@ func (s *DNS) fastAnswer(b, out []byte, from netip.Addr) (n int, ok bool) {
 	out[2] |= b[2] & 0x01       // RD
 	out[3] |= b[3] & 0x10       // CD
 	return n, true
-}
-
-func lowerName(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			return toLower(s)
-		}
-	}
-	return s
-}
-
-func toLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // batchSize is how many queries one system call reads (recvmmsg) and
@@ -246,11 +220,7 @@ func (s *DNS) slowUDP(pc *net.UDPConn, b []byte, from netip.AddrPort) {
 		req = &dns.Msg{MsgHdr: dns.MsgHdr{Id: binary.BigEndian.Uint16(b)}}
 	}
 	resp := s.answer(req, from.Addr().Unmap())
-	limit := dns.MinMsgSize
-	if opt := req.IsEdns0(); opt != nil {
-		limit = max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDP))
-	}
-	resp.Truncate(limit)
+	resp.Truncate(reqUDPLimit(req))
 	if out, err := resp.Pack(); err == nil {
 		pc.WriteToUDPAddrPort(out, from)
 	}

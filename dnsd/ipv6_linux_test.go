@@ -75,6 +75,21 @@ func TestSLAAC(t *testing.T) {
 	)
 }
 
+// TestUnsolicitedRA: a member that never solicits still configures
+// itself, from the advertisements the server sends on its own.
+func TestUnsolicitedRA(t *testing.T) {
+	l := newLAN(t)
+	web := l.member("02:fd:00:00:00:10")
+	web.MustRun(t, "sysctl", "-qw", "net.ipv6.conf.eth0.router_solicitations=0")
+	// Already up: bounce it so that the setting holds from the start.
+	web.MustRun(t, "ip", "link", "set", "eth0", "down")
+	web.MustRun(t, "ip", "link", "set", "eth0", "up")
+	l.start(lanConfig6(spec.IPv6SLAAC), Options{})
+	if addrs := waitAddr(t, web); !strings.Contains(addrs, "fd77::fd:ff:fe00:10/64") {
+		t.Errorf("web's global addresses without soliciting: %q", addrs)
+	}
+}
+
 // TestDHCPv6 serves a static-mode network: the advertisement says to
 // take addresses from DHCPv6 and form none, and dhclient -6 gets the
 // planned address, DNS server and search list.

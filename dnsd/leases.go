@@ -1,6 +1,7 @@
 package dnsd
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -321,22 +322,19 @@ func (l *leases) allocate(k leaseKey, pool Range, requested netip.Addr, taken fu
 // address.
 func (l *leases) probe(k leaseKey, pool Range, free func(netip.Addr) bool) netip.Addr {
 	start, end := pool.Start.As4(), pool.End.As4()
-	lo, hi := be32(start), be32(end)
+	lo, hi := binary.BigEndian.Uint32(start[:]), binary.BigEndian.Uint32(end[:])
 	size := uint64(hi-lo) + 1
 	h := fnv.New64a()
 	h.Write([]byte(k.network))
 	h.Write([]byte(k.mac))
 	off := h.Sum64() % size
 	for i := range size {
-		v := lo + uint32((off+i)%size)
-		a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], lo+uint32((off+i)%size))
+		a := netip.AddrFrom4(b)
 		if free(a) {
 			return a
 		}
 	}
 	return netip.Addr{}
-}
-
-func be32(b [4]byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
