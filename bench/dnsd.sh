@@ -203,19 +203,26 @@ dnsperf_run() {
 		END {printf "%.0f %d %d %.3f %s %s %s\n", qps, lost, done, avg, pct, cpu, rc}' "$out"
 }
 
+# pair DIR MEMBERS RECORDS NS: a project of MEMBERS containers and RECORDS
+# records in DIR, served by foldup on port 5300 (FPID) and dnsmasq on 5301
+# (DPID) in NS.
+pair() {
+	project "$1" "$2" "$3"
+	dnsmasq_files "$1"
+	dns_start foldup "$1" "$4" 5300
+	FPID=$PID
+	dns_start dnsmasq "$1" "$4" 5301
+	DPID=$PID
+}
+
 bench_dns() {
 	echo
 	echo "== dns: dnsperf -c $DNS_CLIENTS -q $DNS_OUTSTANDING for $DNS_SECONDS s, 200 names (100 members, 100 A records), UDP on loopback"
 	D=$W/dns
-	project "$D" 100 100
-	dnsmasq_files "$D"
 	Q=$D/queries
 	NS=fu-b-$$-d
 	netns "$NS"
-	dns_start foldup "$D" "$NS" 5300
-	FPID=$PID
-	dns_start dnsmasq "$D" "$NS" 5301
-	DPID=$PID
+	pair "$D" 100 100 "$NS"
 	same_answers "$NS" 5300 5301 svc1.bench.foldup.internal svc100.bench.foldup.internal rec1.bench.foldup.internal rec100.bench.foldup.internal
 	fq="" dq="" fp99="" dp99="" flost="" dlost="" fl99="" dl99=""
 	printf '%-8s %-7s %8s %6s %9s %7s %7s %7s %8s %7s %5s  %s\n' round server qps lost completed "avg ms" "p50 ms" "p99 ms" "p99.9" "max ms" "cpu%" rcodes
@@ -381,27 +388,19 @@ bench_rss() {
 	echo
 	echo "== rss: 1,000 members and 10,000 records (5,000 A, 5,000 TXT), DNS only, on loopback"
 	D=$W/rss
-	project "$D" 1000 10000
-	dnsmasq_files "$D"
 	Q=$D/queries
 	NS=fu-b-$$-r
 	netns "$NS"
-	dns_start foldup "$D" "$NS" 5300
-	FPID=$PID
-	dns_start dnsmasq "$D" "$NS" 5301
+	pair "$D" 1000 10000 "$NS"
 	same_answers "$NS" 5300 5301 svc1.bench.foldup.internal svc1000.bench.foldup.internal "rec10000.bench.foldup.internal TXT" rec9999.bench.foldup.internal
 	stop $FPID
-	stop $PID
+	stop $DPID
 	# what the servers take with next to nothing to serve
-	project "$W/rss0" 1 0
-	dnsmasq_files "$W/rss0"
-	dns_start foldup "$W/rss0" "$NS" 5300
-	FPID=$PID
-	dns_start dnsmasq "$W/rss0" "$NS" 5301
+	pair "$W/rss0" 1 0 "$NS"
 	sleep 2
-	echo "baseline, 1 member and no records: foldup $(rss $FPID VmRSS) kB, dnsmasq $(rss $PID VmRSS) kB"
+	echo "baseline, 1 member and no records: foldup $(rss $FPID VmRSS) kB, dnsmasq $(rss $DPID VmRSS) kB"
 	stop $FPID
-	stop $PID
+	stop $DPID
 	printf '%-6s %-8s %10s %10s %10s %8s\n' round server "start kB" "after kB" "peak kB" "qps"
 	fs="" fa="" ds="" da=""
 	r=1
