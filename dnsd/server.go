@@ -270,3 +270,6 @@ func (s *Server) Close() error {
 	errs = append(errs, s.leases.close())
 	return errors.Join(errs...)
 }
+
+// Networks returns the networks the server was started on.
+func (s *Server) Networks() []Network { return slices.Clone(s.nets) }

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -373,4 +374,62 @@ func prefixOf(a netlink.Addr) (netip.Prefix, bool) {
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// Prefixes returns the subnets of the addresses on the namespace's links,
+// except those on the links named in skip: automatic subnets avoid them.
+func (h *Host) Prefixes(skip ...string) ([]netip.Prefix, error) {
+	links, err := h.nl.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, l := range links {
+		if slices.Contains(skip, l.Attrs().Name) {
+			continue
+		}
+		addrs, err := h.nl.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range addrs {
+			if p, ok := prefixOf(a); ok && !p.Addr().IsLinkLocalUnicast() && !p.Addr().IsLoopback() {
+				out = append(out, p.Masked())
+			}
+		}
+	}
+	return out, nil
+}
+
+// PeerPorts returns, for each interface of the process pid's network
+// namespace that is one end of a veth, the name of its other end in this
+// namespace, keyed by the interface's MAC: how a container's ports on
+// foldup's bridges are found (Docker names them vethXXXXXXX).
+func (h *Host) PeerPorts(pid int) (map[string]string, error) {
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		return nil, fmt.Errorf("netns of pid %d: %w", pid, err)
+	}
+	defer ns.Close()
+	inner, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer inner.Close()
+	links, err := inner.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, l := range links {
+		if l.Type() != "veth" || l.Attrs().ParentIndex == 0 {
+			continue
+		}
+		peer, err := h.nl.LinkByIndex(l.Attrs().ParentIndex)
+		if err != nil {
+			continue // its peer is in another namespace
+		}
+		out[l.Attrs().HardwareAddr.String()] = peer.Attrs().Name
+	}
+	return out, nil
 }

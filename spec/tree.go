@@ -393,3 +393,37 @@ func (s *source) depth(path []string) int {
 	}
 	return len(path)
 }
+
+// mappingKeys returns the keys of mapping n, those brought in by merge keys
+// included.
+func mappingKeys(n *yaml.Node) []string {
+	return mappingKeysDepth(n, 0)
+}
+
+func mappingKeysDepth(n *yaml.Node, depth int) []string {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.MappingNode || depth > 16 {
+		return nil
+	}
+	var keys []string
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value != "<<" || k.Tag == "!!str" {
+			keys = append(keys, k.Value)
+			continue
+		}
+		for v != nil && v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		if v != nil && v.Kind == yaml.SequenceNode {
+			for _, c := range v.Content {
+				keys = append(keys, mappingKeysDepth(c, depth+1)...)
+			}
+		} else {
+			keys = append(keys, mappingKeysDepth(v, depth+1)...)
+		}
+	}
+	return keys
+}

@@ -247,3 +247,19 @@ var DefaultAddressPools = []AddressPool{{Base: netip.MustParsePrefix("10.89.0.0/
 // DNS domain. .internal is reserved for private use (ICANN, 2024), so it
 // can never shadow a real name.
 const DefaultDomainSuffix = "foldup.internal"
+
+// Keys returns the keys of the mapping at path, as written in any of the
+// project's files (after merge keys), sorted and without repeats. The
+// runtime uses it to warn about keys it does not act on.
+func (p *Project) Keys(path ...string) []string {
+	var keys []string
+	for _, s := range p.srcs {
+		n, found := s.node(path, false)
+		if !found || n == nil {
+			continue
+		}
+		keys = append(keys, mappingKeys(n)...)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}

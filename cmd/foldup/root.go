@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -38,6 +39,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var code exitError
+		if errors.As(err, &code) {
+			return int(code)
+		}
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -68,10 +73,21 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 	pf.StringArrayVar(&g.envFiles, "env-file", nil, "environment file (default: .env in the project directory)")
 	pf.StringArrayVar(&g.profiles, "profile", nil, "profile to enable (repeatable)")
 
+	var rf runtimeFlags
+	rf.register(root)
 	root.AddCommand(
 		newConfigCmd(&g),
 		newDnsdCmd(),
+		newDownCmd(&g, &rf),
+		newExecCmd(&g, &rf),
+		newLifecycleCmd(&g, &rf, "restart", "Restart the project's containers"),
+		newLifecycleCmd(&g, &rf, "start", "Start the project's stopped containers"),
+		newLifecycleCmd(&g, &rf, "stop", "Stop the project's containers without removing them"),
+		newLogsCmd(&g, &rf),
 		newPlanCmd(&g),
+		newPsCmd(&g, &rf),
+		newSuperviseCmd(&g, &rf),
+		newUpCmd(&g, &rf),
 		newVersionCmd(),
 	)
 	return root

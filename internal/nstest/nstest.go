@@ -5,12 +5,14 @@
 package nstest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/foldup/foldup/internal/systest"
 	"github.com/vishvananda/netns"
@@ -64,7 +66,10 @@ func New(t testing.TB) *NS {
 // Run runs a command inside the namespace and returns its combined output.
 func (ns *NS) Run(t testing.TB, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "ip", append([]string{"netns", "exec", ns.Name}, args...)...)
+	// Not t.Context(): cleanups run commands too, after it is cancelled.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.Name}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

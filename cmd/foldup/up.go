@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/foldup/foldup/runtime"
+	"github.com/spf13/cobra"
+)
+
+// runtimeFlags are the flags of the verbs that act on a running project.
+type runtimeFlags struct {
+	dockerHost string
+	stateRoot  string
+	runRoot    string
+	progress   string
+}
+
+func (rf *runtimeFlags) register(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&rf.dockerHost, "docker-host", "", "Docker engine to use (default: $DOCKER_HOST, else the engine's socket)")
+	pf.StringVar(&rf.stateRoot, "state-root", envOr("FOLDUP_STATE_ROOT", runtime.DefaultStateRoot), "where projects keep their journal, plan and leases")
+	pf.StringVar(&rf.runRoot, "run-root", envOr("FOLDUP_RUN_ROOT", runtime.DefaultRunRoot), "where supervisors keep their sockets")
+	pf.StringVar(&rf.progress, "progress", "plain", "progress output: plain, json or quiet")
+	pf.MarkHidden("state-root")
+	pf.MarkHidden("run-root")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (rf *runtimeFlags) options(out io.Writer) runtime.Options {
+	return runtime.Options{
+		StateRoot:  rf.stateRoot,
+		RunRoot:    rf.runRoot,
+		DockerHost: rf.dockerHost,
+		Out:        out,
+		Progress:   rf.progress,
+	}
+}
+
+// projectName is the project a verb acts on: -p, else the file's.
+func (g *globalFlags) projectName(cmd *cobra.Command) (string, error) {
+	if g.project != "" {
+		return g.project, nil
+	}
+	p, err := g.load(cmd.Context(), cmd.InOrStdin())
+	if err != nil {
+		return "", err
+	}
+	return p.Name, nil
+}
+
+func newUpCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var uo runtime.UpOptions
+	var detach bool
+	cmd := &cobra.Command{
+		Use:   "up [SERVICE|VM...]",
+		Short: "Create and start the project's networks, DNS/DHCP server and members",
+		Long: `up plans the project against what runs, then makes what is missing and
+recreates what changed, in dependency order and in parallel where the graph
+allows. In the foreground it streams the members' output and stops them on
+Ctrl-C (a second Ctrl-C exits at once); with -d it leaves a supervisor
+process running the project's DNS/DHCP server and returns.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.load(cmd.Context(), cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			uo.Services = args
+			uo.InProcess = !detach
+			o := rf.options(cmd.ErrOrStderr())
+			ctx := cmd.Context()
+			res, err := runtime.Up(ctx, p, uo, o)
+			if res != nil {
+				for _, w := range res.Warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+				}
+			}
+			if err != nil {
+				if res != nil && res.Supervisor != nil {
+					res.Supervisor.Stop()
+				}
+				return err
+			}
+			if detach {
+				return nil
+			}
+			return foreground(ctx, cmd, p.Name, res, o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&detach, "detach", "d", false, "run in the background")
+	f.BoolVar(&uo.Build, "build", false, "build images before starting containers")
+	f.BoolVar(&uo.ForceRecreate, "force-recreate", false, "recreate containers even if nothing changed")
+	f.BoolVar(&uo.RemoveOrphans, "remove-orphans", false, "remove containers of services not in the file")
+	f.BoolVar(&uo.Wait, "wait", false, "wait until members are running, and healthy if they have a health check")
+	return cmd
+}
+
+// foreground streams the project's logs until Ctrl-C (or SIGTERM), then
+// stops its containers and the supervisor this process runs.
+func foreground(ctx context.Context, cmd *cobra.Command, project string, res *runtime.Result, o runtime.Options) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLogs()
+	logsDone := make(chan error, 1)
+	go func() {
+		logsDone <- runtime.Logs(logCtx, project, runtime.LogOptions{Follow: true, NoColor: !isTerminal(cmd.OutOrStdout())}, o, cmd.OutOrStdout())
+	}()
+	var supDone <-chan error
+	if res.Supervisor != nil {
+		supDone = res.Supervisor.Done()
+	}
+	select {
+	case <-sigs:
+	case <-ctx.Done():
+	case err := <-supDone:
+		return fmt.Errorf("the supervisor stopped: %v", err)
+	case err := <-logsDone:
+		// Every container has ended: as Compose, stop there.
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "Gracefully stopping... (press Ctrl+C again to force)")
+	go func() {
+		<-sigs
+		os.Exit(130)
+	}()
+	stopLogs()
+	err := runtime.Stop(context.WithoutCancel(ctx), project, nil, nil, o)
+	if res.Supervisor != nil {
+		res.Supervisor.Stop()
+	}
+	return err
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func newDownCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var do runtime.DownOptions
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop and remove everything up made",
+		Long: `down stops the supervisor and removes the project's containers, Docker
+networks, bridges and firewall: exactly what up recorded in the project's
+journal, even after a crash halfway through up, and never anything without the
+project's label. Named volumes stay unless -v.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("timeout") {
+				do.Timeout = &timeout
+			}
+			return runtime.Down(cmd.Context(), name, do, rf.options(cmd.ErrOrStderr()))
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&do.Volumes, "volumes", "v", false, "also remove named volumes and the project's state")
+	f.BoolVar(&do.RemoveOrphans, "remove-orphans", false, "remove containers of services not in the file (down always does)")
+	f.IntVarP(&timeout, "timeout", "t", 10, "seconds to wait for containers to stop")
+	f.BoolVar(&do.Force, "force", false, "remove by labels and names even when the journal is unreadable")
+	return cmd
+}
+
+func newPsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var all bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List the project's members",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			list, err := runtime.Ps(cmd.Context(), name, all, rf.options(cmd.ErrOrStderr()))
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch format {
+			case "json":
+				if list == nil {
+					list = []runtime.MemberStatus{}
+				}
+				return json.NewEncoder(out).Encode(list)
+			case "table", "":
+				tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tKIND\tSERVICE\tSTATUS\tADDRESSES\tPORTS")
+				for _, m := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, m.Service, m.Status,
+						strings.Join(m.Addresses, ","), strings.Join(m.Ports, ","))
+				}
+				return tw.Flush()
+			}
+			return fmt.Errorf("unknown format %q: use table or json", format)
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "also show stopped members")
+	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	return cmd
+}
+
+func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var lo runtime.LogOptions
+	cmd := &cobra.Command{
+		Use:   "logs [SERVICE|VM...]",
+		Short: "Show the output of the project's members",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			lo.Members = args
+			if !isTerminal(cmd.OutOrStdout()) {
+				lo.NoColor = true
+			}
+			return runtime.Logs(cmd.Context(), name, lo, rf.options(cmd.ErrOrStderr()), cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&lo.Follow, "follow", "f", false, "follow the output")
+	f.StringVarP(&lo.Tail, "tail", "n", "all", "lines to show from the end of each log")
+	f.BoolVarP(&lo.Timestamps, "timestamps", "t", false, "show timestamps")
+	f.BoolVar(&lo.NoColor, "no-color", false, "no colours")
+	f.BoolVar(&lo.NoPrefix, "no-log-prefix", false, "no member name before each line")
+	return cmd
+}
+
+func newLifecycleCmd(g *globalFlags, rf *runtimeFlags, verb, short string) *cobra.Command {
+	var timeout int
+	cmd := &cobra.Command{
+		Use:   verb + " [SERVICE...]",
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			var t *int
+			if cmd.Flags().Changed("timeout") {
+				t = &timeout
+			}
+			o := rf.options(cmd.ErrOrStderr())
+			switch verb {
+			case "start":
+				return runtime.Start(cmd.Context(), name, args, o)
+			case "stop":
+				return runtime.Stop(cmd.Context(), name, args, t, o)
+			}
+			return runtime.Restart(cmd.Context(), name, args, t, o)
+		},
+	}
+	if verb != "start" {
+		cmd.Flags().IntVarP(&timeout, "timeout", "t", 10, "seconds to wait for each container to stop")
+	}
+	return cmd
+}
+
+func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var eo runtime.ExecOptions
+	var noTTY, interactive bool
+	cmd := &cobra.Command{
+		Use:   "exec SERVICE COMMAND [ARG...]",
+		Short: "Run a command in a running container",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			in, isFile := cmd.InOrStdin().(*os.File)
+			eo.Tty = !noTTY && isFile && isTerminal(in) && isTerminal(cmd.OutOrStdout())
+			if interactive {
+				eo.Stdin = cmd.InOrStdin()
+			}
+			eo.Stdout, eo.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			code, err := runtime.Exec(cmd.Context(), name, args[0], args[1:], eo, rf.options(cmd.ErrOrStderr()))
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitError(code)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	f.BoolVarP(&noTTY, "no-TTY", "T", false, "do not allocate a terminal")
+	f.BoolVarP(&interactive, "interactive", "i", true, "keep stdin attached")
+	f.StringArrayVarP(&eo.Env, "env", "e", nil, "environment variable KEY=VALUE")
+	f.StringVarP(&eo.User, "user", "u", "", "run as this user")
+	f.StringVarP(&eo.Workdir, "workdir", "w", "", "working directory")
+	f.BoolVar(&eo.Privileged, "privileged", false, "give the command extended privileges")
+	f.IntVar(&eo.Index, "index", 1, "which replica of the service")
+	return cmd
+}
+
+// exitError makes foldup exit with a command's own code.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func newSuperviseCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "supervise",
+		Short:  "Run a project's supervisor (started by up -d)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o := rf.options(cmd.ErrOrStderr())
+			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if g.project == "" {
+				return fmt.Errorf("supervise needs --project-name")
+			}
+			err := runtime.Supervise(cmd.Context(), g.project, o, nil)
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s supervisor: %v\n", time.Now().Format(time.RFC3339), err)
+			}
+			return err
+		},
+	}
+	return cmd
+}

@@ -1,0 +1,467 @@
+package runtime
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/strslice"
+	"github.com/docker/go-connections/nat"
+	"github.com/docker/go-units"
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/spec"
+)
+
+// Labels foldup puts on everything it makes in Docker. down removes only
+// what carries the project's label.
+const (
+	LabelProject    = "com.foldup.project"
+	LabelMember     = "com.foldup.member"
+	LabelService    = "com.foldup.service"
+	LabelNetwork    = "com.foldup.network"
+	LabelVolume     = "com.foldup.volume"
+	LabelConfigHash = "com.foldup.config-hash"
+	LabelReplica    = "com.foldup.replica"
+)
+
+// createSpec is everything ContainerCreate needs for one member, and the
+// networks to connect it to after creation (Docker before API 1.44 takes
+// one network at creation).
+type createSpec struct {
+	Name    string
+	Config  *container.Config
+	Host    *container.HostConfig
+	First   string // Docker network given at creation ("" for network_mode)
+	Network map[string]*network.EndpointSettings
+	// Order of Network's keys: First, then the others sorted.
+	Networks []string
+}
+
+// containerName is the name Docker knows member m by: container_name, or
+// Compose's <project>-<service>-<replica>.
+func containerName(p *spec.Project, m *planner.Member) string {
+	svc := p.Compose.Services[m.Service]
+	if svc.ContainerName != "" {
+		return svc.ContainerName
+	}
+	return fmt.Sprintf("%s-%s-%d", p.Name, m.Service, m.Replica)
+}
+
+// imageName is the image a service runs: its image:, or the name Compose
+// gives a built one.
+func imageName(p *spec.Project, svc types.ServiceConfig) string {
+	if svc.Image != "" {
+		return svc.Image
+	}
+	return p.Name + "-" + svc.Name
+}
+
+// supportedKeys are the service keys foldup acts on. Any other key in a
+// service is reported by unsupportedKeys, never silently dropped.
+var supportedKeys = map[string]bool{
+	"build": true, "cap_add": true, "cap_drop": true, "command": true, "configs": true,
+	"container_name": true, "cpu_shares": true, "cpus": true, "cpuset": true, "depends_on": true,
+	"deploy": true, "devices": true, "dns": true, "dns_opt": true, "dns_search": true,
+	"domainname": true, "entrypoint": true, "env_file": true, "environment": true, "expose": true,
+	"extends": true, "extra_hosts": true, "group_add": true, "healthcheck": true, "hostname": true,
+	"image": true, "init": true, "ipc": true, "labels": true, "logging": true, "mac_address": true,
+	"mem_limit": true, "mem_reservation": true, "network_mode": true, "networks": true,
+	"oom_score_adj": true, "pid": true, "pids_limit": true, "platform": true, "ports": true,
+	"privileged": true, "profiles": true, "pull_policy": true, "read_only": true, "restart": true,
+	"scale": true, "secrets": true, "security_opt": true, "shm_size": true, "stdin_open": true,
+	"stop_grace_period": true, "stop_signal": true, "sysctls": true, "tmpfs": true, "tty": true,
+	"ulimits": true, "user": true, "userns_mode": true, "uts": true, "volumes": true,
+	"volumes_from": true, "working_dir": true,
+}
+
+// Warning is something in the file that foldup does not act on.
+type Warning struct {
+	Pos spec.Pos
+	Key string // dotted path
+	Msg string
+}
+
+func (w Warning) String() string {
+	if s := w.Pos.String(); s != "" {
+		return s + ": " + w.Key + ": " + w.Msg
+	}
+	return w.Key + ": " + w.Msg
+}
+
+// unsupportedKeys lists the keys of service name that foldup ignores, with
+// where each is written.
+func unsupportedKeys(p *spec.Project, name string) []Warning {
+	var out []Warning
+	for _, k := range p.Keys("services", name) {
+		if supportedKeys[k] || strings.HasPrefix(k, "x-") {
+			continue
+		}
+		out = append(out, Warning{
+			Pos: p.LocateKey("services", name, k),
+			Key: "services." + name + "." + k,
+			Msg: "not supported by foldup; ignored",
+		})
+	}
+	return out
+}
+
+// containerSpec turns member m (a replica of a Compose service) into what
+// Docker creates. It is pure: files are only named, not read.
+func containerSpec(p *spec.Project, pl *planner.Plan, m *planner.Member, stateDir string) (*createSpec, error) {
+	svc := p.Compose.Services[m.Service]
+	cs := &createSpec{Name: containerName(p, m), Network: map[string]*network.EndpointSettings{}}
+
+	labels := map[string]string{}
+	maps.Copy(labels, svc.Labels)
+	maps.Copy(labels, map[string]string{
+		LabelProject:    p.Name,
+		LabelService:    m.Service,
+		LabelMember:     m.Name,
+		LabelReplica:    strconv.Itoa(m.Replica),
+		LabelConfigHash: m.ConfigHash,
+	})
+
+	env := make([]string, 0, len(svc.Environment))
+	for _, k := range slices.Sorted(maps.Keys(svc.Environment)) {
+		if v := svc.Environment[k]; v != nil {
+			env = append(env, k+"="+*v)
+		}
+	}
+
+	cfg := &container.Config{
+		Hostname:     m.Hostname,
+		Domainname:   svc.DomainName,
+		User:         svc.User,
+		Env:          env,
+		Image:        imageName(p, svc),
+		WorkingDir:   svc.WorkingDir,
+		Labels:       labels,
+		Tty:          svc.Tty,
+		OpenStdin:    svc.StdinOpen,
+		StopSignal:   svc.StopSignal,
+		ExposedPorts: nat.PortSet{},
+	}
+	if svc.Hostname == "" && m.Hostname == m.Name && svc.ContainerName == "" && len(m.NICs) == 0 {
+		cfg.Hostname = "" // no foldup network: Docker's default, as Compose
+	}
+	if svc.Command != nil {
+		cfg.Cmd = strslice.StrSlice(svc.Command)
+	}
+	if svc.Entrypoint != nil {
+		cfg.Entrypoint = strslice.StrSlice(svc.Entrypoint)
+	}
+	if svc.StopGracePeriod != nil {
+		secs := int(time.Duration(*svc.StopGracePeriod).Seconds())
+		cfg.StopTimeout = &secs
+	}
+	if hc := svc.HealthCheck; hc != nil {
+		h := &container.HealthConfig{Test: hc.Test}
+		if hc.Disable {
+			h.Test = []string{"NONE"}
+		}
+		h.Interval = durationOf(hc.Interval)
+		h.Timeout = durationOf(hc.Timeout)
+		h.StartPeriod = durationOf(hc.StartPeriod)
+		h.StartInterval = durationOf(hc.StartInterval)
+		if hc.Retries != nil {
+			h.Retries = int(*hc.Retries)
+		}
+		cfg.Healthcheck = h
+	}
+	for _, e := range svc.Expose {
+		port, proto, _ := strings.Cut(e, "/")
+		cfg.ExposedPorts[nat.Port(port+"/"+cmp.Or(proto, "tcp"))] = struct{}{}
+	}
+
+	host := &container.HostConfig{
+		CapAdd:         svc.CapAdd,
+		CapDrop:        svc.CapDrop,
+		Privileged:     svc.Privileged,
+		ReadonlyRootfs: svc.ReadOnly,
+		Init:           svc.Init,
+		Sysctls:        svc.Sysctls,
+		ExtraHosts:     svc.ExtraHosts.AsList(":"),
+		GroupAdd:       svc.GroupAdd,
+		SecurityOpt:    svc.SecurityOpt,
+		IpcMode:        container.IpcMode(svc.Ipc),
+		PidMode:        container.PidMode(svc.Pid),
+		UTSMode:        container.UTSMode(svc.Uts),
+		UsernsMode:     container.UsernsMode(svc.UserNSMode),
+		ShmSize:        int64(svc.ShmSize),
+		VolumesFrom:    svc.VolumesFrom,
+		DNSOptions:     svc.DNSOpts,
+		PortBindings:   nat.PortMap{},
+		Tmpfs:          map[string]string{},
+	}
+	if svc.OomScoreAdj != 0 {
+		host.OomScoreAdj = int(svc.OomScoreAdj)
+	}
+	if svc.Logging != nil {
+		host.LogConfig = container.LogConfig{Type: svc.Logging.Driver, Config: svc.Logging.Options}
+	}
+	host.RestartPolicy = restartPolicy(svc)
+
+	// Resources: the short keys, then deploy.resources.limits over them.
+	host.Resources = container.Resources{
+		CPUShares:         svc.CPUShares,
+		CpusetCpus:        svc.CPUSet,
+		Memory:            int64(svc.MemLimit),
+		MemoryReservation: int64(svc.MemReservation),
+		NanoCPUs:          int64(svc.CPUS * 1e9),
+	}
+	if svc.PidsLimit != 0 {
+		host.Resources.PidsLimit = &svc.PidsLimit
+	}
+	if d := svc.Deploy; d != nil && d.Resources.Limits != nil {
+		l := d.Resources.Limits
+		if l.NanoCPUs != 0 {
+			host.Resources.NanoCPUs = int64(float64(l.NanoCPUs) * 1e9)
+		}
+		if l.MemoryBytes != 0 {
+			host.Resources.Memory = int64(l.MemoryBytes)
+		}
+		if l.Pids != 0 {
+			host.Resources.PidsLimit = &l.Pids
+		}
+	}
+	if d := svc.Deploy; d != nil && d.Resources.Reservations != nil && d.Resources.Reservations.MemoryBytes != 0 {
+		host.Resources.MemoryReservation = int64(d.Resources.Reservations.MemoryBytes)
+	}
+	for _, name := range slices.Sorted(maps.Keys(svc.Ulimits)) {
+		u := svc.Ulimits[name]
+		soft, hard := int64(u.Soft), int64(u.Hard)
+		if u.Single != 0 {
+			soft, hard = int64(u.Single), int64(u.Single)
+		}
+		host.Ulimits = append(host.Ulimits, &units.Ulimit{Name: name, Soft: soft, Hard: hard})
+	}
+	for _, d := range svc.Devices {
+		host.Devices = append(host.Devices, container.DeviceMapping{
+			PathOnHost: d.Source, PathInContainer: cmp.Or(d.Target, d.Source), CgroupPermissions: cmp.Or(d.Permissions, "rwm"),
+		})
+	}
+	for _, t := range svc.Tmpfs {
+		dst, opts, _ := strings.Cut(t, ":")
+		host.Tmpfs[dst] = opts
+	}
+
+	// Ports: host ports foldup forwards itself (planned, in its nftables
+	// table) are only exposed here; Docker publishes the rest (no host
+	// port given: Docker picks one, as in Compose).
+	planned := map[string]bool{}
+	for _, pp := range m.Ports {
+		planned[fmt.Sprintf("%d/%s", pp.Target, pp.Protocol)] = true
+	}
+	for _, pc := range svc.Ports {
+		port := nat.Port(fmt.Sprintf("%d/%s", pc.Target, cmp.Or(pc.Protocol, "tcp")))
+		cfg.ExposedPorts[port] = struct{}{}
+		if planned[string(port)] && pc.Published != "" && !strings.Contains(pc.Published, "-") {
+			continue
+		}
+		host.PortBindings[port] = append(host.PortBindings[port], nat.PortBinding{HostIP: pc.HostIP, HostPort: pc.Published})
+	}
+
+	// Mounts.
+	for _, v := range svc.Volumes {
+		mt, err := mountOf(p, v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Service, err)
+		}
+		host.Mounts = append(host.Mounts, mt)
+	}
+	for _, s := range svc.Secrets {
+		obj, ok := p.Compose.Secrets[s.Source]
+		mt, err := fileMount(types.FileObjectConfig(obj), ok, types.FileReferenceConfig(s), "/run/secrets/", stateDir, "secret")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Service, err)
+		}
+		host.Mounts = append(host.Mounts, mt)
+	}
+	for _, c := range svc.Configs {
+		obj, ok := p.Compose.Configs[c.Source]
+		mt, err := fileMount(types.FileObjectConfig(obj), ok, types.FileReferenceConfig(c), "/", stateDir, "config")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Service, err)
+		}
+		host.Mounts = append(host.Mounts, mt)
+	}
+
+	// Networks: foldup's, with the plan's addresses and MACs; DNS is
+	// foldup's server unless the file names others.
+	switch mode := svc.NetworkMode; {
+	case mode == "" || mode == "bridge" && len(m.NICs) > 0:
+		for _, nic := range m.NICs {
+			n := pl.Network(nic.Network)
+			if n == nil {
+				return nil, fmt.Errorf("%s: network %s is not in the plan", m.Name, nic.Network)
+			}
+			ep := &network.EndpointSettings{
+				Aliases:    nicAliases(m, nic),
+				MacAddress: nic.MAC,
+				IPAMConfig: &network.EndpointIPAMConfig{},
+			}
+			if nic.IPv4.IsValid() {
+				ep.IPAMConfig.IPv4Address = nic.IPv4.String()
+			}
+			if nic.IPv6.IsValid() {
+				ep.IPAMConfig.IPv6Address = nic.IPv6.String()
+			}
+			cs.Network[n.DockerName] = ep
+			cs.Networks = append(cs.Networks, n.DockerName)
+			if cs.First == "" {
+				cs.First = n.DockerName
+				host.NetworkMode = container.NetworkMode(n.DockerName)
+				if len(svc.DNS) == 0 {
+					host.DNS = dnsServers(n)
+				}
+			}
+		}
+		if len(svc.DNSSearch) == 0 && pl.Domain != "" && len(m.NICs) > 0 {
+			host.DNSSearch = []string{pl.Domain}
+		}
+	case strings.HasPrefix(mode, "service:"):
+		dep := strings.TrimPrefix(mode, "service:")
+		host.NetworkMode = container.NetworkMode("container:" + containerName(p, &planner.Member{Service: dep, Replica: 1}))
+		cfg.Hostname = ""
+	default:
+		host.NetworkMode = container.NetworkMode(mode)
+		if mode == "host" || strings.HasPrefix(mode, "container:") {
+			cfg.Hostname = ""
+		}
+	}
+	if len(svc.DNS) > 0 {
+		host.DNS = svc.DNS
+	}
+	if len(svc.DNSSearch) > 0 {
+		host.DNSSearch = svc.DNSSearch
+	}
+	cs.Config, cs.Host = cfg, host
+	return cs, nil
+}
+
+// nicAliases are the names Docker's own resolver answers for a member on
+// one network: the service name (all replicas, as Compose) and the
+// network's aliases.
+func nicAliases(m *planner.Member, nic *planner.NIC) []string {
+	al := []string{m.Service}
+	if m.Name != m.Service {
+		al = append(al, m.Name)
+	}
+	return append(al, nic.Aliases...)
+}
+
+func dnsServers(n *planner.Network) []string {
+	var out []string
+	for _, a := range n.DNSAddrs() {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+func durationOf(d *types.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	return time.Duration(*d)
+}
+
+// restartPolicy maps restart: (or deploy.restart_policy) to Docker's.
+func restartPolicy(svc types.ServiceConfig) container.RestartPolicy {
+	r := svc.Restart
+	if r == "" && svc.Deploy != nil && svc.Deploy.RestartPolicy != nil {
+		rp := svc.Deploy.RestartPolicy
+		switch rp.Condition {
+		case "none":
+			return container.RestartPolicy{Name: container.RestartPolicyDisabled}
+		case "on-failure":
+			p := container.RestartPolicy{Name: container.RestartPolicyOnFailure}
+			if rp.MaxAttempts != nil {
+				p.MaximumRetryCount = int(*rp.MaxAttempts)
+			}
+			return p
+		default:
+			return container.RestartPolicy{Name: container.RestartPolicyAlways}
+		}
+	}
+	name, count, _ := strings.Cut(r, ":")
+	switch name {
+	case "always":
+		return container.RestartPolicy{Name: container.RestartPolicyAlways}
+	case "unless-stopped":
+		return container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+	case "on-failure":
+		n, _ := strconv.Atoi(count)
+		return container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: n}
+	}
+	return container.RestartPolicy{Name: container.RestartPolicyDisabled}
+}
+
+// volumeName is Docker's name for the project's named volume key.
+func volumeName(p *spec.Project, key string) string {
+	if v, ok := p.Compose.Volumes[key]; ok && v.Name != "" {
+		return v.Name
+	}
+	return p.Name + "_" + key
+}
+
+func mountOf(p *spec.Project, v types.ServiceVolumeConfig) (mount.Mount, error) {
+	mt := mount.Mount{Type: mount.Type(v.Type), Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
+	switch v.Type {
+	case types.VolumeTypeBind:
+		if v.Bind != nil && v.Bind.Propagation != "" {
+			mt.BindOptions = &mount.BindOptions{Propagation: mount.Propagation(v.Bind.Propagation)}
+		}
+	case types.VolumeTypeVolume:
+		if v.Source != "" {
+			if _, ok := p.Compose.Volumes[v.Source]; !ok {
+				return mt, fmt.Errorf("volume %q is not declared in the top-level volumes:", v.Source)
+			}
+			mt.Source = volumeName(p, v.Source)
+		}
+		if v.Volume != nil {
+			mt.VolumeOptions = &mount.VolumeOptions{NoCopy: v.Volume.NoCopy, Subpath: v.Volume.Subpath}
+		}
+	case types.VolumeTypeTmpfs:
+		if v.Tmpfs != nil {
+			mt.TmpfsOptions = &mount.TmpfsOptions{SizeBytes: int64(v.Tmpfs.Size), Mode: os.FileMode(v.Tmpfs.Mode)}
+		}
+	default:
+		return mt, fmt.Errorf("volume type %q is not supported", v.Type)
+	}
+	return mt, nil
+}
+
+// fileMount mounts a secret or config read-only, as Compose does without
+// Swarm: from its file, or from a file foldup writes for content: and
+// environment: ones (under the project's state directory).
+func fileMount(obj types.FileObjectConfig, ok bool, ref types.FileReferenceConfig, dir, stateDir, kind string) (mount.Mount, error) {
+	if !ok {
+		return mount.Mount{}, fmt.Errorf("%s %q is not declared at the top level", kind, ref.Source)
+	}
+	o := obj
+	target := ref.Target
+	if target == "" {
+		target = dir + ref.Source
+	} else if !path.IsAbs(target) {
+		target = dir + target
+	}
+	src := o.File
+	if src == "" {
+		if o.External {
+			return mount.Mount{}, fmt.Errorf("external %s %q needs Swarm, which foldup does not use", kind, ref.Source)
+		}
+		src = filepath.Join(stateDir, kind+"s", ref.Source)
+	}
+	return mount.Mount{Type: mount.TypeBind, Source: src, Target: target, ReadOnly: true}, nil
+}

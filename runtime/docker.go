@@ -1,0 +1,375 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	composetypes "github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/versions"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/spec"
+	"github.com/moby/go-archive"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// newDocker connects to the engine at host ("" : DOCKER_HOST, else the
+// default socket), negotiating the API version.
+func newDocker(host string) (*client.Client, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	return client.NewClientWithOpts(opts...)
+}
+
+func projectFilter(project string, more ...filters.KeyValuePair) filters.Args {
+	return filters.NewArgs(append(more, filters.Arg("label", LabelProject+"="+project))...)
+}
+
+// dockerNetwork makes Docker's network for n, bound to foldup's bridge
+// (which exists already, so Docker adopts it and leaves it on removal),
+// with Docker's masquerade off (foldup's table decides NAT) and Docker's
+// IPAM limited to its range. An existing one with the project's label is
+// kept.
+func dockerNetwork(ctx context.Context, dc *client.Client, project string, n *planner.Network) error {
+	if nw, err := dc.NetworkInspect(ctx, n.DockerName, network.InspectOptions{}); err == nil {
+		if nw.Labels[LabelProject] != project {
+			return fmt.Errorf("docker network %s exists and is not this project's (no %s=%s label)", n.DockerName, LabelProject, project)
+		}
+		return nil
+	} else if !errdefs.IsNotFound(err) {
+		return err
+	}
+	ipam := &network.IPAM{Driver: "default"}
+	if n.Subnet4.IsValid() {
+		c := network.IPAMConfig{Subnet: n.Subnet4.String(), Gateway: n.Gateway4.String()}
+		if n.DockerRange4.IsValid() {
+			c.IPRange = n.DockerRange4.String()
+		}
+		ipam.Config = append(ipam.Config, c)
+	}
+	v6 := n.Subnet6.IsValid()
+	if v6 {
+		ipam.Config = append(ipam.Config, network.IPAMConfig{Subnet: n.Subnet6.String(), Gateway: n.Gateway6.String()})
+	}
+	opts := map[string]string{
+		"com.docker.network.bridge.name":                 n.Bridge,
+		"com.docker.network.bridge.enable_ip_masquerade": "false",
+	}
+	if n.MTU != 0 {
+		opts["com.docker.network.driver.mtu"] = fmt.Sprint(n.MTU)
+	}
+	_, err := dc.NetworkCreate(ctx, n.DockerName, network.CreateOptions{
+		Driver:     "bridge",
+		EnableIPv6: &v6,
+		Internal:   n.Internal,
+		IPAM:       ipam,
+		Options:    opts,
+		Labels:     map[string]string{LabelProject: project, LabelNetwork: n.Name},
+	})
+	if err != nil {
+		return fmt.Errorf("creating docker network %s: %w", n.DockerName, err)
+	}
+	return nil
+}
+
+// ensureVolume creates the project's named volume key, unless external or
+// there already.
+func ensureVolume(ctx context.Context, dc *client.Client, p *spec.Project, key string) (string, bool, error) {
+	v := p.Compose.Volumes[key]
+	name := volumeName(p, key)
+	if v.External {
+		if _, err := dc.VolumeInspect(ctx, name); err != nil {
+			return name, false, fmt.Errorf("external volume %s: %w", name, err)
+		}
+		return name, false, nil
+	}
+	if _, err := dc.VolumeInspect(ctx, name); err == nil {
+		return name, false, nil
+	}
+	labels := map[string]string{LabelProject: p.Name, LabelVolume: key}
+	for k, val := range v.Labels {
+		labels[k] = val
+	}
+	_, err := dc.VolumeCreate(ctx, volume.CreateOptions{Name: name, Driver: v.Driver, DriverOpts: v.DriverOpts, Labels: labels})
+	if err != nil {
+		return name, false, fmt.Errorf("creating volume %s: %w", name, err)
+	}
+	return name, true, nil
+}
+
+// ensureImage makes sure the service's image is in the engine: built
+// (when the service has build: and the image is missing, or always with
+// rebuild), else pulled when missing.
+func ensureImage(ctx context.Context, dc *client.Client, p *spec.Project, service string, rebuild bool, out io.Writer) error {
+	svc := p.Compose.Services[service]
+	img := imageName(p, svc)
+	_, err := dc.ImageInspect(ctx, img)
+	switch {
+	case err == nil && !(rebuild && svc.Build != nil):
+		return nil
+	case err != nil && !errdefs.IsNotFound(err):
+		return err
+	case svc.Build != nil:
+		return buildImage(ctx, dc, p, service, img, out)
+	}
+	rc, err := dc.ImagePull(ctx, img, imagePullOptions())
+	if err != nil {
+		return fmt.Errorf("service %s: image %s is not in the engine and could not be pulled: %w", service, img, err)
+	}
+	defer rc.Close()
+	return jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
+}
+
+// buildImage builds a service's image with the engine's builder, from its
+// context directory filtered by .dockerignore.
+func buildImage(ctx context.Context, dc *client.Client, p *spec.Project, service, tag string, out io.Writer) error {
+	b := p.Compose.Services[service].Build
+	ctxDir := b.Context
+	if !filepath.IsAbs(ctxDir) {
+		ctxDir = filepath.Join(p.WorkingDir, ctxDir)
+	}
+	dockerfile := b.Dockerfile
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
+	if filepath.IsAbs(dockerfile) {
+		rel, err := filepath.Rel(ctxDir, dockerfile)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			return fmt.Errorf("service %s: dockerfile %s is outside the build context %s", service, dockerfile, ctxDir)
+		}
+		dockerfile = rel
+	}
+	var excludes []string
+	if f, err := os.Open(filepath.Join(ctxDir, ".dockerignore")); err == nil {
+		excludes, err = ignorefile.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("service %s: reading .dockerignore: %w", service, err)
+		}
+	}
+	tarball, err := archive.TarWithOptions(ctxDir, &archive.TarOptions{ExcludePatterns: excludes})
+	if err != nil {
+		return fmt.Errorf("service %s: reading build context: %w", service, err)
+	}
+	defer tarball.Close()
+	args := map[string]*string{}
+	for k, v := range b.Args {
+		args[k] = v
+	}
+	labels := map[string]string{LabelProject: p.Name, LabelService: service}
+	for k, v := range b.Labels {
+		labels[k] = v
+	}
+	resp, err := dc.ImageBuild(ctx, tarball, build.ImageBuildOptions{
+		Tags:        append([]string{tag}, b.Tags...),
+		Dockerfile:  dockerfile,
+		BuildArgs:   args,
+		Target:      b.Target,
+		Labels:      labels,
+		NoCache:     b.NoCache,
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+	})
+	if err != nil {
+		return fmt.Errorf("service %s: build: %w", service, err)
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		out = io.Discard
+	}
+	if err := jsonmessage.DisplayJSONMessagesStream(resp.Body, out, 0, false, nil); err != nil {
+		return fmt.Errorf("service %s: build: %w", service, err)
+	}
+	return nil
+}
+
+// createContainer creates the member's container and connects it to its
+// other networks; it returns the container's ID.
+func createContainer(ctx context.Context, dc *client.Client, cs *createSpec) (string, error) {
+	var nc *network.NetworkingConfig
+	cfg := *cs.Config
+	if cs.First != "" {
+		first := *cs.Network[cs.First]
+		if versions.LessThan(dc.ClientVersion(), "1.44") {
+			// Before 1.44 the MAC is the container's, not the endpoint's.
+			cfg.MacAddress = first.MacAddress //nolint:staticcheck // the only way on API < 1.44
+			first.MacAddress = ""
+		}
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{cs.First: &first}}
+	}
+	resp, err := dc.ContainerCreate(ctx, &cfg, cs.Host, nc, nil, cs.Name)
+	if err != nil {
+		return "", fmt.Errorf("creating container %s: %w", cs.Name, err)
+	}
+	for _, name := range cs.Networks {
+		if name == cs.First {
+			continue
+		}
+		ep := *cs.Network[name]
+		if versions.LessThan(dc.ClientVersion(), "1.44") {
+			ep.MacAddress = "" // Docker gives this one a MAC of its own
+		}
+		if err := dc.NetworkConnect(ctx, name, resp.ID, &ep); err != nil {
+			return resp.ID, fmt.Errorf("connecting %s to %s: %w", cs.Name, name, err)
+		}
+	}
+	return resp.ID, nil
+}
+
+// removeContainer stops (with the container's own timeout unless given)
+// and removes a container; a missing one is not an error.
+func removeContainer(ctx context.Context, dc *client.Client, name string, timeout *int, volumes bool) error {
+	if err := dc.ContainerStop(ctx, name, container.StopOptions{Timeout: timeout}); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	err := dc.ContainerRemove(ctx, name, container.RemoveOptions{Force: true, RemoveVolumes: volumes})
+	if err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// waitCondition waits until the container of a dependency meets cond:
+// started (running, or exited after having run), healthy, or exited 0.
+func waitCondition(ctx context.Context, dc *client.Client, name, cond string) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		c, err := dc.ContainerInspect(ctx, name)
+		if err != nil {
+			return fmt.Errorf("dependency %s: %w", name, err)
+		}
+		st := c.State
+		switch cond {
+		case "", composetypes.ServiceConditionStarted:
+			if st.Running || st.FinishedAt != "" && st.FinishedAt != "0001-01-01T00:00:00Z" {
+				return nil
+			}
+		case composetypes.ServiceConditionHealthy:
+			if st.Health == nil {
+				return fmt.Errorf("dependency %s has no healthcheck, so it cannot become healthy", name)
+			}
+			switch st.Health.Status {
+			case container.Healthy:
+				return nil
+			case container.Unhealthy:
+				return fmt.Errorf("dependency %s is unhealthy", name)
+			}
+			if !st.Running && !st.Restarting {
+				return fmt.Errorf("dependency %s exited (code %d) before it was healthy", name, st.ExitCode)
+			}
+		case composetypes.ServiceConditionCompletedSuccessfully:
+			if !st.Running && !st.Restarting && st.FinishedAt != "" && st.FinishedAt != "0001-01-01T00:00:00Z" {
+				if st.ExitCode != 0 {
+					return fmt.Errorf("dependency %s exited with code %d", name, st.ExitCode)
+				}
+				return nil
+			}
+		default:
+			return fmt.Errorf("unknown depends_on condition %q", cond)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// projectContainers returns the project's containers by member name.
+func projectContainers(ctx context.Context, dc *client.Client, project string, all bool) (map[string]container.Summary, error) {
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: projectFilter(project)})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]container.Summary{}
+	for _, c := range list {
+		out[c.Labels[LabelMember]] = c
+	}
+	return out, nil
+}
+
+// dockerSubnets returns the subnets of Docker networks that are not the
+// project's: automatic subnets must avoid them.
+func dockerSubnets(ctx context.Context, dc *client.Client, project string) ([]netip.Prefix, error) {
+	nets, err := dc.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, n := range nets {
+		if n.Labels[LabelProject] == project {
+			continue
+		}
+		for _, c := range n.IPAM.Config {
+			if p, err := netip.ParsePrefix(c.Subnet); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// removeDockerNetwork removes the network if it carries the project's
+// label.
+func removeDockerNetwork(ctx context.Context, dc *client.Client, project, name string) (bool, error) {
+	nw, err := dc.NetworkInspect(ctx, name, network.InspectOptions{})
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if nw.Labels[LabelProject] != project {
+		return false, nil
+	}
+	// Containers of no project of ours may have joined (docker run
+	// --network): disconnect them, as the network goes.
+	for id := range nw.Containers {
+		dc.NetworkDisconnect(ctx, nw.ID, id, true)
+	}
+	if err := dc.NetworkRemove(ctx, nw.ID); err != nil && !errdefs.IsNotFound(err) {
+		return false, fmt.Errorf("removing docker network %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// removeVolume removes the volume if it carries the project's label.
+func removeVolume(ctx context.Context, dc *client.Client, project, name string) (bool, error) {
+	v, err := dc.VolumeInspect(ctx, name)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if v.Labels[LabelProject] != project {
+		return false, nil
+	}
+	if err := dc.VolumeRemove(ctx, name, true); err != nil && !errdefs.IsNotFound(err) {
+		return false, fmt.Errorf("removing volume %s: %w", name, err)
+	}
+	return true, nil
+}
+
+var errNoDocker = errors.New("no Docker engine")
+
+func imagePullOptions() image.PullOptions { return image.PullOptions{} }

@@ -1,0 +1,251 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	net "github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/planner"
+)
+
+// DownOptions are down's flags.
+type DownOptions struct {
+	Volumes       bool // remove named volumes and the project's state
+	RemoveOrphans bool // accepted for Compose's sake: down removes every container of the project
+	Timeout       *int // seconds to wait for containers to stop (default: each one's own)
+	// Force removes what the project's labels and names find even when
+	// the journal or plan cannot be read.
+	Force bool
+}
+
+// Down removes everything up made for project: it stops the supervisor,
+// then walks the journal backwards, removing each thing it names that
+// still exists (Docker objects only when they carry the project's label),
+// and then every container the engine still has with the project's label.
+// It goes on after an error, so that one stuck object does not keep the
+// rest, and keeps the journal when anything failed, so that down can be
+// run again.
+func Down(ctx context.Context, project string, do DownOptions, o Options) error {
+	o = o.withDefaults()
+	d := o.dirs(project)
+	prog := newProgress(o.Out, o.Progress)
+	if _, err := os.Stat(d.state); errors.Is(err, os.ErrNotExist) && !do.Force {
+		if err := downByLabel(ctx, project, do, o, prog, nil); err != nil {
+			return err
+		}
+		return nil
+	}
+	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	entries, jerr := readJournal(d.journalFile())
+	plan, perr := loadPlan(d.planFile())
+	if (jerr != nil || perr != nil) && !do.Force {
+		return errors.Join(jerr, perr)
+	}
+
+	var errs []error
+	if err := newSupervisorClient(d).Stop(ctx); err != nil {
+		errs = append(errs, err)
+	}
+
+	host := o.Host
+	if host == nil {
+		if host, err = net.OpenCurrent(); err != nil {
+			return err
+		}
+		defer host.Close()
+	}
+	var dc *client.Client
+	needDocker := do.Force
+	for _, e := range entries {
+		switch e.Kind {
+		case KindContainer, KindDockerNetwork, KindVolume, KindImage:
+			needDocker = true
+		}
+	}
+	if needDocker {
+		if dc, err = o.docker(); err == nil {
+			defer dc.Close()
+			if _, err = dc.Ping(ctx); err != nil {
+				dc = nil
+			}
+		}
+		if dc == nil && !do.Force {
+			return fmt.Errorf("the project has Docker objects and no Docker engine answers: %v", err)
+		}
+	}
+	// Containers first, all of them: every other object waits for them.
+	if dc != nil {
+		if err := removeContainers(ctx, dc, project, do.Timeout, prog); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	slices.Reverse(entries)
+	// With --force and a lost journal, the plan and the project's labels
+	// still name what to remove.
+	if do.Force && plan != nil {
+		entries = append(entries, planEntries(plan)...)
+	}
+	for _, e := range entries {
+		var err error
+		switch e.Kind {
+		case KindContainer:
+			if dc != nil {
+				err = removeOwned(ctx, dc, project, e.Name, do.Timeout)
+			}
+		case KindDockerNetwork:
+			if dc != nil {
+				var gone bool
+				if gone, err = removeDockerNetwork(ctx, dc, project, e.Name); gone {
+					prog.event("Network", e.Name, "Removed")
+				}
+			}
+		case KindVolume:
+			if dc != nil && do.Volumes {
+				var gone bool
+				if gone, err = removeVolume(ctx, dc, project, e.Name); gone {
+					prog.event("Volume", e.Name, "Removed")
+				}
+			}
+		case KindDockerAccept:
+			err = host.DockerAcceptRemove(e.Name)
+		case KindFirewall:
+			err = host.FirewallRemove(e.Name)
+		case KindBridge:
+			err = host.LinkDel(e.Name)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", e.Kind, e.Name, err))
+		}
+	}
+	if do.Force {
+		errs = append(errs, host.FirewallRemove(project))
+	}
+	if do.Force || do.Volumes {
+		// Named volumes outlive a plain down, and its journal: -v finds
+		// them by label.
+		errs = append(errs, downByLabel(ctx, project, do, o, prog, dc))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, f := range []string{d.journalFile(), d.planFile(), d.leaseFile(), d.stoppedFile()} {
+		os.Remove(f)
+	}
+	os.RemoveAll(d.run)
+	if do.Volumes {
+		return os.RemoveAll(d.state)
+	}
+	return nil
+}
+
+// planEntries names what a plan would have made, for down --force.
+func planEntries(p *planner.Plan) []Entry {
+	var out []Entry
+	for _, n := range p.Networks {
+		if n.External {
+			continue
+		}
+		out = append(out, Entry{Kind: KindDockerNetwork, Name: n.DockerName}, Entry{Kind: KindDockerAccept, Name: n.Bridge}, Entry{Kind: KindBridge, Name: n.Bridge})
+	}
+	return out
+}
+
+// downByLabel removes the Docker objects that carry the project's label:
+// what down does for a project whose state directory is gone.
+func downByLabel(ctx context.Context, project string, do DownOptions, o Options, prog *progress, dc *client.Client) error {
+	if dc == nil {
+		var err error
+		if dc, err = o.docker(); err != nil {
+			return err
+		}
+		defer dc.Close()
+		if _, err := dc.Ping(ctx); err != nil {
+			prog.note("No Docker engine answers: Docker objects of project " + project + " were not looked for")
+			return nil
+		}
+	}
+	var errs []error
+	errs = append(errs, removeContainers(ctx, dc, project, do.Timeout, prog))
+	nets, err := dc.NetworkList(ctx, network.ListOptions{Filters: projectFilter(project)})
+	errs = append(errs, err)
+	for _, n := range nets {
+		gone, err := removeDockerNetwork(ctx, dc, project, n.Name)
+		errs = append(errs, err)
+		if gone {
+			prog.event("Network", n.Name, "Removed")
+		}
+	}
+	if do.Volumes {
+		vols, err := dc.VolumeList(ctx, volume.ListOptions{Filters: projectFilter(project)})
+		errs = append(errs, err)
+		for _, v := range vols.Volumes {
+			gone, err := removeVolume(ctx, dc, project, v.Name)
+			errs = append(errs, err)
+			if gone {
+				prog.event("Volume", v.Name, "Removed")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeContainers stops and removes every container with the project's
+// label, all at once.
+func removeContainers(ctx context.Context, dc *client.Client, project string, timeout *int, prog *progress) error {
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, len(list))
+	for _, c := range list {
+		go func() {
+			name := strings.TrimPrefix(c.Names[0], "/")
+			ev := prog.start("Container", name)
+			ev.update("Stopping")
+			if err := removeContainer(ctx, dc, c.ID, timeout, false); err != nil {
+				errc <- ev.fail(err)
+				return
+			}
+			ev.done("Removed")
+			errc <- nil
+		}()
+	}
+	var errs []error
+	for range list {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
+}
+
+// removeOwned removes the container called name if it carries the
+// project's label.
+func removeOwned(ctx context.Context, dc *client.Client, project, name string, timeout *int) error {
+	c, err := dc.ContainerInspect(ctx, name)
+	if err != nil {
+		return nil // gone already
+	}
+	if c.Config.Labels[LabelProject] != project {
+		return nil
+	}
+	return removeContainer(ctx, dc, c.ID, timeout, false)
+}
+
+// stopTimeout turns a duration flag into Docker's seconds.
+func stopTimeout(d time.Duration) *int {
+	s := int(d.Seconds())
+	return &s
+}

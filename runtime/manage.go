@@ -1,0 +1,444 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/foldup/foldup/planner"
+)
+
+// MemberStatus is one line of ps.
+type MemberStatus struct {
+	Name      string   `json:"Name"` // the container's name
+	Member    string   `json:"Member"`
+	Service   string   `json:"Service"`
+	Kind      string   `json:"Kind"`
+	Image     string   `json:"Image"`
+	State     string   `json:"State"`             // running, exited, created, restarting, ...
+	Health    string   `json:"Health"`            // healthy, unhealthy, starting, or ""
+	Status    string   `json:"Status"`            // Docker's words: "Up 3 seconds (healthy)"
+	ExitCode  int      `json:"ExitCode"`          // when exited
+	Addresses []string `json:"Addresses"`         // from the plan
+	Ports     []string `json:"Ports"`             // host:port->port/proto
+	ID        string   `json:"ID,omitempty"`      // Docker's container ID
+	Command   string   `json:"Command,omitempty"` // as Docker shows it
+}
+
+// Ps returns the project's members as they are: running ones, and with
+// all the stopped ones too.
+func Ps(ctx context.Context, project string, all bool, o Options) ([]MemberStatus, error) {
+	o = o.withDefaults()
+	d := o.dirs(project)
+	plan, err := loadPlan(d.planFile())
+	if err != nil {
+		return nil, err
+	}
+	ensureSupervisor(ctx, o, project, plan)
+	dc, err := o.docker()
+	if err != nil {
+		return nil, err
+	}
+	defer dc.Close()
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: projectFilter(project)})
+	if err != nil {
+		if plan == nil || !hasContainers(plan) {
+			return nil, nil // no engine, and nothing of ours would be in one
+		}
+		return nil, err
+	}
+	var out []MemberStatus
+	for _, c := range list {
+		st := MemberStatus{
+			Name:    strings.TrimPrefix(c.Names[0], "/"),
+			Member:  c.Labels[LabelMember],
+			Service: c.Labels[LabelService],
+			Kind:    planner.Container,
+			Image:   c.Image,
+			State:   c.State,
+			Status:  c.Status,
+			ID:      c.ID[:12],
+			Command: c.Command,
+		}
+		if c.State != "running" {
+			if ci, err := dc.ContainerInspect(ctx, c.ID); err == nil {
+				st.ExitCode = ci.State.ExitCode
+			}
+		}
+		switch {
+		case strings.Contains(c.Status, "(healthy)"):
+			st.Health = "healthy"
+		case strings.Contains(c.Status, "(unhealthy)"):
+			st.Health = "unhealthy"
+		case strings.Contains(c.Status, "(health: starting)"):
+			st.Health = "starting"
+		}
+		if plan != nil {
+			for _, m := range plan.Members {
+				if m.Name != st.Member {
+					continue
+				}
+				for _, nic := range m.NICs {
+					for _, a := range []string{addrString(nic.IPv4), addrString(nic.IPv6)} {
+						if a != "" {
+							st.Addresses = append(st.Addresses, a)
+						}
+					}
+				}
+				for _, p := range m.Ports {
+					host := p.HostIP
+					if host == "" {
+						host = "0.0.0.0"
+					}
+					st.Ports = append(st.Ports, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.Target, p.Protocol))
+				}
+			}
+		}
+		for _, p := range c.Ports {
+			if p.PublicPort != 0 {
+				st.Ports = append(st.Ports, fmt.Sprintf("%s:%d->%d/%s", p.IP, p.PublicPort, p.PrivatePort, p.Type))
+			}
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func hasContainers(p *planner.Plan) bool {
+	return slices.ContainsFunc(p.Members, func(m *planner.Member) bool { return m.Kind == planner.Container })
+}
+
+func addrString[T interface {
+	IsValid() bool
+	String() string
+}](a T) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// ensureSupervisor starts the project's supervisor again when the project
+// is up (it has a plan, and was not stopped on purpose) and none answers:
+// a crashed supervisor comes back with the next foldup command.
+func ensureSupervisor(ctx context.Context, o Options, project string, plan *planner.Plan) {
+	d := o.dirs(project)
+	if plan == nil || len(plan.Networks) == 0 {
+		return
+	}
+	if _, err := os.Stat(d.stoppedFile()); err == nil {
+		return
+	}
+	c := newSupervisorClient(d)
+	if _, err := c.Status(ctx); err == nil {
+		return
+	}
+	unlock, err := d.lock(nil)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if _, err := c.Status(ctx); err == nil {
+		return // another command restarted it while we waited
+	}
+	if err := spawnSupervisor(ctx, o, project); err != nil {
+		o.Logger.Warn("restarting the supervisor", "project", project, "err", err)
+	}
+}
+
+// LogOptions are logs' flags.
+type LogOptions struct {
+	Follow     bool
+	Tail       string // "all" or a number of lines
+	Timestamps bool
+	NoColor    bool
+	NoPrefix   bool
+	Members    []string // services or members; default all
+}
+
+// Logs writes the output of the project's containers to w, each line
+// prefixed by its member's name (coloured, as docker compose does). With
+// Follow it returns when ctx ends.
+func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Writer) error {
+	o = o.withDefaults()
+	plan, _ := loadPlan(o.dirs(project).planFile())
+	ensureSupervisor(ctx, o, project, plan)
+	dc, err := o.docker()
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
+	if err != nil {
+		return err
+	}
+	var chosen []container.Summary
+	for _, c := range list {
+		if len(lo.Members) == 0 || slices.Contains(lo.Members, c.Labels[LabelService]) || slices.Contains(lo.Members, c.Labels[LabelMember]) {
+			chosen = append(chosen, c)
+		}
+	}
+	if len(chosen) == 0 && len(lo.Members) > 0 {
+		return fmt.Errorf("no such service or member: %s", strings.Join(lo.Members, ", "))
+	}
+	sort.Slice(chosen, func(i, j int) bool { return chosen[i].Labels[LabelMember] < chosen[j].Labels[LabelMember] })
+	width := 0
+	for _, c := range chosen {
+		width = max(width, len(c.Labels[LabelMember]))
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(chosen))
+	for i, c := range chosen {
+		prefix := ""
+		if !lo.NoPrefix {
+			prefix = fmt.Sprintf("%-*s | ", width, c.Labels[LabelMember])
+			if !lo.NoColor {
+				prefix = colors[i%len(colors)] + prefix + "\x1b[0m"
+			}
+		}
+		wg.Go(func() {
+			errs[i] = containerLogs(ctx, dc, c.ID, lo, &linePrefixer{w: w, mu: &mu, prefix: prefix})
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+var colors = []string{"\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[96m", "\x1b[93m", "\x1b[92m", "\x1b[95m", "\x1b[94m"}
+
+func containerLogs(ctx context.Context, dc *client.Client, id string, lo LogOptions, w *linePrefixer) error {
+	ci, err := dc.ContainerInspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	rc, err := dc.ContainerLogs(ctx, id, container.LogsOptions{
+		ShowStdout: true, ShowStderr: true, Follow: lo.Follow, Tail: lo.Tail, Timestamps: lo.Timestamps,
+	})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if ci.Config.Tty {
+		_, err = io.Copy(w, rc)
+	} else {
+		_, err = stdcopy.StdCopy(w, w, rc)
+	}
+	w.flush()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// linePrefixer writes whole lines, each with a prefix, under a lock shared
+// by every container's stream.
+type linePrefixer struct {
+	w      io.Writer
+	mu     *sync.Mutex
+	prefix string
+	buf    []byte
+}
+
+func (l *linePrefixer) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := slices.Index(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.mu.Lock()
+		_, err := fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.buf[:i])
+		l.mu.Unlock()
+		l.buf = l.buf[i+1:]
+		if err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
+}
+
+func (l *linePrefixer) flush() {
+	if len(l.buf) > 0 {
+		l.Write([]byte("\n"))
+	}
+}
+
+// Stop stops the project's containers (the named ones, or all; in reverse
+// dependency order), leaving them in place for start. Stopping all marks
+// the project stopped and stops its supervisor.
+func Stop(ctx context.Context, project string, members []string, timeout *int, o Options) error {
+	return lifecycle(ctx, project, members, o, "Stopping", "Stopped", true, func(dc *client.Client, name string) error {
+		return dc.ContainerStop(ctx, name, container.StopOptions{Timeout: timeout})
+	}, timeout)
+}
+
+// Start starts the project's stopped containers (and its supervisor).
+func Start(ctx context.Context, project string, members []string, o Options) error {
+	return lifecycle(ctx, project, members, o, "Starting", "Started", false, func(dc *client.Client, name string) error {
+		return dc.ContainerStart(ctx, name, container.StartOptions{})
+	}, nil)
+}
+
+// Restart restarts the project's containers.
+func Restart(ctx context.Context, project string, members []string, timeout *int, o Options) error {
+	return lifecycle(ctx, project, members, o, "Restarting", "Started", false, func(dc *client.Client, name string) error {
+		return dc.ContainerRestart(ctx, name, container.StopOptions{Timeout: timeout})
+	}, nil)
+}
+
+func lifecycle(ctx context.Context, project string, members []string, o Options, doing, did string, stopping bool, fn func(*client.Client, string) error, _ *int) error {
+	o = o.withDefaults()
+	d := o.dirs(project)
+	prog := newProgress(o.Out, o.Progress)
+	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
+	if err != nil {
+		return err
+	}
+	plan, err := loadPlan(d.planFile())
+	if err != nil {
+		unlock()
+		return err
+	}
+	if plan == nil {
+		unlock()
+		return fmt.Errorf("project %s is not up here (no plan in %s)", project, d.state)
+	}
+	if stopping && len(members) == 0 {
+		writeFileAtomic(d.stoppedFile(), nil)
+	} else if !stopping {
+		os.Remove(d.stoppedFile())
+	}
+	unlock()
+	if !stopping {
+		ensureSupervisor(ctx, o, project, plan)
+	}
+	dc, err := o.docker()
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	cs, err := projectContainers(ctx, dc, project, true)
+	if err != nil {
+		return err
+	}
+	// The plan's steps are in dependency order.
+	var order []string
+	for _, s := range plan.Steps {
+		kind, name, _ := strings.Cut(s.Target, ":")
+		if kind != planner.Container {
+			continue
+		}
+		for _, m := range plan.Members {
+			if m.Name == name && (len(members) == 0 || slices.Contains(members, m.Service) || slices.Contains(members, m.Name)) {
+				order = append(order, name)
+			}
+		}
+	}
+	if stopping {
+		slices.Reverse(order)
+	}
+	var errs []error
+	for _, name := range order {
+		c, ok := cs[name]
+		if !ok {
+			continue
+		}
+		cname := strings.TrimPrefix(c.Names[0], "/")
+		ev := prog.start("Container", cname)
+		ev.update(doing)
+		if err := fn(dc, c.ID); err != nil {
+			errs = append(errs, ev.fail(err))
+			continue
+		}
+		ev.done(did)
+	}
+	if stopping && len(members) == 0 {
+		errs = append(errs, newSupervisorClient(d).Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Exec runs a command in a member's running container, attached to the
+// given streams, and returns its exit code.
+func Exec(ctx context.Context, project, member string, cmd []string, opts ExecOptions, o Options) (int, error) {
+	o = o.withDefaults()
+	dc, err := o.docker()
+	if err != nil {
+		return -1, err
+	}
+	defer dc.Close()
+	cs, err := projectContainers(ctx, dc, project, false)
+	if err != nil {
+		return -1, err
+	}
+	c, ok := cs[member]
+	if !ok {
+		for _, cc := range cs {
+			if cc.Labels[LabelService] == member && cc.Labels[LabelReplica] == fmt.Sprint(max(opts.Index, 1)) {
+				c, ok = cc, true
+			}
+		}
+	}
+	if !ok {
+		return -1, fmt.Errorf("service %q is not running", member)
+	}
+	ex, err := dc.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
+		Cmd: cmd, Tty: opts.Tty, AttachStdin: opts.Stdin != nil, AttachStdout: true, AttachStderr: true,
+		Env: opts.Env, User: opts.User, WorkingDir: opts.Workdir, Privileged: opts.Privileged,
+	})
+	if err != nil {
+		return -1, err
+	}
+	hj, err := dc.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{Tty: opts.Tty})
+	if err != nil {
+		return -1, err
+	}
+	defer hj.Close()
+	if opts.Stdin != nil {
+		go func() {
+			io.Copy(hj.Conn, opts.Stdin)
+			hj.CloseWrite()
+		}()
+	}
+	if opts.Tty {
+		_, err = io.Copy(opts.Stdout, bufio.NewReader(hj.Reader))
+	} else {
+		_, err = stdcopy.StdCopy(opts.Stdout, opts.Stderr, hj.Reader)
+	}
+	if err != nil {
+		return -1, err
+	}
+	insp, err := dc.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		return -1, err
+	}
+	return insp.ExitCode, nil
+}
+
+// ExecOptions are exec's flags and streams.
+type ExecOptions struct {
+	Tty        bool
+	Index      int
+	Env        []string
+	User       string
+	Workdir    string
+	Privileged bool
+	Stdin      io.Reader // nil: not attached
+	Stdout     io.Writer
+	Stderr     io.Writer
+}

@@ -1,0 +1,86 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// progress prints what up and down do, one line per change of state, as
+// docker compose's plain progress does:
+//
+//	Network demo_lan  Creating
+//	Network demo_lan  Created
+//
+// or as JSON lines ({"kind":...,"name":...,"status":...}) for tools.
+type progress struct {
+	mu   sync.Mutex
+	w    io.Writer
+	mode string // plain, json, quiet
+}
+
+func newProgress(w io.Writer, mode string) *progress {
+	if mode == "" {
+		mode = "plain"
+	}
+	return &progress{w: w, mode: mode}
+}
+
+type progressEvent struct {
+	p          *progress
+	kind, name string
+	start      time.Time
+}
+
+func (p *progress) start(kind, name string) *progressEvent {
+	e := &progressEvent{p: p, kind: kind, name: name, start: time.Now()}
+	return e
+}
+
+func (p *progress) event(kind, name, status string) {
+	p.print(kind, name, status, "")
+}
+
+func (p *progress) note(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.mode {
+	case "quiet":
+	case "json":
+		json.NewEncoder(p.w).Encode(map[string]string{"level": "warning", "message": msg})
+	default:
+		fmt.Fprintln(p.w, msg)
+	}
+}
+
+func (p *progress) print(kind, name, status, errText string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.mode {
+	case "quiet":
+	case "json":
+		m := map[string]string{"kind": kind, "name": name, "status": status}
+		if errText != "" {
+			m["error"] = errText
+		}
+		json.NewEncoder(p.w).Encode(m)
+	default:
+		if errText != "" {
+			fmt.Fprintf(p.w, "%s %s  %s: %s\n", kind, name, status, errText)
+			return
+		}
+		fmt.Fprintf(p.w, "%s %s  %s\n", kind, name, status)
+	}
+}
+
+func (e *progressEvent) update(status string) { e.p.print(e.kind, e.name, status, "") }
+
+func (e *progressEvent) done(status string) { e.p.print(e.kind, e.name, status, "") }
+
+// fail reports err against the event and returns it.
+func (e *progressEvent) fail(err error) error {
+	e.p.print(e.kind, e.name, "Error", err.Error())
+	return err
+}

@@ -1,0 +1,65 @@
+// Package runtime executes a plan: it makes the project's networks (Linux
+// bridges foldup owns, which Docker adopts), its firewall, its supervisor
+// (the DNS/DHCP server) and its containers, in the order of the plan's
+// dependency graph, as many at once as the graph allows; and it removes
+// all of it again.
+//
+// Everything up makes is written to the project's journal before it is
+// made, so down removes exactly that, whatever point an earlier up died
+// at; and it removes nothing else: Docker objects only with the project's
+// label. One project's changes are serialised by a lock file.
+package runtime
+
+import (
+	"cmp"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/docker/docker/client"
+	"github.com/foldup/foldup/network"
+)
+
+// Options say where a project's state lives and how to reach the engine.
+// The zero value is the system's defaults.
+type Options struct {
+	StateRoot  string // default DefaultStateRoot
+	RunRoot    string // default DefaultRunRoot
+	DockerHost string // default DOCKER_HOST, else the engine's default socket
+	// Host is the network namespace to make the segment in (nil: the
+	// calling process's).
+	Host *network.Host
+	// SupervisorCommand is how to run foldup, for `up -d` to start a
+	// detached supervisor as `<cmd> supervise ...`. Default: this
+	// executable.
+	SupervisorCommand []string
+	// Out receives progress lines; nil discards them.
+	Out io.Writer
+	// Progress is "plain", "json" or "quiet" (default plain).
+	Progress string
+	Logger   *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	o.StateRoot = cmp.Or(o.StateRoot, DefaultStateRoot)
+	o.RunRoot = cmp.Or(o.RunRoot, DefaultRunRoot)
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.SupervisorCommand == nil {
+		if exe, err := os.Executable(); err == nil {
+			o.SupervisorCommand = []string{exe}
+		}
+	}
+	return o
+}
+
+func (o Options) dirs(project string) dirs {
+	return dirs{state: filepath.Join(o.StateRoot, project), run: filepath.Join(o.RunRoot, project)}
+}
+
+func (o Options) docker() (*client.Client, error) { return newDocker(o.DockerHost) }

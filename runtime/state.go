@@ -1,0 +1,220 @@
+package runtime
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/foldup/foldup/planner"
+	"golang.org/x/sys/unix"
+)
+
+// Default roots of a project's state (kept across reboots: journal, plan,
+// leases) and of its run-time files (supervisor socket and pid).
+const (
+	DefaultStateRoot = "/var/lib/foldup"
+	DefaultRunRoot   = "/run/foldup"
+)
+
+// dirs are one project's directories.
+type dirs struct {
+	state string // <StateRoot>/<project>
+	run   string // <RunRoot>/<project>
+}
+
+func (d dirs) lockFile() string    { return filepath.Join(d.state, "lock") }
+func (d dirs) journalFile() string { return filepath.Join(d.state, "journal") }
+func (d dirs) planFile() string    { return filepath.Join(d.state, "plan.json") }
+func (d dirs) leaseFile() string   { return filepath.Join(d.state, "leases.json") }
+func (d dirs) logFile() string     { return filepath.Join(d.state, "supervisor.log") }
+func (d dirs) socket() string      { return filepath.Join(d.run, "supervisor.sock") }
+func (d dirs) pidFile() string     { return filepath.Join(d.run, "supervisor.pid") }
+
+func (d dirs) make() error {
+	if err := os.MkdirAll(d.state, 0o700); err != nil {
+		return err
+	}
+	return os.MkdirAll(d.run, 0o700)
+}
+
+// lock takes the project's lock, waiting for another foldup that holds it
+// (a second `up`, a `down`). It returns the function that releases it.
+// The lock is an flock: the kernel drops it when its holder dies.
+func (d dirs) lock(wait func()) (func(), error) {
+	if err := d.make(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(d.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+		if wait != nil {
+			wait()
+		}
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", d.lockFile(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Journal entry kinds: what up makes, in the order it may make them.
+const (
+	KindBridge        = "bridge"         // Name: the Linux bridge
+	KindDockerAccept  = "docker-accept"  // Name: the bridge whose DOCKER-USER accept it is
+	KindFirewall      = "firewall"       // Name: the project
+	KindDockerNetwork = "docker-network" // Name: Docker's name for it
+	KindVolume        = "volume"         // Name: Docker's name for it
+	KindSupervisor    = "supervisor"     // Name: the project
+	KindContainer     = "container"      // Name: the container's name
+	KindImage         = "image"          // Name: an image foldup built
+)
+
+// Entry is one line of the journal: something up is about to make.
+type Entry struct {
+	Kind string    `json:"kind"`
+	Name string    `json:"name"`
+	Time time.Time `json:"time"`
+}
+
+// journal is the append-only record of everything up makes, written and
+// synced before each thing is made, so that down can remove all of it
+// whatever point up died at. down walks it backwards.
+type journal struct {
+	f    *os.File
+	seen map[Entry]bool
+}
+
+func openJournal(path string) (*journal, error) {
+	entries, err := readJournal(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	j := &journal{f: f, seen: map[Entry]bool{}}
+	for _, e := range entries {
+		j.seen[Entry{Kind: e.Kind, Name: e.Name}] = true
+	}
+	return j, nil
+}
+
+// record writes that kind/name is about to be made, unless the journal
+// has it already.
+func (j *journal) record(kind, name string) error {
+	k := Entry{Kind: kind, Name: name}
+	if j.seen[k] {
+		return nil
+	}
+	b, err := json.Marshal(Entry{Kind: kind, Name: name, Time: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("writing journal: %w", err)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("syncing journal: %w", err)
+	}
+	j.seen[k] = true
+	return nil
+}
+
+func (j *journal) close() error { return j.f.Close() }
+
+// readJournal returns the journal's entries, oldest first. A missing
+// journal has none. A last line cut short by a crash is ignored (it was
+// being written, so what it names was not made yet); any other bad line is
+// an error.
+func readJournal(path string) ([]Entry, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []Entry
+	sc := bufio.NewScanner(f)
+	line := 0
+	var bad error
+	for sc.Scan() {
+		line++
+		if bad != nil {
+			return nil, bad
+		}
+		var e Entry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Kind == "" || e.Name == "" {
+			bad = fmt.Errorf("%s:%d: corrupt journal entry %q (down --force removes the project by its labels and names)", path, line, sc.Text())
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, sc.Err()
+}
+
+// writeFileAtomic writes data to path through a synced temporary file
+// renamed over it, so that readers see the old content or the new, never
+// a part.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func savePlan(path string, p *planner.Plan) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// loadPlan returns the plan last applied, or nil when there is none.
+func loadPlan(path string) (*planner.Plan, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p planner.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("%s: %w (down --force removes the project by its labels and names)", path, err)
+	}
+	return &p, nil
+}
+
+// stoppedFile marks a project stopped on purpose (stop, or Ctrl-C of a
+// foreground up): no foldup command restarts its supervisor then.
+func (d dirs) stoppedFile() string { return filepath.Join(d.state, "stopped") }

@@ -1,0 +1,660 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/spec"
+	"golang.org/x/sync/errgroup"
+)
+
+// UpOptions are up's flags.
+type UpOptions struct {
+	Build         bool     // build images before starting containers
+	ForceRecreate bool     // recreate containers whose configuration did not change
+	RemoveOrphans bool     // remove containers of services no longer in the file
+	Services      []string // only these services/VMs and what they depend on (default: all)
+	// Wait waits until every container is running, and healthy if it has
+	// a health check.
+	Wait bool
+	// InProcess runs the supervisor as a goroutine of this process (the
+	// foreground `up`) instead of a detached process (`up -d`); Result's
+	// Supervisor then stops it.
+	InProcess bool
+}
+
+// Result is what Up did.
+type Result struct {
+	Plan     *planner.Plan
+	Warnings []Warning
+	// Supervisor is the in-process supervisor (UpOptions.InProcess), or
+	// nil when another process runs it.
+	Supervisor *InProcess
+}
+
+// InProcess is a supervisor running in this process.
+type InProcess struct {
+	stop context.CancelFunc
+	done chan error
+}
+
+// Stop stops it and waits for it.
+func (s *InProcess) Stop() error {
+	s.stop()
+	return <-s.done
+}
+
+// Done is closed (after sending its error, if any) when it ends.
+func (s *InProcess) Done() <-chan error { return s.done }
+
+// upRun is the state of one Up.
+type upRun struct {
+	p    *spec.Project
+	pl   *planner.Plan
+	o    Options
+	uo   UpOptions
+	d    dirs
+	j    *journal
+	host *network.Host
+	dc   *client.Client // nil when the project runs without Docker
+	prog *progress
+	obs  planner.Observed
+
+	mu    sync.Mutex
+	ports map[string]network.Port // registered member ports by interface
+	sup   *InProcess
+}
+
+// Up brings project p up: it plans it against what exists, then makes
+// what is missing and recreates what changed, walking the plan's graph.
+func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result, error) {
+	o = o.withDefaults()
+	d := o.dirs(p.Name)
+	prog := newProgress(o.Out, o.Progress)
+	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + p.Name) })
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	r := &upRun{p: p, o: o, uo: uo, d: d, prog: prog, ports: map[string]network.Port{}}
+	if r.host = o.Host; r.host == nil {
+		if r.host, err = network.OpenCurrent(); err != nil {
+			return nil, err
+		}
+		defer r.host.Close()
+	}
+	res := &Result{}
+	for _, name := range p.ServiceNames() {
+		res.Warnings = append(res.Warnings, unsupportedKeys(p, name)...)
+	}
+	if len(p.VMs) > 0 {
+		names := p.VMNames()
+		return nil, fmt.Errorf("%s: vms: %s: running VMs is not built yet (it arrives with runtime II); nothing was changed",
+			p.LocateKey("vms"), strings.Join(names, ", "))
+	}
+
+	if len(p.Compose.Services) > 0 {
+		if r.dc, err = o.docker(); err != nil {
+			return nil, err
+		}
+		defer r.dc.Close()
+		if _, err := r.dc.Ping(ctx); err != nil {
+			return nil, fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", r.dc.DaemonHost(), err)
+		}
+	}
+	if err := r.observe(ctx); err != nil {
+		return nil, err
+	}
+	pl, err := planner.Compute(p, r.obs)
+	if err != nil {
+		return nil, err
+	}
+	r.pl, res.Plan = pl, pl
+	// Check every container's configuration before anything is made, so
+	// that bad input changes nothing.
+	specs := map[string]*createSpec{}
+	for _, m := range pl.Members {
+		if m.Kind != planner.Container {
+			continue
+		}
+		cs, err := containerSpec(p, pl, m, d.state)
+		if err != nil {
+			return nil, err
+		}
+		specs[m.Name] = cs
+	}
+
+	if r.j, err = openJournal(d.journalFile()); err != nil {
+		return nil, err
+	}
+	defer r.j.close()
+	if err := savePlan(d.planFile(), pl); err != nil {
+		return nil, err
+	}
+	os.Remove(d.stoppedFile())
+
+	wanted := r.wanted()
+	done := map[int]chan struct{}{}
+	for _, s := range pl.Steps {
+		done[s.ID] = make(chan struct{})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range pl.Steps {
+		g.Go(func() error {
+			for _, dep := range s.Deps {
+				select {
+				case <-done[dep]:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			if err := r.step(gctx, s, wanted, specs); err != nil {
+				return err
+			}
+			close(done[s.ID])
+			return nil
+		})
+	}
+	err = g.Wait()
+	res.Supervisor = r.sup
+	if err != nil {
+		return res, err
+	}
+	if err := r.orphans(ctx); err != nil {
+		return res, err
+	}
+	if uo.Wait {
+		for _, m := range pl.Members {
+			if m.Kind == planner.Container && wanted[m.Name] {
+				if err := waitReady(ctx, r.dc, specs[m.Name].Name); err != nil {
+					return res, err
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+// observe fills r.obs: the previous plan, what exists of the project, and
+// the subnets taken on the host.
+func (r *upRun) observe(ctx context.Context) error {
+	prev, err := loadPlan(r.d.planFile())
+	if err != nil {
+		return err
+	}
+	r.obs.Previous = prev
+	r.obs.Networks = map[string]bool{}
+	r.obs.Members = map[string]planner.MemberState{}
+	var ours []string
+	if prev != nil {
+		links, err := r.host.Links()
+		if err != nil {
+			return err
+		}
+		for _, n := range prev.Networks {
+			ours = append(ours, n.Bridge)
+			if slices.Contains(links, n.Bridge) {
+				r.obs.Networks[n.Name] = true
+			}
+		}
+	}
+	r.obs.UsedSubnets, err = r.host.Prefixes(ours...)
+	if err != nil {
+		return err
+	}
+	if r.dc != nil {
+		more, err := dockerSubnets(ctx, r.dc, r.p.Name)
+		if err != nil {
+			return err
+		}
+		r.obs.UsedSubnets = append(r.obs.UsedSubnets, more...)
+		cs, err := projectContainers(ctx, r.dc, r.p.Name, true)
+		if err != nil {
+			return err
+		}
+		for m, c := range cs {
+			st := planner.MemberState{Running: c.State == "running", ConfigHash: c.Labels[LabelConfigHash]}
+			if r.uo.ForceRecreate {
+				st.ConfigHash = "force-recreate"
+			}
+			r.obs.Members[m] = st
+		}
+	}
+	if _, err := newSupervisorClient(r.d).Status(ctx); err == nil {
+		r.obs.DNSRunning = true
+	}
+	return nil
+}
+
+// wanted returns the members up acts on: all, or the named services and
+// VMs and everything they depend on.
+func (r *upRun) wanted() map[string]bool {
+	out := map[string]bool{}
+	byName := map[string]*planner.Member{}
+	for _, m := range r.pl.Members {
+		byName[m.Name] = m
+	}
+	var visit func(m *planner.Member)
+	visit = func(m *planner.Member) {
+		if out[m.Name] {
+			return
+		}
+		out[m.Name] = true
+		for _, d := range m.DependsOn {
+			if dm := byName[d.Member]; dm != nil {
+				visit(dm)
+			}
+		}
+	}
+	for _, m := range r.pl.Members {
+		if len(r.uo.Services) == 0 || slices.Contains(r.uo.Services, m.Service) || slices.Contains(r.uo.Services, m.Name) {
+			visit(m)
+		}
+	}
+	return out
+}
+
+func (r *upRun) step(ctx context.Context, s *planner.Step, wanted map[string]bool, specs map[string]*createSpec) error {
+	kind, name, _ := strings.Cut(s.Target, ":")
+	switch kind {
+	case "network":
+		return r.network(ctx, r.pl.Network(name), s.Action)
+	case "dns":
+		return r.firewallAndSupervisor(ctx)
+	case planner.Container:
+		if !wanted[name] {
+			return nil
+		}
+		return r.container(ctx, s, name, specs[name])
+	}
+	return fmt.Errorf("step %d: %s is not something this runtime can make", s.ID, s.Target)
+}
+
+// network makes the bridge (foldup's) and then Docker's network on it.
+func (r *upRun) network(ctx context.Context, n *planner.Network, action string) error {
+	ev := r.prog.start("Network", n.DockerName)
+	if err := r.j.record(KindBridge, n.Bridge); err != nil {
+		return ev.fail(err)
+	}
+	var addrs []netip.Prefix
+	if n.Gateway4.IsValid() {
+		addrs = append(addrs, netip.PrefixFrom(n.Gateway4, n.Subnet4.Bits()))
+	}
+	if n.Gateway6.IsValid() {
+		addrs = append(addrs, netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits()))
+	}
+	err := r.host.BridgeAdd(network.BridgeOptions{Name: n.Bridge, MTU: n.MTU, Addrs: addrs, MulticastSnooping: len(n.Multicast) > 0})
+	if err != nil {
+		return ev.fail(err)
+	}
+	if !n.Isolated {
+		if err := r.host.EnableForwarding(n.Subnet6.IsValid()); err != nil {
+			return ev.fail(err)
+		}
+	}
+	if r.dc != nil {
+		if err := r.j.record(KindDockerNetwork, n.DockerName); err != nil {
+			return ev.fail(err)
+		}
+		if err := dockerNetwork(ctx, r.dc, r.p.Name, n); err != nil {
+			return ev.fail(err)
+		}
+	}
+	if action == planner.ActionNone {
+		ev.done("Exists")
+	} else {
+		ev.done("Created")
+	}
+	return nil
+}
+
+// firewallConfig is the project's firewall for the plan, with the member
+// ports registered so far.
+func (r *upRun) firewallConfig() network.Config {
+	cfg := network.Config{Project: r.p.Name}
+	for _, n := range r.pl.Networks {
+		if n.External {
+			continue
+		}
+		cfg.Networks = append(cfg.Networks, network.Net{
+			Bridge: n.Bridge, Gateway4: n.Gateway4, Gateway6: n.Gateway6,
+			Isolated: n.Isolated, Outbound: n.Outbound, Multicast: n.Multicast,
+		})
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.ports)) {
+		cfg.Ports = append(cfg.Ports, r.ports[k])
+	}
+	for _, m := range r.pl.Members {
+		for _, pt := range m.Ports {
+			cfg.Forwards = append(cfg.Forwards, forwards(m, pt)...)
+		}
+	}
+	return cfg
+}
+
+// forwards are the DNAT rules of one planned port: to the member's first
+// IPv4 address, and its first IPv6 one too unless the host address is
+// IPv4.
+func forwards(m *planner.Member, pt planner.Port) []network.Forward {
+	hostIP, _ := netip.ParseAddr(pt.HostIP)
+	var out []network.Forward
+	for _, v6 := range []bool{false, true} {
+		if hostIP.IsValid() && hostIP.Is6() != v6 && !hostIP.IsUnspecified() {
+			continue
+		}
+		for _, nic := range m.NICs {
+			to := nic.IPv4
+			if v6 {
+				to = nic.IPv6
+			}
+			if !to.IsValid() {
+				continue
+			}
+			hip := hostIP
+			if hip.IsUnspecified() {
+				hip = netip.Addr{}
+			}
+			out = append(out, network.Forward{Protocol: pt.Protocol, HostIP: hip, HostPort: pt.HostPort, To: to, Port: pt.Target})
+			break
+		}
+	}
+	return out
+}
+
+// firewallAndSupervisor applies the project's firewall, lets its bridges
+// past Docker's FORWARD policy, and makes sure a supervisor serves the
+// plan.
+func (r *upRun) firewallAndSupervisor(ctx context.Context) error {
+	ev := r.prog.start("Firewall", network.TableName(r.p.Name))
+	if err := r.j.record(KindFirewall, r.p.Name); err != nil {
+		return ev.fail(err)
+	}
+	if err := r.applyFirewall(); err != nil {
+		return ev.fail(err)
+	}
+	for _, n := range r.pl.Networks {
+		if n.External {
+			continue
+		}
+		if err := r.j.record(KindDockerAccept, n.Bridge); err != nil {
+			return ev.fail(err)
+		}
+		if err := r.host.DockerAccept(n.Bridge); err != nil {
+			return ev.fail(err)
+		}
+	}
+	ev.done("Applied")
+
+	ev = r.prog.start("Supervisor", r.p.Name)
+	c := newSupervisorClient(r.d)
+	if _, err := c.Status(ctx); err == nil {
+		if err := c.Reload(ctx); err != nil {
+			return ev.fail(err)
+		}
+		ev.done("Reloaded")
+		return nil
+	}
+	if err := r.j.record(KindSupervisor, r.p.Name); err != nil {
+		return ev.fail(err)
+	}
+	if r.uo.InProcess {
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		ready := make(chan struct{})
+		sup := &InProcess{stop: cancel, done: make(chan error, 1)}
+		go func() {
+			err := Supervise(sctx, r.p.Name, r.o, func() { close(ready) })
+			sup.done <- err
+			close(sup.done)
+		}()
+		select {
+		case <-ready:
+		case err := <-sup.done:
+			return ev.fail(err)
+		}
+		r.sup = sup
+		ev.done("Started")
+		return nil
+	}
+	if err := spawnSupervisor(ctx, r.o, r.p.Name); err != nil {
+		return ev.fail(err)
+	}
+	ev.done("Started")
+	return nil
+}
+
+func (r *upRun) applyFirewall() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.host.FirewallApply(r.firewallConfig())
+}
+
+// container brings one member's container to the plan, once the members
+// it depends on meet their conditions.
+func (r *upRun) container(ctx context.Context, s *planner.Step, name string, cs *createSpec) error {
+	m := r.member(name)
+	for _, dep := range m.DependsOn {
+		dm := r.member(dep.Member)
+		if dm == nil {
+			continue
+		}
+		ev := r.prog.start("Container", containerName(r.p, dm))
+		if err := waitCondition(ctx, r.dc, containerName(r.p, dm), dep.Condition); err != nil {
+			if !dep.Required {
+				ev.done("Skipped: " + err.Error())
+				continue
+			}
+			return ev.fail(fmt.Errorf("%s depends on it: %w", name, err))
+		}
+		ev.done(conditionWord(dep.Condition))
+	}
+	ev := r.prog.start("Container", cs.Name)
+	action := s.Action
+	if r.uo.Build && r.p.Compose.Services[m.Service].Build != nil && action == planner.ActionNone {
+		action = planner.ActionRecreate
+	}
+	switch action {
+	case planner.ActionNone:
+		ev.done("Running")
+		return r.registerPorts(ctx, m, cs.Name)
+	case planner.ActionStart:
+		ev.update("Starting")
+		if err := r.dc.ContainerStart(ctx, cs.Name, container.StartOptions{}); err != nil {
+			return ev.fail(err)
+		}
+		ev.done("Started")
+		return r.registerPorts(ctx, m, cs.Name)
+	case planner.ActionRecreate:
+		ev.update("Recreating")
+		if err := removeContainer(ctx, r.dc, cs.Name, nil, false); err != nil {
+			return ev.fail(err)
+		}
+	}
+	if err := ensureImage(ctx, r.dc, r.p, m.Service, r.uo.Build, r.o.Out); err != nil {
+		return ev.fail(err)
+	}
+	svc := r.p.Compose.Services[m.Service]
+	for _, v := range svc.Volumes {
+		if v.Type != "volume" || v.Source == "" {
+			continue
+		}
+		if err := r.j.record(KindVolume, volumeName(r.p, v.Source)); err != nil {
+			return ev.fail(err)
+		}
+		if _, created, err := ensureVolume(ctx, r.dc, r.p, v.Source); err != nil {
+			return ev.fail(err)
+		} else if created {
+			r.prog.event("Volume", volumeName(r.p, v.Source), "Created")
+		}
+	}
+	if err := r.writeFileObjects(m); err != nil {
+		return ev.fail(err)
+	}
+	if err := r.j.record(KindContainer, cs.Name); err != nil {
+		return ev.fail(err)
+	}
+	if action != planner.ActionRecreate {
+		ev.update("Creating")
+	}
+	if _, err := createContainer(ctx, r.dc, cs); err != nil {
+		return ev.fail(err)
+	}
+	ev.update("Starting")
+	if err := r.dc.ContainerStart(ctx, cs.Name, container.StartOptions{}); err != nil {
+		return ev.fail(err)
+	}
+	ev.done("Started")
+	return r.registerPorts(ctx, m, cs.Name)
+}
+
+func conditionWord(cond string) string {
+	switch cond {
+	case "service_healthy":
+		return "Healthy"
+	case "service_completed_successfully":
+		return "Exited"
+	}
+	return "Started"
+}
+
+func (r *upRun) member(name string) *planner.Member {
+	for _, m := range r.pl.Members {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// writeFileObjects writes the secrets and configs given by content: or
+// environment: to files the container mounts.
+func (r *upRun) writeFileObjects(m *planner.Member) error {
+	svc := r.p.Compose.Services[m.Service]
+	write := func(kind, name, file, content, env string) error {
+		if file != "" {
+			return nil
+		}
+		if env != "" {
+			content = r.p.Compose.Environment[env]
+		}
+		dir := filepath.Join(r.d.state, kind+"s")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		return writeFileAtomic(filepath.Join(dir, name), []byte(content))
+	}
+	for _, s := range svc.Secrets {
+		o := r.p.Compose.Secrets[s.Source]
+		if err := write("secret", s.Source, o.File, o.Content, o.Environment); err != nil {
+			return err
+		}
+	}
+	for _, c := range svc.Configs {
+		o := r.p.Compose.Configs[c.Source]
+		if err := write("config", c.Source, o.File, o.Content, o.Environment); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registerPorts finds the container's veths on foldup's bridges and adds
+// them to the firewall's member ports, so that it may send only as its
+// own MAC and addresses.
+func (r *upRun) registerPorts(ctx context.Context, m *planner.Member, name string) error {
+	if len(m.NICs) == 0 {
+		return nil
+	}
+	c, err := r.dc.ContainerInspect(ctx, name)
+	if err != nil {
+		return err
+	}
+	if c.State == nil || c.State.Pid == 0 {
+		return nil // exited already (a one-shot job): nothing sends
+	}
+	peers, err := r.host.PeerPorts(c.State.Pid)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", name, err)
+	}
+	r.mu.Lock()
+	for _, nic := range m.NICs {
+		n := r.pl.Network(nic.Network)
+		hw, _ := net.ParseMAC(nic.MAC)
+		veth, ok := peers[hw.String()]
+		if n == nil || !ok {
+			continue
+		}
+		p := network.Port{Name: veth, Bridge: n.Bridge, MAC: hw}
+		if nic.IPv4.IsValid() {
+			p.IPv4 = []netip.Addr{nic.IPv4}
+		}
+		if nic.IPv6.IsValid() {
+			p.IPv6 = []netip.Addr{nic.IPv6}
+		}
+		r.ports[veth] = p
+	}
+	r.mu.Unlock()
+	return r.applyFirewall()
+}
+
+// orphans removes (with --remove-orphans) or names the project's
+// containers that the plan no longer has.
+func (r *upRun) orphans(ctx context.Context) error {
+	if r.dc == nil {
+		return nil
+	}
+	cs, err := projectContainers(ctx, r.dc, r.p.Name, true)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for m, c := range cs {
+		if r.member(m) != nil {
+			continue
+		}
+		name := strings.TrimPrefix(c.Names[0], "/")
+		if r.uo.RemoveOrphans {
+			ev := r.prog.start("Container", name)
+			if err := removeContainer(ctx, r.dc, c.ID, nil, false); err != nil {
+				return ev.fail(err)
+			}
+			ev.done("Removed")
+			continue
+		}
+		names = append(names, name)
+	}
+	if len(names) > 0 {
+		slices.Sort(names)
+		r.prog.note(fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your file, run up with --remove-orphans to remove them.", strings.Join(names, ", ")))
+	}
+	return nil
+}
+
+// waitReady waits until a container runs, and is healthy if it has a
+// health check (up --wait).
+func waitReady(ctx context.Context, dc *client.Client, name string) error {
+	c, err := dc.ContainerInspect(ctx, name)
+	if err != nil {
+		return err
+	}
+	if c.Config.Healthcheck != nil && len(c.Config.Healthcheck.Test) > 0 && c.Config.Healthcheck.Test[0] != "NONE" {
+		return waitCondition(ctx, dc, name, "service_healthy")
+	}
+	if !c.State.Running {
+		return errors.New("container " + name + " is not running")
+	}
+	return nil
+}
