@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/foldup/foldup/planner"
@@ -89,8 +90,9 @@ type Entry struct {
 // synced before each thing is made, so that down can remove all of it
 // whatever point up died at. down walks it backwards.
 type journal struct {
-	f    *os.File
-	seen map[Entry]bool
+	f       *os.File
+	seen    map[Entry]bool
+	written int // entries this process wrote
 }
 
 func openJournal(path string) (*journal, error) {
@@ -127,8 +129,18 @@ func (j *journal) record(kind, name string) error {
 		return fmt.Errorf("syncing journal: %w", err)
 	}
 	j.seen[k] = true
+	j.written++
+	if killAt > 0 && j.written == killAt {
+		// Crash tests: die as kill -9 would, with the entry written and
+		// the thing it names not made yet.
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+	}
 	return nil
 }
+
+// killAt is FOLDUP_TEST_KILL_AT: the crash tests make foldup kill itself
+// with SIGKILL right after writing that many journal entries.
+var killAt, _ = strconv.Atoi(os.Getenv("FOLDUP_TEST_KILL_AT"))
 
 func (j *journal) close() error { return j.f.Close() }
 
