@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"net/netip"
@@ -586,6 +587,9 @@ func (r *upRun) registerPorts(ctx context.Context, m *planner.Member, name strin
 		return nil // exited already (a one-shot job): nothing sends
 	}
 	peers, err := r.host.PeerPorts(c.State.Pid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // it has exited since: nothing sends
+	}
 	if err != nil {
 		return fmt.Errorf("container %s: %w", name, err)
 	}
