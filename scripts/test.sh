@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 missing=""
 for c in ip:iproute2 unshare:util-linux sysctl:procps git:git ping:iputils-ping python3:python3 nft:nftables dig:dnsutils \
-	busybox:busybox-static dhclient:isc-dhcp-client rdisc6:ndisc6; do
+	busybox:busybox-static dhclient:isc-dhcp-client rdisc6:ndisc6 dockerd:docker.io; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || missing="$missing ${c#*:}"
 done
 if [ -n "$missing" ]; then

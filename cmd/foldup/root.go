@@ -62,6 +62,9 @@ A foldup.yaml is a Compose file (any docker-compose.yml works as it is) with
 vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Flags before the verb are the root's: `foldup -f x.yaml logs -f`
+		// reads the first -f as --file and the second as --follow.
+		TraverseChildren: true,
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)

@@ -248,6 +248,9 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	// -f is follow here, as in docker compose logs: --file keeps its
+	// long form (a local flag of the same name hides the global one).
+	f.StringArrayVar(&g.files, "file", nil, "foldup or Compose file (repeatable; merged in order)")
 	f.BoolVarP(&lo.Follow, "follow", "f", false, "follow the output")
 	f.StringVarP(&lo.Tail, "tail", "n", "all", "lines to show from the end of each log")
 	f.BoolVarP(&lo.Timestamps, "timestamps", "t", false, "show timestamps")
