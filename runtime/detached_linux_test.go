@@ -126,3 +126,97 @@ func TestDetached(t *testing.T) {
 	}
 	e.assertGone(t, p.Name)
 }
+
+// TestForeground runs `foldup up` in the foreground: it streams the
+// members' output with their prefixes, and Ctrl-C (SIGINT) stops the
+// containers and its own supervisor, leaving the project stopped, not
+// removed.
+func TestForeground(t *testing.T) {
+	e := newTestEnv(t)
+	p := e.load(t, "tick", tickerProject)
+	file := filepath.Join(e.dir, "tick", "foldup.yaml")
+	e.downAtEnd(t, p.Name)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	// Not through `ip netns exec`, which would take the signal itself:
+	// enter the namespace with nsenter, which execs foldup in place.
+	cmd := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+e.ns.Name, foldupBinary(t), "-f", file, "up")
+	cmd.Env = append(e.eng.Env(), "FOLDUP_STATE_ROOT="+e.o.StateRoot, "FOLDUP_RUN_ROOT="+e.o.RunRoot)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	ticks := 0
+	for ticks < 3 && sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "ticker | tick ") {
+			ticks++
+		}
+	}
+	if ticks < 3 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("foreground up streamed %d tick lines; stderr:\n%s", ticks, stderr.String())
+	}
+	d := e.o.withDefaults().dirs(p.Name)
+	if _, err := newSupervisorClient(d).Status(ctx); err != nil {
+		t.Errorf("no supervisor answers while up runs: %v", err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("up after Ctrl-C: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "Gracefully stopping") || !strings.Contains(stderr.String(), "Container tick-ticker-1  Stopped") {
+		t.Errorf("up's stderr:\n%s", stderr.String())
+	}
+	c, err := e.eng.Client.ContainerInspect(ctx, "tick-ticker-1")
+	if err != nil || c.State.Running {
+		t.Errorf("after Ctrl-C the container is %v (%v), want stopped and kept", c.State, err)
+	}
+	if _, err := newSupervisorClient(d).Status(ctx); err == nil {
+		t.Errorf("the supervisor still answers after Ctrl-C")
+	}
+}
+
+// TestConcurrentUp runs two ups of one project at once: the lock makes
+// one wait for the other, and the end state is one container per member.
+func TestConcurrentUp(t *testing.T) {
+	e := newTestEnv(t)
+	p := e.load(t, "tick", tickerProject)
+	e.downAtEnd(t, p.Name)
+	errc := make(chan error, 2)
+	var sups = make(chan *InProcess, 2)
+	for range 2 {
+		go func() {
+			res, err := Up(t.Context(), p, UpOptions{InProcess: true}, e.o)
+			if res != nil && res.Supervisor != nil {
+				sups <- res.Supervisor
+			}
+			errc <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	close(sups)
+	n := 0
+	for s := range sups {
+		n++
+		defer s.Stop()
+	}
+	if n != 1 {
+		t.Errorf("%d supervisors started, want 1 (the second up reloads the first's)", n)
+	}
+	list, err := Ps(t.Context(), p.Name, true, e.o)
+	if err != nil || len(list) != 1 || list[0].State != "running" {
+		t.Errorf("ps after two concurrent ups: %+v (%v)", list, err)
+	}
+}
