@@ -76,25 +76,20 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 	pf.StringArrayVar(&g.envFiles, "env-file", nil, "environment file (default: .env in the project directory)")
 	pf.StringArrayVar(&g.profiles, "profile", nil, "profile to enable (repeatable)")
 
-	var rf runtimeFlags
-	rf.register(root)
 	root.AddCommand(
 		newConfigCmd(&g),
 		newDnsdCmd(),
-		newDownCmd(&g, &rf),
-		newExecCmd(&g, &rf),
-		newLifecycleCmd(&g, &rf, "restart", "Restart the project's containers"),
-		newLifecycleCmd(&g, &rf, "start", "Start the project's stopped containers"),
-		newLifecycleCmd(&g, &rf, "stop", "Stop the project's containers without removing them"),
-		newLogsCmd(&g, &rf),
 		newPlanCmd(&g),
-		newPsCmd(&g, &rf),
-		newSuperviseCmd(&g, &rf),
-		newUpCmd(&g, &rf),
 		newVersionCmd(),
 	)
+	root.AddCommand(runtimeCommands(root, &g)...)
 	return root
 }
+
+// exitError makes foldup exit with a command's own code (exec's).
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // version is set by the build (-ldflags "-X main.version=...").
 var version = "dev"

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -16,6 +18,23 @@ import (
 	"github.com/foldup/foldup/runtime"
 	"github.com/spf13/cobra"
 )
+
+// runtimeCommands are the verbs that act on a running project.
+func runtimeCommands(root *cobra.Command, g *globalFlags) []*cobra.Command {
+	var rf runtimeFlags
+	rf.register(root)
+	return []*cobra.Command{
+		newDownCmd(g, &rf),
+		newExecCmd(g, &rf),
+		newLifecycleCmd(g, &rf, "restart", "Restart the project's containers"),
+		newLifecycleCmd(g, &rf, "start", "Start the project's stopped containers"),
+		newLifecycleCmd(g, &rf, "stop", "Stop the project's containers without removing them"),
+		newLogsCmd(g, &rf),
+		newPsCmd(g, &rf),
+		newSuperviseCmd(g, &rf),
+		newUpCmd(g, &rf),
+	}
+}
 
 // runtimeFlags are the flags of the verbs that act on a running project.
 type runtimeFlags struct {
@@ -328,11 +347,6 @@ func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	f.IntVar(&eo.Index, "index", 1, "which replica of the service")
 	return cmd
 }
-
-// exitError makes foldup exit with a command's own code.
-type exitError int
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func newSuperviseCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	cmd := &cobra.Command{
