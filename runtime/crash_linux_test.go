@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -49,13 +50,10 @@ func TestCrashDown(t *testing.T) {
 	p := e.load(t, "crash", crashProject)
 	file := filepath.Join(e.dir, "crash", "foldup.yaml")
 	e.downAtEnd(t, p.Name)
-	bin := foldupBinary(t)
 	foldup := func(env []string, args ...string) *exec.Cmd {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		t.Cleanup(cancel)
-		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", e.ns.Name, bin, "-f", file}, args...)...)
-		cmd.Env = append(e.eng.Env(), append(env, "FOLDUP_STATE_ROOT="+e.o.StateRoot, "FOLDUP_RUN_ROOT="+e.o.RunRoot)...)
-		return cmd
+		return e.cli(t, ctx, file, env, args...)
 	}
 
 	// How many entries a whole up writes: every point to kill at.
@@ -90,4 +88,22 @@ func TestCrashDown(t *testing.T) {
 			e.assertGone(t, p.Name)
 		})
 	}
+
+	// A corrupt journal: down refuses and says why; down --force still
+	// removes everything, by the plan and the project's labels.
+	if out, err := foldup(nil, "up", "-d").CombinedOutput(); err != nil {
+		t.Fatalf("up -d: %v\n%s", err, out)
+	}
+	journal := e.o.withDefaults().dirs(p.Name).journalFile()
+	if err := os.WriteFile(journal, []byte("garbage\n{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = foldup(nil, "down").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "corrupt journal entry") {
+		t.Fatalf("down with a corrupt journal: %v\n%s", err, out)
+	}
+	if out, err := foldup(nil, "down", "-v", "--force").CombinedOutput(); err != nil {
+		t.Fatalf("down --force: %v\n%s", err, out)
+	}
+	e.assertGone(t, p.Name)
 }

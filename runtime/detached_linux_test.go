@@ -35,11 +35,8 @@ func TestDetached(t *testing.T) {
 	p := e.load(t, "tick", tickerProject)
 	file := filepath.Join(e.dir, "tick", "foldup.yaml")
 	e.downAtEnd(t, p.Name)
-	bin := foldupBinary(t)
 	foldup := func(ctx context.Context, args ...string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", e.ns.Name, bin, "-f", file}, args...)...)
-		cmd.Env = append(e.eng.Env(), "FOLDUP_STATE_ROOT="+e.o.StateRoot, "FOLDUP_RUN_ROOT="+e.o.RunRoot)
-		return cmd
+		return e.cli(t, ctx, file, nil, args...)
 	}
 	run := func(args ...string) string {
 		t.Helper()
@@ -141,7 +138,7 @@ func TestForeground(t *testing.T) {
 	// Not through `ip netns exec`, which would take the signal itself:
 	// enter the namespace with nsenter, which execs foldup in place.
 	cmd := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+e.ns.Name, foldupBinary(t), "-f", file, "up")
-	cmd.Env = append(e.eng.Env(), "FOLDUP_STATE_ROOT="+e.o.StateRoot, "FOLDUP_RUN_ROOT="+e.o.RunRoot)
+	cmd.Env = e.cliEnv()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -218,5 +215,54 @@ func TestConcurrentUp(t *testing.T) {
 	list, err := Ps(t.Context(), p.Name, true, e.o)
 	if err != nil || len(list) != 1 || list[0].State != "running" {
 		t.Errorf("ps after two concurrent ups: %+v (%v)", list, err)
+	}
+
+	// stop, start and restart act on the container and keep it.
+	ctx := t.Context()
+	state := func() (string, string) {
+		c, err := e.eng.Client.ContainerInspect(ctx, "tick-ticker-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.State.Status, c.State.StartedAt
+	}
+	zero := 0
+	if err := Stop(ctx, p.Name, []string{"ticker"}, &zero, e.o); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state(); st != "exited" {
+		t.Errorf("after stop: %s", st)
+	}
+	if err := Start(ctx, p.Name, nil, e.o); err != nil {
+		t.Fatal(err)
+	}
+	st, started := state()
+	if st != "running" {
+		t.Errorf("after start: %s", st)
+	}
+	if err := Restart(ctx, p.Name, nil, &zero, e.o); err != nil {
+		t.Fatal(err)
+	}
+	if st, again := state(); st != "running" || again == started {
+		t.Errorf("after restart: %s, started at %s (before: %s)", st, again, started)
+	}
+
+	// A service gone from the file: up names its container an orphan, and
+	// removes it with --remove-orphans.
+	renamed := e.load(t, "tick", strings.Replace(tickerProject, "  ticker:", "  tocker:", 1))
+	var out strings.Builder
+	o := e.o
+	o.Out = &out
+	if _, err := Up(ctx, renamed, UpOptions{InProcess: true}, o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Found orphan containers (tick-ticker-1)") {
+		t.Errorf("up without --remove-orphans printed:\n%s", out.String())
+	}
+	if _, err := Up(ctx, renamed, UpOptions{InProcess: true, RemoveOrphans: true}, e.o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.eng.Client.ContainerInspect(ctx, "tick-ticker-1"); err == nil {
+		t.Errorf("up --remove-orphans left tick-ticker-1")
 	}
 }

@@ -4,7 +4,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -371,7 +370,5 @@ func removeVolume(ctx context.Context, dc *client.Client, project, name string) 
 	}
 	return true, nil
 }
-
-var errNoDocker = errors.New("no Docker engine")
 
 func imagePullOptions() image.PullOptions { return image.PullOptions{} }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -244,10 +243,4 @@ func removeOwned(ctx context.Context, dc *client.Client, project, name string, t
 		return nil
 	}
 	return removeContainer(ctx, dc, c.ID, timeout, false)
-}
-
-// stopTimeout turns a duration flag into Docker's seconds.
-func stopTimeout(d time.Duration) *int {
-	s := int(d.Seconds())
-	return &s
 }

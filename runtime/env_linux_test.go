@@ -151,6 +151,20 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 	}
 }
 
+// cliEnv is the environment foldup runs with in the tests: the private
+// engine and the test's state directories.
+func (e *testEnv) cliEnv(more ...string) []string {
+	return append(e.eng.Env(), append(more, "FOLDUP_STATE_ROOT="+e.o.StateRoot, "FOLDUP_RUN_ROOT="+e.o.RunRoot)...)
+}
+
+// cli returns `foldup -f file args...`, run inside the test's namespace
+// with cliEnv(env...).
+func (e *testEnv) cli(t *testing.T, ctx context.Context, file string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", e.ns.Name, foldupBinary(t), "-f", file}, args...)...)
+	cmd.Env = e.cliEnv(env...)
+	return cmd
+}
+
 // exec runs a command in a container of the engine and returns its output.
 func (e *testEnv) exec(t *testing.T, name string, cmd ...string) (string, int) {
 	t.Helper()

@@ -3,7 +3,6 @@
 package runtime
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -286,24 +285,24 @@ func (l *linePrefixer) flush() {
 func Stop(ctx context.Context, project string, members []string, timeout *int, o Options) error {
 	return lifecycle(ctx, project, members, o, "Stopping", "Stopped", true, func(dc *client.Client, name string) error {
 		return dc.ContainerStop(ctx, name, container.StopOptions{Timeout: timeout})
-	}, timeout)
+	})
 }
 
 // Start starts the project's stopped containers (and its supervisor).
 func Start(ctx context.Context, project string, members []string, o Options) error {
 	return lifecycle(ctx, project, members, o, "Starting", "Started", false, func(dc *client.Client, name string) error {
 		return dc.ContainerStart(ctx, name, container.StartOptions{})
-	}, nil)
+	})
 }
 
 // Restart restarts the project's containers.
 func Restart(ctx context.Context, project string, members []string, timeout *int, o Options) error {
 	return lifecycle(ctx, project, members, o, "Restarting", "Started", false, func(dc *client.Client, name string) error {
 		return dc.ContainerRestart(ctx, name, container.StopOptions{Timeout: timeout})
-	}, nil)
+	})
 }
 
-func lifecycle(ctx context.Context, project string, members []string, o Options, doing, did string, stopping bool, fn func(*client.Client, string) error, _ *int) error {
+func lifecycle(ctx context.Context, project string, members []string, o Options, doing, did string, stopping bool, fn func(*client.Client, string) error) error {
 	o = o.withDefaults()
 	d := o.dirs(project)
 	prog := newProgress(o.Out, o.Progress)
@@ -418,7 +417,7 @@ func Exec(ctx context.Context, project, member string, cmd []string, opts ExecOp
 		}()
 	}
 	if opts.Tty {
-		_, err = io.Copy(opts.Stdout, bufio.NewReader(hj.Reader))
+		_, err = io.Copy(opts.Stdout, hj.Reader)
 	} else {
 		_, err = stdcopy.StdCopy(opts.Stdout, opts.Stderr, hj.Reader)
 	}

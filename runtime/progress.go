@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 )
 
 // progress prints what up and down do, one line per change of state, as
@@ -33,12 +32,10 @@ func newProgress(w io.Writer, mode string) *progress {
 type progressEvent struct {
 	p          *progress
 	kind, name string
-	start      time.Time
 }
 
 func (p *progress) start(kind, name string) *progressEvent {
-	e := &progressEvent{p: p, kind: kind, name: name, start: time.Now()}
-	return e
+	return &progressEvent{p: p, kind: kind, name: name}
 }
 
 func (p *progress) event(kind, name, status string) {

@@ -108,6 +108,19 @@ func TestUpDown(t *testing.T) {
 		t.Errorf("TXT answer.%s through Docker's resolver (exit %d):\n%s", dom, code, out)
 	}
 
+	// Anti-spoofing: web's veth is a member port of foldup's bridge table,
+	// with the plan's MAC.
+	var webMAC string
+	for _, m := range res.Plan.Members {
+		if m.Name == "web" {
+			webMAC = m.NICs[0].MAC
+		}
+	}
+	table := e.ns.MustRun(t, "nft", "list", "table", "bridge", "foldup-tiers")
+	if webMAC == "" || !strings.Contains(table, "\"veth") || !strings.Contains(table, webMAC) {
+		t.Errorf("web's port (MAC %s) is not in the bridge table:\n%s", webMAC, table)
+	}
+
 	// logs: each member's output, prefixed.
 	var buf bytes.Buffer
 	if err := Logs(ctx, p.Name, LogOptions{NoColor: true}, e.o, &buf); err != nil {
