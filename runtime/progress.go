@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // progress prints what up and down do, one line per change of state, as
@@ -60,7 +61,7 @@ func (p *progress) print(kind, name, status, errText string) {
 	switch p.mode {
 	case "quiet":
 	case "json":
-		m := map[string]string{"kind": kind, "name": name, "status": status}
+		m := map[string]string{"kind": kind, "name": name, "status": status, "time": time.Now().UTC().Format(time.RFC3339Nano)}
 		if errText != "" {
 			m["error"] = errText
 		}

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/foldup/foldup/dnsd"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
@@ -49,6 +51,8 @@ type supervisor struct {
 	log     *slog.Logger
 	started time.Time
 
+	docker string // the Docker engine's address ("" for DOCKER_HOST or the default)
+
 	mu   sync.Mutex
 	plan *planner.Plan
 	dns  *dnsd.Server
@@ -71,7 +75,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 		defer h.Close()
 		host = h
 	}
-	s := &supervisor{project: project, dirs: d, host: host, log: o.Logger, started: time.Now()}
+	s := &supervisor{project: project, dirs: d, host: host, log: o.Logger, started: time.Now(), docker: o.DockerHost}
 	if err := s.reload(); err != nil {
 		return err
 	}
@@ -117,6 +121,12 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 		ready()
 	}
 	s.log.Info("supervisor running", "project", project, "pid", os.Getpid())
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		s.watchContainers(ctx)
+	}()
+	defer func() { stop(); <-watching }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -163,6 +173,73 @@ func (s *supervisor) reload() error {
 	}
 	s.plan = p
 	return nil
+}
+
+// watchContainers follows the engine's start events for the project's
+// containers and brings the firewall's member ports to what runs after
+// each: a container restarted by its restart policy, `foldup start` or
+// `docker start` has a new veth, and anti-spoofing must hold it as it
+// held the old one. It syncs once at every (re)connection too, so an
+// event missed while the engine was away is not lost. A project without
+// containers watches nothing.
+func (s *supervisor) watchContainers(ctx context.Context) {
+	for backoff := time.Second; ctx.Err() == nil; {
+		s.mu.Lock()
+		pl := s.plan
+		s.mu.Unlock()
+		if !hasContainers(pl) {
+			// A reload may bring containers: look again later.
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		err := s.followStarts(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("following the Docker engine's events", "err", err, "retry", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func (s *supervisor) followStarts(ctx context.Context) error {
+	dc, err := newDocker(s.docker)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	msgs, errs := dc.Events(ctx, events.ListOptions{Filters: projectFilter(s.project,
+		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", string(events.ActionStart)))})
+	resync := func() error {
+		s.mu.Lock()
+		pl := s.plan
+		s.mu.Unlock()
+		return syncContainerPorts(ctx, dc, s.host, s.project, pl)
+	}
+	if err := resync(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case m := <-msgs:
+			if err := resync(); err != nil {
+				return err
+			}
+			s.log.Info("member ports synced", "container", m.Actor.Attributes["name"])
+		}
+	}
 }
 
 func sameNetwork(a, b dnsd.Network) bool {

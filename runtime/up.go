@@ -6,9 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"maps"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -280,7 +277,12 @@ func (r *upRun) step(ctx context.Context, s *planner.Step, wanted map[string]boo
 		return r.firewallAndSupervisor(ctx)
 	case planner.Container:
 		if !wanted[name] {
-			return nil
+			// Not ours to change, but its ports stay in the firewall.
+			err := r.registerPorts(ctx, r.member(name), containerName(r.p, r.member(name)))
+			if client.IsErrNotFound(err) {
+				return nil
+			}
+			return err
 		}
 		return r.container(ctx, s, name, specs[name])
 	}
@@ -323,59 +325,6 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 		ev.done("Created")
 	}
 	return nil
-}
-
-// firewallConfig is the project's firewall for the plan, with the member
-// ports registered so far.
-func (r *upRun) firewallConfig() network.Config {
-	cfg := network.Config{Project: r.p.Name}
-	for _, n := range r.pl.Networks {
-		if n.External {
-			continue
-		}
-		cfg.Networks = append(cfg.Networks, network.Net{
-			Bridge: n.Bridge, Gateway4: n.Gateway4, Gateway6: n.Gateway6,
-			Isolated: n.Isolated, Outbound: n.Outbound, Multicast: n.Multicast,
-		})
-	}
-	for _, k := range slices.Sorted(maps.Keys(r.ports)) {
-		cfg.Ports = append(cfg.Ports, r.ports[k])
-	}
-	for _, m := range r.pl.Members {
-		for _, pt := range m.Ports {
-			cfg.Forwards = append(cfg.Forwards, forwards(m, pt)...)
-		}
-	}
-	return cfg
-}
-
-// forwards are the DNAT rules of one planned port: to the member's first
-// IPv4 address, and its first IPv6 one too unless the host address is
-// IPv4.
-func forwards(m *planner.Member, pt planner.Port) []network.Forward {
-	hostIP, _ := netip.ParseAddr(pt.HostIP)
-	var out []network.Forward
-	for _, v6 := range []bool{false, true} {
-		if hostIP.IsValid() && hostIP.Is6() != v6 && !hostIP.IsUnspecified() {
-			continue
-		}
-		for _, nic := range m.NICs {
-			to := nic.IPv4
-			if v6 {
-				to = nic.IPv6
-			}
-			if !to.IsValid() {
-				continue
-			}
-			hip := hostIP
-			if hip.IsUnspecified() {
-				hip = netip.Addr{}
-			}
-			out = append(out, network.Forward{Protocol: pt.Protocol, HostIP: hip, HostPort: pt.HostPort, To: to, Port: pt.Target})
-			break
-		}
-	}
-	return out
 }
 
 // firewallAndSupervisor applies the project's firewall, lets its bridges
@@ -442,7 +391,7 @@ func (r *upRun) firewallAndSupervisor(ctx context.Context) error {
 func (r *upRun) applyFirewall() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.host.FirewallApply(r.firewallConfig())
+	return r.host.FirewallApply(firewallConfig(r.p.Name, r.pl, r.ports))
 }
 
 // container brings one member's container to the plan, once the members
@@ -574,43 +523,16 @@ func (r *upRun) writeFileObjects(m *planner.Member) error {
 	return nil
 }
 
-// registerPorts finds the container's veths on foldup's bridges and adds
-// them to the firewall's member ports, so that it may send only as its
-// own MAC and addresses.
+// registerPorts adds the container's veths to the firewall's member
+// ports, so that it may send only as its own MAC and addresses.
 func (r *upRun) registerPorts(ctx context.Context, m *planner.Member, name string) error {
-	if len(m.NICs) == 0 {
-		return nil
-	}
-	c, err := r.dc.ContainerInspect(ctx, name)
-	if err != nil {
+	ps, err := containerPorts(ctx, r.dc, r.host, r.pl, m, name)
+	if err != nil || len(ps) == 0 {
 		return err
 	}
-	if c.State == nil || c.State.Pid == 0 {
-		return nil // exited already (a one-shot job): nothing sends
-	}
-	peers, err := r.host.PeerPorts(c.State.Pid)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // it has exited since: nothing sends
-	}
-	if err != nil {
-		return fmt.Errorf("container %s: %w", name, err)
-	}
 	r.mu.Lock()
-	for _, nic := range m.NICs {
-		n := r.pl.Network(nic.Network)
-		hw, _ := net.ParseMAC(nic.MAC)
-		veth, ok := peers[hw.String()]
-		if n == nil || !ok {
-			continue
-		}
-		p := network.Port{Name: veth, Bridge: n.Bridge, MAC: hw}
-		if nic.IPv4.IsValid() {
-			p.IPv4 = []netip.Addr{nic.IPv4}
-		}
-		if nic.IPv6.IsValid() {
-			p.IPv6 = []netip.Addr{nic.IPv6}
-		}
-		r.ports[veth] = p
+	for _, p := range ps {
+		r.ports[p.Name] = p
 	}
 	r.mu.Unlock()
 	return r.applyFirewall()

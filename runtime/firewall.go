@@ -1,0 +1,144 @@
+//go:build linux
+
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/docker/docker/client"
+	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/planner"
+)
+
+// firewallConfig is the project's firewall for plan pl with the given
+// member ports (by interface name).
+func firewallConfig(project string, pl *planner.Plan, ports map[string]network.Port) network.Config {
+	cfg := network.Config{Project: project}
+	for _, n := range pl.Networks {
+		if n.External {
+			continue
+		}
+		cfg.Networks = append(cfg.Networks, network.Net{
+			Bridge: n.Bridge, Gateway4: n.Gateway4, Gateway6: n.Gateway6,
+			Isolated: n.Isolated, Outbound: n.Outbound, Multicast: n.Multicast,
+		})
+	}
+	for _, k := range slices.Sorted(maps.Keys(ports)) {
+		cfg.Ports = append(cfg.Ports, ports[k])
+	}
+	for _, m := range pl.Members {
+		for _, pt := range m.Ports {
+			cfg.Forwards = append(cfg.Forwards, forwards(m, pt)...)
+		}
+	}
+	return cfg
+}
+
+// forwards are the DNAT rules of one planned port: to the member's first
+// IPv4 address, and its first IPv6 one too unless the host address is
+// IPv4.
+func forwards(m *planner.Member, pt planner.Port) []network.Forward {
+	hostIP, _ := netip.ParseAddr(pt.HostIP)
+	var out []network.Forward
+	for _, v6 := range []bool{false, true} {
+		if hostIP.IsValid() && hostIP.Is6() != v6 && !hostIP.IsUnspecified() {
+			continue
+		}
+		for _, nic := range m.NICs {
+			to := nic.IPv4
+			if v6 {
+				to = nic.IPv6
+			}
+			if !to.IsValid() {
+				continue
+			}
+			hip := hostIP
+			if hip.IsUnspecified() {
+				hip = netip.Addr{}
+			}
+			out = append(out, network.Forward{Protocol: pt.Protocol, HostIP: hip, HostPort: pt.HostPort, To: to, Port: pt.Target})
+			break
+		}
+	}
+	return out
+}
+
+// containerPorts finds a running container's veths on foldup's bridges
+// (through the container's network namespace: the host end of each of
+// its interfaces) and returns them as firewall member ports, each allowed
+// to send only as the member's MAC and planned addresses. A container
+// that is not running has none.
+func containerPorts(ctx context.Context, dc *client.Client, host *network.Host, pl *planner.Plan, m *planner.Member, name string) ([]network.Port, error) {
+	if len(m.NICs) == 0 {
+		return nil, nil
+	}
+	c, err := dc.ContainerInspect(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if c.State == nil || c.State.Pid == 0 {
+		return nil, nil // exited already (a one-shot job): nothing sends
+	}
+	peers, err := host.PeerPorts(c.State.Pid)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // it has exited since: nothing sends
+	}
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	var out []network.Port
+	for _, nic := range m.NICs {
+		n := pl.Network(nic.Network)
+		hw, _ := net.ParseMAC(nic.MAC)
+		veth, ok := peers[hw.String()]
+		if n == nil || !ok {
+			continue
+		}
+		p := network.Port{Name: veth, Bridge: n.Bridge, MAC: hw}
+		if nic.IPv4.IsValid() {
+			p.IPv4 = []netip.Addr{nic.IPv4}
+		}
+		if nic.IPv6.IsValid() {
+			p.IPv6 = []netip.Addr{nic.IPv6}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// syncContainerPorts brings the firewall's member ports to the project's
+// running containers, as they are now. The supervisor calls it whenever
+// one of them starts: a container restarted by its restart policy, by
+// `foldup start` or by `docker start` comes back with a new veth, which
+// must be held to the member's addresses like the old one.
+func syncContainerPorts(ctx context.Context, dc *client.Client, host *network.Host, project string, pl *planner.Plan) error {
+	running, err := projectContainers(ctx, dc, project, false)
+	if err != nil {
+		return err
+	}
+	ports := map[string]network.Port{}
+	for _, m := range pl.Members {
+		c, ok := running[m.Name]
+		if m.Kind != planner.Container || !ok {
+			continue
+		}
+		ps, err := containerPorts(ctx, dc, host, pl, m, c.ID)
+		if client.IsErrNotFound(err) {
+			continue // removed since the list
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			ports[p.Name] = p
+		}
+	}
+	return host.FirewallApply(firewallConfig(project, pl, ports))
+}
