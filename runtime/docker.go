@@ -5,6 +5,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/compose-spec/compose-go/v2/types"
 	"io"
 	"net/netip"
 	"os"
@@ -115,27 +116,41 @@ func ensureVolume(ctx context.Context, dc *client.Client, p *spec.Project, key s
 	return name, true, nil
 }
 
-// ensureImage makes sure the service's image is in the engine: built
-// (when the service has build: and the image is missing, or always with
-// rebuild), else pulled when missing.
+// ensureImage makes sure the service's image is in the engine, as its
+// pull_policy says: built when the service has build: and the image is
+// missing (always with rebuild or pull_policy: build); pulled when
+// missing (always with pull_policy: always); never pulled with
+// pull_policy: never.
 func ensureImage(ctx context.Context, dc *client.Client, p *spec.Project, service string, rebuild bool, out io.Writer) error {
 	svc := p.Compose.Services[service]
 	img := imageName(p, svc)
+	policy := svc.PullPolicy
+	if rebuild && svc.Build != nil {
+		policy = types.PullPolicyBuild
+	}
 	_, err := dc.ImageInspect(ctx, img)
-	switch {
-	case err == nil && !(rebuild && svc.Build != nil):
-		return nil
-	case err != nil && !errdefs.IsNotFound(err):
+	missing := errdefs.IsNotFound(err)
+	if err != nil && !missing {
 		return err
-	case svc.Build != nil:
+	}
+	switch {
+	case svc.Build != nil && (missing || policy == types.PullPolicyBuild):
 		return buildImage(ctx, dc, p, service, img, out)
+	case policy == types.PullPolicyAlways:
+	case !missing:
+		return nil
+	case policy == types.PullPolicyNever:
+		return fmt.Errorf("image %s is not in the engine (pull_policy: never)", img)
 	}
 	rc, err := dc.ImagePull(ctx, img, imagePullOptions())
 	if err != nil {
-		return fmt.Errorf("service %s: image %s is not in the engine and could not be pulled: %w", service, img, err)
+		return fmt.Errorf("image %s could not be pulled: %w", img, err)
 	}
 	defer rc.Close()
-	return jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
+	if err := jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil); err != nil {
+		return fmt.Errorf("image %s could not be pulled: %w", img, err)
+	}
+	return nil
 }
 
 // buildImage builds a service's image with the engine's builder, from its

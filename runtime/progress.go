@@ -55,6 +55,17 @@ func (p *progress) note(msg string) {
 	}
 }
 
+// warn prints a warning, in every mode but json as "warning: msg".
+func (p *progress) warn(msg string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mode == "json" {
+		json.NewEncoder(p.w).Encode(map[string]string{"level": "warning", "message": msg})
+		return
+	}
+	fmt.Fprintln(p.w, "warning:", msg)
+}
+
 func (p *progress) print(kind, name, status, errText string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -101,6 +102,9 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	for _, name := range p.ServiceNames() {
 		res.Warnings = append(res.Warnings, unsupportedKeys(p, name)...)
 	}
+	for _, w := range res.Warnings {
+		prog.warn(w.String())
+	}
 	if len(p.VMs) > 0 {
 		names := p.VMNames()
 		return nil, fmt.Errorf("%s: vms: %s: running VMs is not built yet (it arrives with runtime II); nothing was changed",
@@ -136,6 +140,12 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 			return nil, err
 		}
 		specs[m.Name] = cs
+	}
+
+	// Images first, as docker compose does: a missing one that cannot be
+	// pulled or built stops up before anything is made.
+	if err := r.images(ctx); err != nil {
+		return nil, err
 	}
 
 	if r.j, err = openJournal(d.journalFile()); err != nil {
@@ -187,6 +197,37 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		}
 	}
 	return res, nil
+}
+
+// images builds or pulls the images of the containers up will create, at
+// once, each service's once.
+func (r *upRun) images(ctx context.Context) error {
+	wanted := r.wanted()
+	services := map[string]bool{}
+	for _, s := range r.pl.Steps {
+		kind, name, _ := strings.Cut(s.Target, ":")
+		if kind != planner.Container || !wanted[name] {
+			continue
+		}
+		if s.Action != planner.ActionCreate && s.Action != planner.ActionRecreate && !r.uo.Build {
+			continue // it exists, and is kept
+		}
+		services[r.member(name).Service] = true
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, svc := range slices.Sorted(maps.Keys(services)) {
+		g.Go(func() error {
+			if err := ensureImage(gctx, r.dc, r.p, svc, r.uo.Build, r.o.Out); err != nil {
+				key := "image"
+				if r.p.Compose.Services[svc].Build != nil {
+					key = "build"
+				}
+				return fmt.Errorf("%s: services.%s.%s: %w; nothing was changed", r.p.Locate("services", svc, key), svc, key, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // observe fills r.obs: the previous plan, what exists of the project, and
@@ -404,6 +445,9 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, name string, cs 
 			continue
 		}
 		ev := r.prog.start("Container", containerName(r.p, dm))
+		if dep.Condition == "service_healthy" || dep.Condition == "service_completed_successfully" {
+			ev.update("Waiting")
+		}
 		if err := waitCondition(ctx, r.dc, containerName(r.p, dm), dep.Condition); err != nil {
 			if !dep.Required {
 				ev.done("Skipped: " + err.Error())
@@ -411,7 +455,9 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, name string, cs 
 			}
 			return ev.fail(fmt.Errorf("%s depends on it: %w", name, err))
 		}
-		ev.done(conditionWord(dep.Condition))
+		if dep.Condition == "service_healthy" || dep.Condition == "service_completed_successfully" {
+			ev.done(conditionWord(dep.Condition))
+		}
 	}
 	ev := r.prog.start("Container", cs.Name)
 	action := s.Action
@@ -434,9 +480,6 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, name string, cs 
 		if err := removeContainer(ctx, r.dc, cs.Name, nil, false); err != nil {
 			return ev.fail(err)
 		}
-	}
-	if err := ensureImage(ctx, r.dc, r.p, m.Service, r.uo.Build, r.o.Out); err != nil {
-		return ev.fail(err)
 	}
 	svc := r.p.Compose.Services[m.Service]
 	for _, v := range svc.Volumes {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 	"testing"
@@ -20,6 +22,19 @@ func TestMain(m *testing.M) {
 			code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 			stop()
 			os.Exit(code)
+		},
+		// foldup-in-ns is foldup inside the namespace $FOLDUP_TEST_NETNS
+		// (the engine scripts'), through `ip netns exec`, in this same
+		// process, so that signals reach foldup itself.
+		"foldup-in-ns": func() {
+			ip, err := exec.LookPath("ip")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			args := append([]string{"ip", "netns", "exec", os.Getenv("FOLDUP_TEST_NETNS"), "foldup"}, os.Args[1:]...)
+			fmt.Fprintln(os.Stderr, syscall.Exec(ip, args, os.Environ()))
+			os.Exit(2)
 		},
 	})
 }

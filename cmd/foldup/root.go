@@ -35,7 +35,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// compose-go warns through logrus (unset variables, obsolete version:);
 	// print its warnings the way foldup prints its own.
 	logrus.SetOutput(stderr)
-	logrus.SetFormatter(&logrus.TextFormatter{DisableTimestamp: true, DisableQuote: true})
+	logrus.SetFormatter(plainFormatter{})
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
@@ -104,4 +104,12 @@ func newVersionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// plainFormatter prints a logrus entry as foldup prints its own
+// messages: "warning: The "i" variable is not set. ...".
+type plainFormatter struct{}
+
+func (plainFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	return []byte(e.Level.String() + ": " + e.Message + "\n"), nil
 }

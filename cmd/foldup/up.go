@@ -103,12 +103,7 @@ process running the project's DNS/DHCP server and returns.`,
 			uo.InProcess = !detach
 			o := rf.options(cmd.ErrOrStderr())
 			ctx := cmd.Context()
-			res, err := runtime.Up(ctx, p, uo, o)
-			if res != nil {
-				for _, w := range res.Warnings {
-					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
-				}
-			}
+			res, err := runtime.Up(ctx, p, uo, o) // prints its warnings
 			if err != nil {
 				if res != nil && res.Supervisor != nil {
 					res.Supervisor.Stop()

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/foldup/foldup/internal/dockertest"
+	"github.com/foldup/foldup/internal/nstest"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestEngineScripts runs the CLI scenarios of testdata/engine against a
+// private Docker engine in a fresh network namespace: `foldup-in-ns` is
+// foldup run inside that namespace, with the engine as DOCKER_HOST and
+// the script's own state directories. Whatever a script leaves up is
+// taken down (down -v --force) when it ends, pass or fail.
+func TestEngineScripts(t *testing.T) {
+	ns := nstest.New(t)
+	eng := dockertest.Start(t, ns)
+	testscript.Run(t, testscript.Params{
+		Dir:           "testdata/engine",
+		UpdateScripts: *update,
+		Setup: func(env *testscript.Env) error {
+			state := filepath.Join(env.WorkDir, ".state")
+			env.Setenv("DOCKER_HOST", eng.Host)
+			env.Setenv("FOLDUP_TEST_NETNS", ns.Name)
+			env.Setenv("FOLDUP_STATE_ROOT", state)
+			env.Setenv("FOLDUP_RUN_ROOT", filepath.Join(env.WorkDir, ".run"))
+			env.Setenv("BUSYBOX_IMAGE", dockertest.Image)
+			env.Defer(func() {
+				projects, _ := os.ReadDir(state)
+				for _, p := range projects {
+					cmd := exec.Command("ip", "netns", "exec", ns.Name, "foldup", "-p", p.Name(), "down", "-v", "--force")
+					cmd.Env = env.Vars
+					if out, err := cmd.CombinedOutput(); err != nil {
+						env.T().Log("down at the end of the script: ", err, "\n", string(out))
+					}
+				}
+			})
+			return nil
+		},
+	})
+}
