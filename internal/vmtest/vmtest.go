@@ -1,0 +1,34 @@
+// Package vmtest finds the guest the VM tests boot: the kernel and
+// initramfs scripts/test-images.sh builds offline. Tests skip without
+// them, or fail with FOLDUP_REQUIRE_SYSTEM=1.
+package vmtest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/foldup/foldup/internal/systest"
+)
+
+// Dir is where scripts/test-images.sh puts the images.
+func Dir() string {
+	if d := os.Getenv("FOLDUP_TEST_IMAGES"); d != "" {
+		return d
+	}
+	return "/var/cache/foldup-test"
+}
+
+// Images returns the test kernel and initramfs, and checks that qemu is
+// installed.
+func Images(t testing.TB) (kernel, initrd string) {
+	t.Helper()
+	systest.Command(t, "qemu-system-x86_64")
+	kernel = filepath.Join(Dir(), "vmlinuz")
+	initrd = filepath.Join(Dir(), "initramfs.cpio.gz")
+	for _, f := range []string{kernel, initrd} {
+		_, err := os.Stat(f)
+		systest.Need(t, err == nil, "needs "+f+": run scripts/test-images.sh")
+	}
+	return kernel, initrd
+}

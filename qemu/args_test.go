@@ -1,0 +1,54 @@
+package qemu
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// TestArgs compares Args' command lines with the golden files, one
+// argument a line.
+func TestArgs(t *testing.T) {
+	cases := map[string]Config{
+		"tcg-kernel": {
+			Name: "vm1", CPUs: 2, Memory: 512 << 20,
+			Kernel: "/k/vmlinux", Initrd: "/k/initrd", Cmdline: "console=ttyS0 quiet",
+			NICs: []NIC{{Tap: "fu1a2b3c0", MAC: "52:54:00:12:34:56"}, {Tap: "fu1a2b3c1", MAC: "52:54:00:12:34:57"}},
+			QMP:  "/run/foldup/p/vm1/qmp", Console: "/run/foldup/p/vm1/console", ConsoleLog: "/var/lib/foldup/p/vm1/console.log",
+			PidFile: "/run/foldup/p/vm1/pid",
+		},
+		"kvm-disk-seed": {
+			Name: "db", KVM: true, Disk: "/var/lib/foldup/p,odd/db/disk.qcow2", Seed: "/var/lib/foldup/p/db/seed.iso",
+			NICs: []NIC{{Tap: "fu9", MAC: "52:54:00:00:00:01"}},
+			QMP:  "/r/qmp", Console: "/r/con", ConsoleLog: "/s/console.log", PidFile: "/r/pid",
+			Extra: []string{"-device", "virtio-rng-pci"},
+		},
+		"aarch64-default-cmdline": {
+			Name: "arm", Arch: "aarch64", Kernel: "/k/Image",
+			QMP: "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := strings.Join(Args(c), "\n") + "\n"
+			file := filepath.Join("testdata", name+".golden")
+			if *update {
+				os.MkdirAll("testdata", 0o755)
+				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("Args:\n%s\nwant (%s):\n%s", got, file, want)
+			}
+		})
+	}
+}
