@@ -28,9 +28,11 @@ type Config struct {
 	Extra []string // qemu_args, appended last
 }
 
-// NIC is a virtio network interface on a tap.
+// NIC is a virtio network interface on a tap: by name, or by a
+// descriptor qemu inherits (FD > 0; see OpenTap), as libvirt passes them.
 type NIC struct {
 	Tap string
+	FD  int
 	MAC string
 }
 
@@ -89,7 +91,11 @@ func Args(c Config) []string {
 	}
 	for i, n := range c.NICs {
 		id := fmt.Sprintf("net%d", i)
-		a = append(a, "-netdev", "tap,id="+id+",ifname="+n.Tap+",script=no,downscript=no",
+		netdev := "tap,id=" + id + ",ifname=" + n.Tap + ",script=no,downscript=no"
+		if n.FD > 0 {
+			netdev = "tap,id=" + id + ",fd=" + strconv.Itoa(n.FD)
+		}
+		a = append(a, "-netdev", netdev,
 			"-device", "virtio-net-pci,netdev="+id+",mac="+n.MAC)
 	}
 	a = append(a,

@@ -47,7 +47,7 @@ func TestBootQMP(t *testing.T) {
 	if err := os.Chown(dir, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	pid, err := Start(t.Context(), c, &syscall.Credential{Uid: 65534, Gid: 65534}, filepath.Join(dir, "qemu.log"))
+	pid, err := Start(t.Context(), c, &syscall.Credential{Uid: 65534, Gid: 65534}, nil, filepath.Join(dir, "qemu.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,9 @@ import (
 // readable (and the run files' directory writable) by that user, and its
 // taps owned by it, as libvirt arranges for its qemu user. It returns
 // qemu's pid; an exit before QMP answers is an error carrying qemu's
-// last words.
-func Start(ctx context.Context, c Config, cred *syscall.Credential, logFile string) (int, error) {
+// last words. files are passed to qemu as descriptors 3, 4, ... (for
+// paths such as /proc/self/fd/3 in c).
+func Start(ctx context.Context, c Config, cred *syscall.Credential, files []*os.File, logFile string) (int, error) {
 	args := Args(c)
 	bin, err := exec.LookPath(args[0])
 	if err != nil {
@@ -33,7 +34,7 @@ func Start(ctx context.Context, c Config, cred *syscall.Credential, logFile stri
 	os.Remove(c.QMP)
 	os.Remove(c.Console)
 	cmd := &exec.Cmd{
-		Path: bin, Args: args, Stdout: logf, Stderr: logf,
+		Path: bin, Args: args, Stdout: logf, Stderr: logf, ExtraFiles: files,
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Credential: cred},
 	}
 	if err := cmd.Start(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
@@ -121,6 +122,18 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 					prog.event("Volume", e.Name, "Removed")
 				}
 			}
+		case KindVM:
+			grace := -1 * time.Second // the VM's own stop_grace_period
+			if do.Timeout != nil {
+				grace = time.Duration(*do.Timeout) * time.Second
+			}
+			ev := prog.start("VM", e.Name)
+			var stopped bool
+			if stopped, err = stopVM(ctx, d, e.Name, grace); stopped && err == nil {
+				ev.done("Removed")
+			}
+		case KindTap:
+			err = host.LinkDel(e.Name)
 		case KindDockerAccept:
 			err = host.DockerAcceptRemove(e.Name)
 		case KindFirewall:
@@ -156,6 +169,15 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 // planEntries names what a plan would have made, for down --force.
 func planEntries(p *planner.Plan) []Entry {
 	var out []Entry
+	for _, m := range p.Members {
+		if m.Kind != planner.VM {
+			continue
+		}
+		out = append(out, Entry{Kind: KindVM, Name: m.Name})
+		for _, nic := range m.NICs {
+			out = append(out, Entry{Kind: KindTap, Name: nic.Tap})
+		}
+	}
 	for _, n := range p.Networks {
 		if n.External {
 			continue

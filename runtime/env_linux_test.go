@@ -75,6 +75,10 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	t.Cleanup(func() { host.Close() })
 	dir := t.TempDir()
+	// qemu runs as nobody: it must get through to its VM's directories.
+	for d := dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o711)
+	}
 	e := &testEnv{ns: ns, eng: eng, host: host, dir: dir, o: Options{
 		StateRoot:         filepath.Join(dir, "state"),
 		RunRoot:           filepath.Join(dir, "run"),

@@ -18,7 +18,7 @@ import (
 )
 
 // firewallConfig is the project's firewall for plan pl with the given
-// member ports (by interface name).
+// container ports (by interface name) and its VMs' taps.
 func firewallConfig(project string, pl *planner.Plan, ports map[string]network.Port) network.Config {
 	cfg := network.Config{Project: project}
 	for _, n := range pl.Networks {
@@ -30,8 +30,10 @@ func firewallConfig(project string, pl *planner.Plan, ports map[string]network.P
 			Isolated: n.Isolated, Outbound: n.Outbound, Multicast: n.Multicast,
 		})
 	}
-	for _, k := range slices.Sorted(maps.Keys(ports)) {
-		cfg.Ports = append(cfg.Ports, ports[k])
+	all := vmPorts(pl)
+	maps.Copy(all, ports)
+	for _, k := range slices.Sorted(maps.Keys(all)) {
+		cfg.Ports = append(cfg.Ports, all[k])
 	}
 	for _, m := range pl.Members {
 		for _, pt := range m.Ports {

@@ -79,6 +79,8 @@ const (
 	KindSupervisor    = "supervisor"     // Name: the project
 	KindContainer     = "container"      // Name: the container's name
 	KindImage         = "image"          // Name: an image foldup built
+	KindTap           = "tap"            // Name: a VM's tap
+	KindVM            = "vm"             // Name: the VM (member) whose qemu it is
 )
 
 // Entry is one line of the journal: something up is about to make.

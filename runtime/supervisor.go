@@ -121,12 +121,16 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 		ready()
 	}
 	s.log.Info("supervisor running", "project", project, "pid", os.Getpid())
-	watching := make(chan struct{})
+	watching := make(chan struct{}, 2)
 	go func() {
-		defer close(watching)
+		defer func() { watching <- struct{}{} }()
 		s.watchContainers(ctx)
 	}()
-	defer func() { stop(); <-watching }()
+	go func() {
+		defer func() { watching <- struct{}{} }()
+		s.healthChecks(ctx)
+	}()
+	defer func() { stop(); <-watching; <-watching }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

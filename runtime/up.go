@@ -105,10 +105,10 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	for _, w := range res.Warnings {
 		prog.warn(w.String())
 	}
-	if len(p.VMs) > 0 {
-		names := p.VMNames()
-		return nil, fmt.Errorf("%s: vms: %s: running VMs is not built yet (it arrives with runtime II); nothing was changed",
-			p.LocateKey("vms"), strings.Join(names, ", "))
+	for _, name := range p.VMNames() {
+		if err := checkVM(p, name); err != nil {
+			return nil, err
+		}
 	}
 
 	if len(p.Compose.Services) > 0 {
@@ -316,6 +316,11 @@ func (r *upRun) step(ctx context.Context, s *planner.Step, wanted map[string]boo
 		return r.network(ctx, r.pl.Network(name), s.Action)
 	case "dns":
 		return r.firewallAndSupervisor(ctx)
+	case planner.VM:
+		if !wanted[name] {
+			return nil
+		}
+		return r.vm(ctx, s, name)
 	case planner.Container:
 		if !wanted[name] {
 			// Not ours to change, but its ports stay in the firewall.
@@ -439,25 +444,8 @@ func (r *upRun) applyFirewall() error {
 // it depends on meet their conditions.
 func (r *upRun) container(ctx context.Context, s *planner.Step, name string, cs *createSpec) error {
 	m := r.member(name)
-	for _, dep := range m.DependsOn {
-		dm := r.member(dep.Member)
-		if dm == nil {
-			continue
-		}
-		ev := r.prog.start("Container", containerName(r.p, dm))
-		if dep.Condition == "service_healthy" || dep.Condition == "service_completed_successfully" {
-			ev.update("Waiting")
-		}
-		if err := waitCondition(ctx, r.dc, containerName(r.p, dm), dep.Condition); err != nil {
-			if !dep.Required {
-				ev.done("Skipped: " + err.Error())
-				continue
-			}
-			return ev.fail(fmt.Errorf("%s depends on it: %w", name, err))
-		}
-		if dep.Condition == "service_healthy" || dep.Condition == "service_completed_successfully" {
-			ev.done(conditionWord(dep.Condition))
-		}
+	if err := r.waitDeps(ctx, m); err != nil {
+		return err
 	}
 	ev := r.prog.start("Container", cs.Name)
 	action := s.Action
@@ -513,6 +501,44 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, name string, cs 
 	}
 	ev.done("Started")
 	return r.registerPorts(ctx, m, cs.Name)
+}
+
+// waitDeps waits until the members m depends on meet their conditions:
+// containers through the engine, VMs through qemu and the supervisor's
+// health checks.
+func (r *upRun) waitDeps(ctx context.Context, m *planner.Member) error {
+	for _, dep := range m.DependsOn {
+		dm := r.member(dep.Member)
+		if dm == nil {
+			continue
+		}
+		kind, name := "Container", containerName(r.p, dm)
+		if dm.Kind == planner.VM {
+			kind, name = "VM", dm.Name
+		}
+		ev := r.prog.start(kind, name)
+		waits := dep.Condition == "service_healthy" || dep.Condition == "service_completed_successfully"
+		if waits {
+			ev.update("Waiting")
+		}
+		var err error
+		if dm.Kind == planner.VM {
+			err = waitVM(ctx, r.d.vm(dm.Name), dm.Name, dep.Condition)
+		} else {
+			err = waitCondition(ctx, r.dc, name, dep.Condition)
+		}
+		if err != nil {
+			if !dep.Required {
+				ev.done("Skipped: " + err.Error())
+				continue
+			}
+			return ev.fail(fmt.Errorf("%s depends on it: %w", m.Name, err))
+		}
+		if waits {
+			ev.done(conditionWord(dep.Condition))
+		}
+	}
+	return nil
 }
 
 func conditionWord(cond string) string {

@@ -1,0 +1,210 @@
+//go:build linux
+
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/spec"
+)
+
+// The supervisor probes each running VM that has a health check, from the
+// host side of the segment, and writes the result where ps and up --wait
+// and depends_on read it. The states are Docker's: starting until the
+// first success (failures within start_period do not count), healthy,
+// and unhealthy after `retries` failures in a row.
+
+// healthChecks runs until ctx ends, following the plan's VMs.
+func (s *supervisor) healthChecks(ctx context.Context) {
+	running := map[string]context.CancelFunc{} // member → its checker
+	defer func() {
+		for _, stop := range running {
+			stop()
+		}
+	}()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		pl := s.plan
+		s.mu.Unlock()
+		want := map[string]bool{}
+		for _, m := range pl.Members {
+			if m.Kind == planner.VM {
+				want[m.Name] = true
+				if running[m.Name] == nil {
+					cctx, stop := context.WithCancel(ctx)
+					running[m.Name] = stop
+					go s.checkVM(cctx, m.Name)
+				}
+			}
+		}
+		for name, stop := range running {
+			if !want[name] {
+				stop()
+				delete(running, name)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkVM probes one VM for as long as ctx lasts. A new qemu (the VM
+// recreated or restarted: another pid) starts the count again.
+func (s *supervisor) checkVM(ctx context.Context, name string) {
+	f := s.dirs.vm(name)
+	var (
+		pid     int
+		h       Health
+		started time.Time
+	)
+	for {
+		wait := time.Second
+		rec, err := readVMRecord(f)
+		if err == nil && rec.Health != nil && !rec.Health.Disable && len(rec.Health.Test) == 2 && vmRunning(f) == rec.PID {
+			hc := rec.Health
+			if rec.PID != pid {
+				pid, started = rec.PID, rec.Started
+				h = Health{Status: "starting"}
+			}
+			interval := time.Duration(hc.Interval)
+			if interval <= 0 {
+				interval = spec.DefaultInterval
+			}
+			timeout := time.Duration(hc.Timeout)
+			if timeout <= 0 {
+				timeout = spec.DefaultTimeout
+			}
+			retries := hc.Retries
+			if retries <= 0 {
+				retries = spec.DefaultRetries
+			}
+			var result string
+			s.host.Do(func() error {
+				result, err = probe(ctx, hc.Test[0], hc.Test[1], rec.Addrs, f.consoleLog(), timeout)
+				return nil
+			})
+			h.At = time.Now()
+			if err == nil {
+				h.Status, h.FailingStreak, h.Last = "healthy", 0, result
+			} else {
+				h.Last = err.Error()
+				inStart := time.Since(started) < time.Duration(hc.StartPeriod)
+				if !inStart {
+					h.FailingStreak++
+				}
+				if h.FailingStreak >= retries {
+					h.Status = "unhealthy"
+				}
+			}
+			b, _ := json.Marshal(h)
+			writeFileAtomic(f.health(), b)
+			wait = interval
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// probe runs one health check against a VM.
+func probe(ctx context.Context, kind, arg string, addrs []netip.Addr, consoleLog string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var addr netip.Addr
+	for _, a := range addrs {
+		if a.Is4() || !addr.IsValid() {
+			addr = a
+			if a.Is4() {
+				break
+			}
+		}
+	}
+	switch kind {
+	case spec.CheckTCP:
+		if !addr.IsValid() {
+			return "", fmt.Errorf("no address to probe")
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(addr.String(), arg))
+		if err != nil {
+			return "", err
+		}
+		c.Close()
+		return "tcp " + arg + " open", nil
+	case spec.CheckHTTP:
+		if !addr.IsValid() {
+			return "", fmt.Errorf("no address to probe")
+		}
+		port, path, _ := strings.Cut(arg, "/")
+		if port == "" {
+			port = "80"
+		}
+		if _, err := strconv.Atoi(port); err != nil {
+			return "", fmt.Errorf("bad http check %q", arg)
+		}
+		// The request goes over a connection dialled here, in the
+		// segment's namespace (the caller's thread), not by a transport's
+		// goroutine.
+		hostport := net.JoinHostPort(addr.String(), port)
+		url := "http://" + hostport + "/" + path
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", hostport)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		if dl, ok := ctx.Deadline(); ok {
+			c.SetDeadline(dl)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return "", err
+		}
+		req.Close = true
+		if err := req.Write(c); err != nil {
+			return "", err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), req)
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 400 {
+			return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return "GET " + url + ": " + resp.Status, nil
+	case spec.CheckSerial:
+		re, err := regexp.Compile(arg)
+		if err != nil {
+			return "", err
+		}
+		b, err := os.ReadFile(consoleLog)
+		if err != nil {
+			return "", err
+		}
+		if m := re.Find(b); m != nil {
+			return "console: " + string(m), nil
+		}
+		return "", fmt.Errorf("console has no match for %q yet", arg)
+	}
+	return "", fmt.Errorf("unknown health check %q", kind)
+}

@@ -1,0 +1,408 @@
+//go:build linux
+
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/qemu"
+	"github.com/foldup/foldup/spec"
+)
+
+// A VM's files: sockets and pid under the run directory, its disk
+// overlay, console log and qemu's own log under the state directory (kept
+// by down, removed by down -v).
+type vmFiles struct{ run, state string }
+
+func (d dirs) vm(name string) vmFiles {
+	return vmFiles{run: filepath.Join(d.run, "vm", name), state: filepath.Join(d.state, "vm", name)}
+}
+
+func (f vmFiles) qmp() string        { return filepath.Join(f.run, "qmp") }
+func (f vmFiles) console() string    { return filepath.Join(f.run, "console") }
+func (f vmFiles) pid() string        { return filepath.Join(f.run, "qemu.pid") }
+func (f vmFiles) health() string     { return filepath.Join(f.run, "health.json") }
+func (f vmFiles) consoleLog() string { return filepath.Join(f.state, "console.log") }
+func (f vmFiles) qemuLog() string    { return filepath.Join(f.state, "qemu.log") }
+func (f vmFiles) disk() string       { return filepath.Join(f.state, "disk.qcow2") }
+func (f vmFiles) record() string     { return filepath.Join(f.state, "vm.json") }
+
+// vmRecord is what the supervisor and the other verbs need of a running
+// VM beyond the plan: its health check, stop grace and where it listens.
+type vmRecord struct {
+	Member  string            `json:"member"`
+	PID     int               `json:"pid"`
+	Health  *spec.HealthCheck `json:"health,omitempty"`
+	Grace   time.Duration     `json:"grace"`
+	Addrs   []netip.Addr      `json:"addrs"`
+	Started time.Time         `json:"started"`
+}
+
+// Health is a VM's health as the supervisor's checks found it, in
+// Docker's words: starting, healthy, unhealthy.
+type Health struct {
+	Status        string    `json:"status"`
+	FailingStreak int       `json:"failing_streak"`
+	Last          string    `json:"last,omitempty"` // the last probe's result
+	At            time.Time `json:"at"`
+}
+
+// qemuUser is the unprivileged user qemu runs as (nobody), and whether
+// one was found; without it qemu runs as the caller.
+func qemuUser() (*syscall.Credential, bool) {
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		return nil, false
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: false}, true
+}
+
+// vmRunning returns the pid of the VM's qemu if it runs.
+func vmRunning(f vmFiles) int {
+	pid := readPid(f.pid())
+	if pid <= 0 || !alive(pid) {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(b), "qemu-system-") {
+		return 0 // the pid was reused
+	}
+	return pid
+}
+
+// checkVM validates what a VM needs before anything is made: qemu for
+// its architecture and qemu-img for a disk image.
+func checkVM(p *spec.Project, name string) error {
+	v := p.VMs[name]
+	if _, err := exec.LookPath(qemu.Binary(v.Arch)); err != nil {
+		return fmt.Errorf("%s: vms.%s: %s is not installed (Debian: qemu-system-x86)", p.LocateKey("vms", name), name, qemu.Binary(v.Arch))
+	}
+	if v.Image != "" {
+		if _, err := exec.LookPath("qemu-img"); err != nil {
+			return fmt.Errorf("%s: vms.%s.image: qemu-img is not installed (Debian: qemu-utils)", p.Locate("vms", name, "image"), name)
+		}
+	}
+	return nil
+}
+
+// vm brings one VM to the plan: its taps, disk overlay and qemu.
+func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
+	m := r.member(name)
+	if err := r.waitDeps(ctx, m); err != nil {
+		return err
+	}
+	v := r.p.VMs[m.Service]
+	f := r.d.vm(name)
+	ev := r.prog.start("VM", name)
+	pid := vmRunning(f)
+	switch {
+	case pid != 0 && s.Action == planner.ActionNone:
+		ev.done("Running")
+		return nil
+	case pid != 0:
+		ev.update("Recreating")
+		if err := qemu.Stop(ctx, f.qmp(), pid, vmGrace(v)); err != nil && !errors.Is(err, qemu.ErrNotRunning) {
+			return ev.fail(err)
+		}
+	default:
+		ev.update("Creating")
+	}
+	cred, ok := qemuUser()
+	uid, gid := uint32(0), uint32(0)
+	if ok {
+		uid, gid = cred.Uid, cred.Gid
+	}
+	// The project's directories are traversable (not readable) by the
+	// qemu user; the VM's own are its.
+	for _, dir := range []string{filepath.Dir(r.d.run), filepath.Dir(r.d.state), r.d.run, r.d.state, filepath.Dir(f.run), filepath.Dir(f.state)} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return ev.fail(err)
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return ev.fail(err)
+		}
+	}
+	for _, dir := range []string{f.run, f.state} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return ev.fail(err)
+		}
+		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
+			return ev.fail(err)
+		}
+	}
+	cfg := qemu.Config{
+		Name: name, Arch: v.Arch, KVM: kvmUsable(), CPUs: v.CPUs, Memory: v.Memory,
+		Cmdline: v.Cmdline, QMP: f.qmp(), Console: f.console(), ConsoleLog: f.consoleLog(), PidFile: f.pid(),
+		Extra: v.QemuArgs,
+	}
+	// qemu, unprivileged, gets what it may not open itself as inherited
+	// descriptors: its taps (as libvirt does), and the user's kernel and
+	// initrd, which may sit in directories it cannot reach.
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	nextFD := func(f *os.File) int {
+		files = append(files, f)
+		return 2 + len(files)
+	}
+	for _, nic := range m.NICs {
+		n := r.pl.Network(nic.Network)
+		if err := r.j.record(KindTap, nic.Tap); err != nil {
+			return ev.fail(err)
+		}
+		if err := r.host.TapAdd(nic.Tap, n.Bridge, uid, gid, n.MTU); err != nil {
+			return ev.fail(err)
+		}
+		var tap *os.File
+		err := r.host.Do(func() (err error) {
+			tap, err = qemu.OpenTap(nic.Tap)
+			return err
+		})
+		if err != nil {
+			return ev.fail(err)
+		}
+		cfg.NICs = append(cfg.NICs, qemu.NIC{Tap: nic.Tap, FD: nextFD(tap), MAC: nic.MAC})
+	}
+	if v.Image != "" {
+		if err := overlay(ctx, v.Image, f.disk(), int(uid), int(gid)); err != nil {
+			return ev.fail(fmt.Errorf("%s: vms.%s.image: %w", r.p.Locate("vms", m.Service, "image"), m.Service, err))
+		}
+		cfg.Disk = f.disk()
+	}
+	pass := func(path string) (string, error) {
+		fh, err := os.Open(path)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("/proc/self/fd/%d", nextFD(fh)), nil
+	}
+	if v.Kernel != "" {
+		boot, err := qemu.BootKernel(v.Kernel, kernelCache())
+		if err != nil {
+			return ev.fail(err)
+		}
+		if cfg.Kernel, err = pass(boot); err != nil {
+			return ev.fail(err)
+		}
+		if v.Initrd != "" {
+			if cfg.Initrd, err = pass(v.Initrd); err != nil {
+				return ev.fail(err)
+			}
+		}
+	}
+	if err := r.j.record(KindVM, name); err != nil {
+		return ev.fail(err)
+	}
+	ev.update("Starting")
+	pid, err := qemu.Start(ctx, cfg, cred, files, f.qemuLog())
+	if err != nil {
+		return ev.fail(fmt.Errorf("vm %s: %w (its log: %s)", name, err, f.qemuLog()))
+	}
+	rec := vmRecord{Member: name, PID: pid, Health: v.HealthCheck, Grace: vmGrace(v), Started: time.Now()}
+	for _, nic := range m.NICs {
+		for _, a := range []netip.Addr{nic.IPv4, nic.IPv6} {
+			if a.IsValid() {
+				rec.Addrs = append(rec.Addrs, a)
+			}
+		}
+	}
+	os.Remove(f.health())
+	b, _ := json.Marshal(rec)
+	if err := writeFileAtomic(f.record(), b); err != nil {
+		return ev.fail(err)
+	}
+	ev.done("Started")
+	return nil
+}
+
+func vmGrace(v *spec.VM) time.Duration {
+	if v.StopGracePeriod != nil {
+		return time.Duration(*v.StopGracePeriod)
+	}
+	return 10 * time.Second
+}
+
+// kvmUsable reports whether /dev/kvm can be opened; without it qemu runs
+// under TCG.
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// kernelCache is where extracted PVH kernels are kept: readable by the
+// unprivileged qemu user, shared by every project.
+func kernelCache() string {
+	if os.Geteuid() == 0 {
+		return "/var/cache/foldup/kernels"
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "foldup", "kernels")
+}
+
+// overlay makes the VM's qcow2 overlay over its read-only base image,
+// once: it is the VM's disk, kept across down and recreation (removed by
+// down -v).
+func overlay(ctx context.Context, base, path string, uid, gid int) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	out, err := exec.CommandContext(ctx, "qemu-img", "info", "--output=json", base).Output()
+	if err != nil {
+		return fmt.Errorf("qemu-img info %s: %w", base, err)
+	}
+	var info struct {
+		Format string `json:"format"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", info.Format, "-b", base, tmp).CombinedOutput(); err != nil {
+		return fmt.Errorf("qemu-img create: %v: %s", err, out)
+	}
+	if err := os.Chown(tmp, uid, gid); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// vmPorts are the firewall member ports of the plan's VMs: their taps,
+// known from the plan whether or not the VM runs yet.
+func vmPorts(pl *planner.Plan) map[string]network.Port {
+	out := map[string]network.Port{}
+	for _, m := range pl.Members {
+		if m.Kind != planner.VM {
+			continue
+		}
+		for _, nic := range m.NICs {
+			n := pl.Network(nic.Network)
+			hw, err := net.ParseMAC(nic.MAC)
+			if n == nil || err != nil || nic.Tap == "" {
+				continue
+			}
+			p := network.Port{Name: nic.Tap, Bridge: n.Bridge, MAC: hw}
+			if nic.IPv4.IsValid() {
+				p.IPv4 = []netip.Addr{nic.IPv4}
+			}
+			if nic.IPv6.IsValid() {
+				p.IPv6 = []netip.Addr{nic.IPv6}
+			}
+			out[nic.Tap] = p
+		}
+	}
+	return out
+}
+
+// stopVM stops a VM's qemu, if it runs: power button, grace, quit, kill.
+func stopVM(ctx context.Context, d dirs, name string, grace time.Duration) (bool, error) {
+	f := d.vm(name)
+	pid := vmRunning(f)
+	if pid == 0 {
+		return false, nil
+	}
+	if b, err := os.ReadFile(f.record()); err == nil && grace < 0 {
+		var rec vmRecord
+		if json.Unmarshal(b, &rec) == nil {
+			grace = rec.Grace
+		}
+	}
+	err := qemu.Stop(ctx, f.qmp(), pid, max(grace, 0))
+	if errors.Is(err, qemu.ErrNotRunning) {
+		err = nil
+	}
+	os.Remove(f.pid())
+	return true, err
+}
+
+// vmHealth reads a VM's health as the supervisor last wrote it; nil when
+// it has no check (or none ran yet).
+func vmHealth(f vmFiles) *Health {
+	b, err := os.ReadFile(f.health())
+	if err != nil {
+		return nil
+	}
+	var h Health
+	if json.Unmarshal(b, &h) != nil {
+		return nil
+	}
+	return &h
+}
+
+func readVMRecord(f vmFiles) (*vmRecord, error) {
+	b, err := os.ReadFile(f.record())
+	if err != nil {
+		return nil, err
+	}
+	var rec vmRecord
+	return &rec, json.Unmarshal(b, &rec)
+}
+
+// waitVM waits until a VM meets a depends_on condition: started (qemu
+// runs), healthy (its health check passed, as the supervisor reports).
+func waitVM(ctx context.Context, f vmFiles, name, cond string) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		running := vmRunning(f) != 0
+		switch cond {
+		case "", "service_started":
+			if running {
+				return nil
+			}
+			return fmt.Errorf("vm %s is not running", name)
+		case "service_healthy":
+			rec, err := readVMRecord(f)
+			if err != nil {
+				return fmt.Errorf("vm %s: %w", name, err)
+			}
+			if rec.Health == nil || rec.Health.Disable {
+				return fmt.Errorf("vm %s has no healthcheck, so it cannot become healthy", name)
+			}
+			if h := vmHealth(f); h != nil {
+				switch h.Status {
+				case "healthy":
+					return nil
+				case "unhealthy":
+					return fmt.Errorf("vm %s is unhealthy: %s", name, h.Last)
+				}
+			}
+			if !running {
+				return fmt.Errorf("vm %s stopped before it was healthy", name)
+			}
+		default:
+			return fmt.Errorf("depends_on condition %q is not supported for vm %s", cond, name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/planner"
+)
+
+const mixedProject = `
+name: mix
+services:
+  web:
+    image: foldup-test/busybox:1
+    init: true
+    command: ["sh", "-c", "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 80 -h /www"]
+  probe:
+    image: foldup-test/busybox:1
+    init: true
+    command: ["sh", "-c", "wget -q -O - http://vm1/ && exec sleep 3600"]
+    depends_on:
+      vm1: {condition: service_healthy}
+vms:
+  vm1:
+    kernel: %s
+    initrd: %s
+    cmdline: "console=ttyS0 quiet panic=-1 foldup.peer=web foldup.txt=secret"
+    memory: 256m
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["http", "/"]
+      interval: 500ms
+      retries: 60
+    depends_on: [web]
+    dns:
+      - {name: secret, txt: ["only vm1"]}
+dns:
+  - {name: secret, txt: ["for everyone"]}
+`
+
+// TestVMAndContainers brings up a VM (the test kernel and busybox
+// initramfs under real qemu) beside two containers on one network: the VM
+// takes its planned address by DHCP from foldup's server, finds the web
+// container by name and fetches its page; a container waits for the VM to
+// be healthy (an http check the supervisor runs) and fetches the VM's
+// page by name; the VM alone sees its own TXT record. down leaves no qemu
+// and no tap.
+func TestVMAndContainers(t *testing.T) {
+	kernel, initrd := vmtest.Images(t)
+	e := newTestEnv(t)
+	p := e.load(t, "mix", fmt.Sprintf(mixedProject, kernel, initrd))
+	e.downAtEnd(t, p.Name)
+	ctx := t.Context()
+
+	res, err := Up(ctx, p, UpOptions{InProcess: true}, e.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Supervisor.Stop()
+	var vm1, web *planner.Member
+	for _, m := range res.Plan.Members {
+		switch m.Name {
+		case "vm1":
+			vm1 = m
+		case "web":
+			web = m
+		}
+	}
+	f := e.o.withDefaults().dirs(p.Name).vm("vm1")
+	console := func(want string) string {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			b, _ := os.ReadFile(f.consoleLog())
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.Contains(l, want) {
+					return strings.TrimSpace(l)
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q on vm1's console in 60 s:\n%s", want, b)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	lease := console("FOLDUP-LEASE")
+	if !strings.Contains(lease, "ip="+vm1.NICs[0].IPv4.String()+" ") || !strings.Contains(lease, "hostname=vm1 ") {
+		t.Errorf("vm1's lease %q, want ip=%s hostname=vm1", lease, vm1.NICs[0].IPv4)
+	}
+	if got, want := console("FOLDUP-DNS"), "FOLDUP-DNS web="+web.NICs[0].IPv4.String(); got != want {
+		t.Errorf("vm1 resolved web: %q, want %q", got, want)
+	}
+	if got := console("FOLDUP-HTTP"); got != "FOLDUP-HTTP web: hello from web" {
+		t.Errorf("vm1 fetched from web: %q", got)
+	}
+	if got := console("FOLDUP-TXT"); got != `FOLDUP-TXT "only vm1"` {
+		t.Errorf("vm1's own TXT record: %q", got)
+	}
+
+	// probe started only once vm1 was healthy, and reached it by name.
+	if out, code := e.exec(t, "mix-probe-1", "wget", "-q", "-O", "-", "http://vm1/"); code != 0 || strings.TrimSpace(out) != "hello from vm1" {
+		t.Errorf("container fetching http://vm1/: %q (exit %d)", out, code)
+	}
+	if out, _ := e.exec(t, "mix-probe-1", "nslookup", "-type=txt", "secret"); !strings.Contains(out, `"for everyone"`) || strings.Contains(out, "only vm1") {
+		t.Errorf("a container sees the project's TXT record, not vm1's:\n%s", out)
+	}
+	if h := vmHealth(f); h == nil || h.Status != "healthy" {
+		t.Errorf("vm1 health = %+v", h)
+	}
+
+	pid := vmRunning(f)
+	if err := Down(ctx, p.Name, DownOptions{}, e.o); err != nil {
+		t.Fatal(err)
+	}
+	if pid == 0 || alive(pid) {
+		t.Errorf("qemu (pid %d) still runs after down", pid)
+	}
+	if out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
+		t.Errorf("taps left:\n%s", out)
+	}
+	if _, err := os.Stat(f.consoleLog()); err != nil {
+		t.Errorf("down removed vm1's state (only down -v does): %v", err)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "qemu-system.*vm1").Output(); len(out) > 0 {
+		t.Errorf("qemu processes left: %s", out)
+	}
+}
