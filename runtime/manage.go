@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
@@ -54,11 +55,12 @@ func Ps(ctx context.Context, project string, all bool, o Options) ([]MemberStatu
 	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: projectFilter(project)})
 	if err != nil {
 		if plan == nil || !hasContainers(plan) {
-			return nil, nil // no engine, and nothing of ours would be in one
+			list = nil // no engine, and nothing of ours would be in one
+		} else {
+			return nil, err
 		}
-		return nil, err
 	}
-	var out []MemberStatus
+	out := vmStatuses(d, plan, all)
 	for _, c := range list {
 		st := MemberStatus{
 			Name:    strings.TrimPrefix(c.Names[0], "/"),
@@ -175,28 +177,50 @@ func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Wr
 	o = o.withDefaults()
 	plan, _ := loadPlan(o.dirs(project).planFile())
 	ensureSupervisor(ctx, o, project, plan)
-	dc, err := o.docker()
-	if err != nil {
-		return err
+	type source struct {
+		member string
+		run    func(w *linePrefixer) error
 	}
-	defer dc.Close()
-	list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
-	if err != nil {
-		return err
+	var chosen []source
+	wants := func(service, member string) bool {
+		return len(lo.Members) == 0 || slices.Contains(lo.Members, service) || slices.Contains(lo.Members, member)
 	}
-	var chosen []container.Summary
-	for _, c := range list {
-		if len(lo.Members) == 0 || slices.Contains(lo.Members, c.Labels[LabelService]) || slices.Contains(lo.Members, c.Labels[LabelMember]) {
-			chosen = append(chosen, c)
+	if plan != nil {
+		d := o.dirs(project)
+		for _, m := range plan.Members {
+			if m.Kind != planner.VM || !wants(m.Service, m.Name) {
+				continue
+			}
+			f := d.vm(m.Name)
+			if _, err := os.Stat(f.consoleLog()); err != nil {
+				continue // never started
+			}
+			chosen = append(chosen, source{m.Name, func(w *linePrefixer) error { return vmLogs(ctx, f, lo, w) }})
+		}
+	}
+	if plan == nil || hasContainers(plan) {
+		dc, err := o.docker()
+		if err != nil {
+			return err
+		}
+		defer dc.Close()
+		list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
+		if err != nil {
+			return err
+		}
+		for _, c := range list {
+			if wants(c.Labels[LabelService], c.Labels[LabelMember]) {
+				chosen = append(chosen, source{c.Labels[LabelMember], func(w *linePrefixer) error { return containerLogs(ctx, dc, c.ID, lo, w) }})
+			}
 		}
 	}
 	if len(chosen) == 0 && len(lo.Members) > 0 {
-		return fmt.Errorf("no such service or member: %s", strings.Join(lo.Members, ", "))
+		return fmt.Errorf("no such service, VM or member: %s", strings.Join(lo.Members, ", "))
 	}
-	sort.Slice(chosen, func(i, j int) bool { return chosen[i].Labels[LabelMember] < chosen[j].Labels[LabelMember] })
+	sort.Slice(chosen, func(i, j int) bool { return chosen[i].member < chosen[j].member })
 	width := 0
 	for _, c := range chosen {
-		width = max(width, len(c.Labels[LabelMember]))
+		width = max(width, len(c.member))
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -204,13 +228,13 @@ func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Wr
 	for i, c := range chosen {
 		prefix := ""
 		if !lo.NoPrefix {
-			prefix = fmt.Sprintf("%-*s | ", width, c.Labels[LabelMember])
+			prefix = fmt.Sprintf("%-*s | ", width, c.member)
 			if !lo.NoColor {
 				prefix = colors[i%len(colors)] + prefix + "\x1b[0m"
 			}
 		}
 		wg.Go(func() {
-			errs[i] = containerLogs(ctx, dc, c.ID, lo, &linePrefixer{w: w, mu: &mu, prefix: prefix})
+			errs[i] = c.run(&linePrefixer{w: w, mu: &mu, prefix: prefix})
 		})
 	}
 	wg.Wait()
@@ -283,26 +307,26 @@ func (l *linePrefixer) flush() {
 // dependency order), leaving them in place for start. Stopping all marks
 // the project stopped and stops its supervisor.
 func Stop(ctx context.Context, project string, members []string, timeout *int, o Options) error {
-	return lifecycle(ctx, project, members, o, "Stopping", "Stopped", true, func(dc *client.Client, name string) error {
+	return lifecycle(ctx, project, members, o, "Stopping", "Stopped", true, timeout, func(dc *client.Client, name string) error {
 		return dc.ContainerStop(ctx, name, container.StopOptions{Timeout: timeout})
 	})
 }
 
 // Start starts the project's stopped containers (and its supervisor).
 func Start(ctx context.Context, project string, members []string, o Options) error {
-	return lifecycle(ctx, project, members, o, "Starting", "Started", false, func(dc *client.Client, name string) error {
+	return lifecycle(ctx, project, members, o, "Starting", "Started", false, nil, func(dc *client.Client, name string) error {
 		return dc.ContainerStart(ctx, name, container.StartOptions{})
 	})
 }
 
 // Restart restarts the project's containers.
 func Restart(ctx context.Context, project string, members []string, timeout *int, o Options) error {
-	return lifecycle(ctx, project, members, o, "Restarting", "Started", false, func(dc *client.Client, name string) error {
+	return lifecycle(ctx, project, members, o, "Restarting", "Started", false, timeout, func(dc *client.Client, name string) error {
 		return dc.ContainerRestart(ctx, name, container.StopOptions{Timeout: timeout})
 	})
 }
 
-func lifecycle(ctx context.Context, project string, members []string, o Options, doing, did string, stopping bool, fn func(*client.Client, string) error) error {
+func lifecycle(ctx context.Context, project string, members []string, o Options, doing, did string, stopping bool, timeout *int, fn func(*client.Client, string) error) error {
 	o = o.withDefaults()
 	d := o.dirs(project)
 	prog := newProgress(o.Out, o.Progress)
@@ -328,14 +352,16 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 	if !stopping {
 		ensureSupervisor(ctx, o, project, plan)
 	}
-	dc, err := o.docker()
-	if err != nil {
-		return err
-	}
-	defer dc.Close()
-	cs, err := projectContainers(ctx, dc, project, true)
-	if err != nil {
-		return err
+	var dc *client.Client
+	cs := map[string]container.Summary{}
+	if hasContainers(plan) {
+		if dc, err = o.docker(); err != nil {
+			return err
+		}
+		defer dc.Close()
+		if cs, err = projectContainers(ctx, dc, project, true); err != nil {
+			return err
+		}
 	}
 	// The plan's steps are in dependency order.
 	var order []string
@@ -354,6 +380,24 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 		slices.Reverse(order)
 	}
 	var errs []error
+	// VMs: stop powers them off; start and restart need the file (up).
+	for _, s := range plan.Steps {
+		kind, name, _ := strings.Cut(s.Target, ":")
+		if kind != planner.VM || !stopping {
+			continue
+		}
+		for _, m := range plan.Members {
+			if m.Name == name && (len(members) == 0 || slices.Contains(members, m.Service) || slices.Contains(members, m.Name)) {
+				ev := prog.start("VM", name)
+				ev.update(doing)
+				if ok, err := stopVM(ctx, d, name, timeoutDuration(timeout)); err != nil {
+					errs = append(errs, ev.fail(err))
+				} else if ok {
+					ev.done(did)
+				}
+			}
+		}
+	}
 	for _, name := range order {
 		c, ok := cs[name]
 		if !ok {
@@ -442,4 +486,13 @@ type ExecOptions struct {
 	Stdin      io.Reader // nil: not attached
 	Stdout     io.Writer
 	Stderr     io.Writer
+}
+
+// timeoutDuration is -t N as a stop grace; -1 s (the member's own) when
+// not given.
+func timeoutDuration(t *int) time.Duration {
+	if t == nil {
+		return -time.Second
+	}
+	return time.Duration(*t) * time.Second
 }

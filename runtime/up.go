@@ -189,10 +189,22 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	}
 	if uo.Wait {
 		for _, m := range pl.Members {
-			if m.Kind == planner.Container && wanted[m.Name] {
-				if err := waitReady(ctx, r.dc, specs[m.Name].Name); err != nil {
-					return res, err
+			if !wanted[m.Name] {
+				continue
+			}
+			var err error
+			switch m.Kind {
+			case planner.Container:
+				err = waitReady(ctx, r.dc, specs[m.Name].Name)
+			case planner.VM:
+				cond := "service_started"
+				if hc := p.VMs[m.Service].HealthCheck; hc != nil && !hc.Disable {
+					cond = "service_healthy"
 				}
+				err = waitVM(ctx, d.vm(m.Name), m.Name, cond)
+			}
+			if err != nil {
+				return res, err
 			}
 		}
 	}

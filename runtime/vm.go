@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -46,6 +47,7 @@ func (f vmFiles) record() string     { return filepath.Join(f.state, "vm.json") 
 // VM beyond the plan: its health check, stop grace and where it listens.
 type vmRecord struct {
 	Member  string            `json:"member"`
+	Image   string            `json:"image"` // the disk image, or the kernel
 	PID     int               `json:"pid"`
 	Health  *spec.HealthCheck `json:"health,omitempty"`
 	Grace   time.Duration     `json:"grace"`
@@ -218,7 +220,11 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 	if err != nil {
 		return ev.fail(fmt.Errorf("vm %s: %w (its log: %s)", name, err, f.qemuLog()))
 	}
-	rec := vmRecord{Member: name, PID: pid, Health: v.HealthCheck, Grace: vmGrace(v), Started: time.Now()}
+	image := v.Image
+	if image == "" {
+		image = v.Kernel
+	}
+	rec := vmRecord{Member: name, Image: image, PID: pid, Health: v.HealthCheck, Grace: vmGrace(v), Started: time.Now()}
 	for _, nic := range m.NICs {
 		for _, a := range []netip.Addr{nic.IPv4, nic.IPv6} {
 			if a.IsValid() {
@@ -404,5 +410,123 @@ func waitVM(ctx context.Context, f vmFiles, name, cond string) error {
 			return ctx.Err()
 		case <-t.C:
 		}
+	}
+}
+
+// vmStatuses are ps's lines for the plan's VMs: those that run, and with
+// all those made and stopped too.
+func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
+	if plan == nil {
+		return nil
+	}
+	var out []MemberStatus
+	for _, m := range plan.Members {
+		if m.Kind != planner.VM {
+			continue
+		}
+		f := d.vm(m.Name)
+		rec, err := readVMRecord(f)
+		if err != nil {
+			continue // never started
+		}
+		pid := vmRunning(f)
+		if pid == 0 && !all {
+			continue
+		}
+		st := MemberStatus{Name: m.Name, Member: m.Name, Service: m.Service, Kind: planner.VM, Image: rec.Image, State: "exited", Status: "Exited"}
+		if pid != 0 {
+			st.State = "running"
+			st.Status = "Up " + humanDuration(time.Since(rec.Started))
+			st.ID = "qemu:" + strconv.Itoa(pid)
+			if h := vmHealth(f); h != nil && rec.Health != nil && !rec.Health.Disable {
+				st.Health = h.Status
+				if h.Status == "starting" {
+					st.Status += " (health: starting)"
+				} else {
+					st.Status += " (" + h.Status + ")"
+				}
+			} else if rec.Health != nil && !rec.Health.Disable {
+				st.Health = "starting"
+				st.Status += " (health: starting)"
+			}
+		}
+		for _, nic := range m.NICs {
+			for _, a := range []string{addrString(nic.IPv4), addrString(nic.IPv6)} {
+				if a != "" {
+					st.Addresses = append(st.Addresses, a)
+				}
+			}
+		}
+		for _, p := range m.Ports {
+			host := p.HostIP
+			if host == "" {
+				host = "0.0.0.0"
+			}
+			st.Ports = append(st.Ports, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.Target, p.Protocol))
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "Less than a second"
+	case d < time.Minute:
+		return fmt.Sprintf("%d seconds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d hours", int(d.Hours()))
+}
+
+// vmLogs writes a VM's serial console, as logs does a container's output:
+// the last lo.Tail lines (all by default), then, with Follow, what comes
+// until ctx ends. Carriage returns are dropped. The console log has no
+// time stamps of its own, so -t prints none for VMs.
+func vmLogs(ctx context.Context, f vmFiles, lo LogOptions, w *linePrefixer) error {
+	b, err := os.ReadFile(f.consoleLog())
+	if err != nil {
+		return err
+	}
+	offset := int64(len(b))
+	text := strings.ReplaceAll(string(b), "\r", "")
+	if n, err := strconv.Atoi(lo.Tail); err == nil && n >= 0 {
+		lines := strings.SplitAfter(text, "\n")
+		if lines[len(lines)-1] == "" {
+			lines = lines[:len(lines)-1]
+		}
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		text = strings.Join(lines, "")
+	}
+	w.Write([]byte(text))
+	if !lo.Follow {
+		w.flush()
+		return nil
+	}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.flush()
+			return nil
+		case <-t.C:
+		}
+		fh, err := os.Open(f.consoleLog())
+		if err != nil {
+			continue
+		}
+		if st, err := fh.Stat(); err == nil && st.Size() < offset {
+			offset = 0 // rotated
+		}
+		fh.Seek(offset, 0)
+		more, _ := io.ReadAll(fh)
+		fh.Close()
+		offset += int64(len(more))
+		w.Write([]byte(strings.ReplaceAll(string(more), "\r", "")))
 	}
 }

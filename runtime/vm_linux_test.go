@@ -1,9 +1,11 @@
 package runtime
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,12 +115,54 @@ func TestVMAndContainers(t *testing.T) {
 		t.Errorf("vm1 health = %+v", h)
 	}
 
-	pid := vmRunning(f)
-	if err := Down(ctx, p.Name, DownOptions{}, e.o); err != nil {
+	// ps and logs show the VM beside the containers.
+	list, err := Ps(ctx, p.Name, false, e.o)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if pid == 0 || alive(pid) {
-		t.Errorf("qemu (pid %d) still runs after down", pid)
+	var found bool
+	for _, st := range list {
+		if st.Name == "vm1" {
+			found = true
+			if st.Kind != "vm" || st.State != "running" || st.Health != "healthy" || !slices.Contains(st.Addresses, vm1.NICs[0].IPv4.String()) || !strings.HasSuffix(st.Status, "(healthy)") {
+				t.Errorf("ps: %+v", st)
+			}
+		}
+	}
+	if !found || len(list) != 3 {
+		t.Errorf("ps lists %d members, vm1 among them: %v\n%+v", len(list), found, list)
+	}
+	var logs bytes.Buffer
+	if err := Logs(ctx, p.Name, LogOptions{Members: []string{"vm1"}, NoColor: true, Tail: "all"}, e.o, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "vm1 | FOLDUP-LEASE ip=") || strings.Contains(logs.String(), "\r") {
+		t.Errorf("logs vm1:\n%s", logs.String())
+	}
+	logs.Reset()
+	if err := Logs(ctx, p.Name, LogOptions{Members: []string{"vm1"}, NoColor: true, Tail: "1"}, e.o, &logs); err != nil || strings.Count(logs.String(), "\n") != 1 {
+		t.Errorf("logs --tail 1 vm1 = %q, %v", logs.String(), err)
+	}
+
+	// stop vm1 powers it off (busybox ignores the button: quit after the
+	// grace); ps -a shows it exited.
+	pid := vmRunning(f)
+	one := 1
+	if err := Stop(ctx, p.Name, []string{"vm1"}, &one, e.o); err != nil {
+		t.Fatal(err)
+	}
+	if alive(pid) {
+		t.Errorf("qemu %d runs after stop vm1", pid)
+	}
+	list, _ = Ps(ctx, p.Name, true, e.o)
+	for _, st := range list {
+		if st.Name == "vm1" && st.State != "exited" {
+			t.Errorf("ps -a after stop: %+v", st)
+		}
+	}
+
+	if err := Down(ctx, p.Name, DownOptions{}, e.o); err != nil {
+		t.Fatal(err)
 	}
 	if out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
 		t.Errorf("taps left:\n%s", out)

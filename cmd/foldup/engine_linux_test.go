@@ -8,6 +8,7 @@ import (
 
 	"github.com/foldup/foldup/internal/dockertest"
 	"github.com/foldup/foldup/internal/nstest"
+	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -19,16 +20,31 @@ import (
 func TestEngineScripts(t *testing.T) {
 	ns := nstest.New(t)
 	eng := dockertest.Start(t, ns)
+	vmImages := vmtest.Have()
 	testscript.Run(t, testscript.Params{
 		Dir:           "testdata/engine",
+		// [vm]: qemu and the test images (scripts/test-images.sh) are here.
+		Condition: func(cond string) (bool, error) {
+			if cond == "vm" {
+				return vmImages, nil
+			}
+			return false, nil
+		},
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
 			state := filepath.Join(env.WorkDir, ".state")
+			// qemu runs as nobody: it must get through to its VM's
+			// directories.
+			for d := env.WorkDir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+				os.Chmod(d, 0o711)
+			}
 			env.Setenv("DOCKER_HOST", eng.Host)
 			env.Setenv("FOLDUP_TEST_NETNS", ns.Name)
 			env.Setenv("FOLDUP_STATE_ROOT", state)
 			env.Setenv("FOLDUP_RUN_ROOT", filepath.Join(env.WorkDir, ".run"))
 			env.Setenv("BUSYBOX_IMAGE", dockertest.Image)
+			env.Setenv("TEST_KERNEL", filepath.Join(vmtest.Dir(), "vmlinuz"))
+			env.Setenv("TEST_INITRD", filepath.Join(vmtest.Dir(), "initramfs.cpio.gz"))
 			env.Defer(func() {
 				projects, _ := os.ReadDir(state)
 				for _, p := range projects {

@@ -5,6 +5,7 @@ package vmtest
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -31,4 +32,22 @@ func Images(t testing.TB) (kernel, initrd string) {
 		systest.Need(t, err == nil, "needs "+f+": run scripts/test-images.sh")
 	}
 	return kernel, initrd
+}
+
+// Have reports whether qemu and the images are here; with
+// FOLDUP_REQUIRE_SYSTEM=1 it is always true, so that a test using it
+// fails on what is missing rather than skipping.
+func Have() bool {
+	if systest.Required() {
+		return true
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return false
+	}
+	for _, f := range []string{"vmlinuz", "initramfs.cpio.gz"} {
+		if _, err := os.Stat(filepath.Join(Dir(), f)); err != nil {
+			return false
+		}
+	}
+	return true
 }
