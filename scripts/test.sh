@@ -1,6 +1,7 @@
 #!/bin/sh
 # test.sh: install what the tests need and run all of them: unit, system
-# (real kernel: namespaces, links) and a short run of every fuzz target.
+# (real kernel: namespaces, links; a private Docker engine; qemu VMs) and a
+# short run of every fuzz target.
 # Set FOLDUP_REQUIRE_SYSTEM=1 to fail, not skip, tests whose system parts
 # are missing (CI does). FUZZTIME (default 10s) is each fuzz target's time.
 # The last line counts the tests: "N passed, N failed, N skipped".
@@ -9,13 +10,16 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 missing=""
 for c in ip:iproute2 unshare:util-linux sysctl:procps git:git ping:iputils-ping python3:python3 nft:nftables dig:dnsutils \
-	busybox:busybox-static dhclient:isc-dhcp-client rdisc6:ndisc6 dockerd:docker.io; do
+	busybox:busybox-static dhclient:isc-dhcp-client rdisc6:ndisc6 dockerd:docker.io \
+	qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xz:xz-utils cpio:cpio gzip:gzip; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || missing="$missing ${c#*:}"
 done
 if [ -n "$missing" ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends $missing
 fi
+# The VM tests' guest: Debian's kernel and a busybox initramfs, built once.
+scripts/test-images.sh >/dev/null
 GO=$(scripts/go.sh)
 "$GO" vet ./...
 bad=$("$(dirname "$GO")/gofmt" -l . 2>/dev/null || true)

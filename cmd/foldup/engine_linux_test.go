@@ -22,7 +22,7 @@ func TestEngineScripts(t *testing.T) {
 	eng := dockertest.Start(t, ns)
 	vmImages := vmtest.Have()
 	testscript.Run(t, testscript.Params{
-		Dir:           "testdata/engine",
+		Dir: "testdata/engine",
 		// [vm]: qemu and the test images (scripts/test-images.sh) are here.
 		Condition: func(cond string) (bool, error) {
 			if cond == "vm" {
