@@ -131,7 +131,7 @@ const udhcpcScript = `#!/bin/sh
 case "$1" in
 bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
 esac
-env | sort > "$UDHCPC_OUT/$1"
+env | sort > "$UDHCPC_OUT/.$1" && mv "$UDHCPC_OUT/.$1" "$UDHCPC_OUT/$1"
 `
 
 // udhcpc runs busybox udhcpc once in m and returns the environment its

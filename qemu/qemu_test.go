@@ -86,11 +86,11 @@ func TestBootQMP(t *testing.T) {
 	deadline := time.Now().Add(40 * time.Second)
 	for {
 		b, _ := os.ReadFile(c.ConsoleLog)
-		if strings.Contains(string(b), "FOLDUP-INIT") {
+		if strings.Contains(string(b), "FOLDUP-READY") {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no FOLDUP-INIT on the console in 40 s:\n%s", b)
+			t.Fatalf("no FOLDUP-READY on the console in 40 s:\n%s", b)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/foldup/foldup/planner"
@@ -94,6 +95,7 @@ type Entry struct {
 // synced before each thing is made, so that down can remove all of it
 // whatever point up died at. down walks it backwards.
 type journal struct {
+	mu      sync.Mutex // steps record concurrently
 	f       *os.File
 	seen    map[Entry]bool
 	written int // entries this process wrote
@@ -118,6 +120,8 @@ func openJournal(path string) (*journal, error) {
 // record writes that kind/name is about to be made, unless the journal
 // has it already.
 func (j *journal) record(kind, name string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	k := Entry{Kind: kind, Name: name}
 	if j.seen[k] {
 		return nil

@@ -80,8 +80,8 @@ func TestVMAndContainers(t *testing.T) {
 		for {
 			b, _ := os.ReadFile(f.consoleLog())
 			for _, l := range strings.Split(string(b), "\n") {
-				if strings.Contains(l, want) {
-					return strings.TrimSpace(l)
+				if i := strings.Index(l, want); i >= 0 {
+					return strings.TrimSpace(l[i:]) // the console shell's prompt may come first
 				}
 			}
 			if time.Now().After(deadline) {
@@ -136,7 +136,7 @@ func TestVMAndContainers(t *testing.T) {
 	if err := Logs(ctx, p.Name, LogOptions{Members: []string{"vm1"}, NoColor: true, Tail: "all"}, e.o, &logs); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "vm1 | FOLDUP-LEASE ip=") || strings.Contains(logs.String(), "\r") {
+	if !strings.Contains(logs.String(), "vm1 | FOLDUP-LEASE event=bound ip=") || strings.Contains(logs.String(), "\r") {
 		t.Errorf("logs vm1:\n%s", logs.String())
 	}
 	logs.Reset()

@@ -4,8 +4,12 @@
 #
 #   DIR/vmlinuz        Debian's kernel (bzImage, as the package ships it)
 #   DIR/initrd.img     busybox + virtio modules + /init: brings eth0 up,
-#                      takes a DHCP lease (udhcpc), serves httpd on :80,
-#                      prints FOLDUP-LEASE/FOLDUP-READY lines on the console
+#                      takes a DHCP lease (udhcpc), serves "hello from
+#                      <hostname>" on :80, prints FOLDUP-LEASE/FOLDUP-READY
+#                      lines on the console; with foldup.peer=NAME and
+#                      foldup.txt=NAME on the kernel command line it also
+#                      looks NAME up and fetches its page (FOLDUP-DNS,
+#                      FOLDUP-HTTP) and prints a TXT record (FOLDUP-TXT)
 #
 # The cache key is the kernel version, busybox version and this script.
 set -eu
@@ -54,7 +58,7 @@ for m in $mods; do
 done
 echo "$mods" >"$root/lib/modules/order"
 echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
-echo "foldup test guest" >"$root/www/index.html"
+echo "foldup test guest" >"$root/www/index.html" # /init rewrites it: "hello from <hostname>"
 
 cat >"$root/etc/udhcpc.sh" <<'SCRIPT'
 #!/bin/sh
@@ -87,8 +91,29 @@ done
 for i in $(seq 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
 ip link set eth0 up
 udhcpc -i eth0 -s /etc/udhcpc.sh -t 60 -T 1 -A 1 -b -q -x hostname:"$(hostname)" >/dev/null 2>&1
+echo "hello from $(hostname)" >/www/index.html
 httpd -p 80 -h /www
 echo FOLDUP-READY >/dev/console
+# foldup.peer=NAME on the command line: look NAME up, fetch its page.
+# foldup.txt=NAME: print NAME's TXT record as this guest sees it.
+peer=$(sed -n 's/.*foldup\.peer=\([^ ]*\).*/\1/p' /proc/cmdline)
+txt=$(sed -n 's/.*foldup\.txt=\([^ ]*\).*/\1/p' /proc/cmdline)
+(
+	if [ -n "$peer" ]; then
+		for i in $(seq 30); do
+			a=$(nslookup "$peer" 2>/dev/null | sed -n '/^Name:/,$s/^Address[^:]*: *//p' | head -n1)
+			[ -n "$a" ] && break
+			sleep 1
+		done
+		echo "FOLDUP-DNS $peer=$a" >/dev/console
+		for i in $(seq 30); do
+			b=$(timeout 3 wget -q -O - "http://$peer/" 2>/dev/null) && break
+			sleep 1
+		done
+		echo "FOLDUP-HTTP $peer: $b" >/dev/console
+	fi
+	[ -n "$txt" ] && echo "FOLDUP-TXT $(nslookup -type=txt "$txt" 2>/dev/null | sed -n 's/.*text = //p')" >/dev/console
+) &
 while true; do setsid -c sh </dev/console >/dev/console 2>&1; done
 SCRIPT
 chmod +x "$root/init"

@@ -19,7 +19,7 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing
 fi
 # The VM tests' guest: Debian's kernel and a busybox initramfs, built once.
-scripts/test-images.sh >/dev/null
+scripts/images.sh /var/cache/foldup-test >/dev/null
 GO=$(scripts/go.sh)
 "$GO" vet ./...
 bad=$("$(dirname "$GO")/gofmt" -l . 2>/dev/null || true)

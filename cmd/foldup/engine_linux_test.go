@@ -23,7 +23,7 @@ func TestEngineScripts(t *testing.T) {
 	vmImages := vmtest.Have()
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/engine",
-		// [vm]: qemu and the test images (scripts/test-images.sh) are here.
+		// [vm]: qemu and the test images (scripts/images.sh) are here.
 		Condition: func(cond string) (bool, error) {
 			if cond == "vm" {
 				return vmImages, nil
@@ -44,7 +44,7 @@ func TestEngineScripts(t *testing.T) {
 			env.Setenv("FOLDUP_RUN_ROOT", filepath.Join(env.WorkDir, ".run"))
 			env.Setenv("BUSYBOX_IMAGE", dockertest.Image)
 			env.Setenv("TEST_KERNEL", filepath.Join(vmtest.Dir(), "vmlinuz"))
-			env.Setenv("TEST_INITRD", filepath.Join(vmtest.Dir(), "initramfs.cpio.gz"))
+			env.Setenv("TEST_INITRD", filepath.Join(vmtest.Dir(), "initrd.img"))
 			env.Defer(func() {
 				projects, _ := os.ReadDir(state)
 				for _, p := range projects {

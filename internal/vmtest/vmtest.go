@@ -1,5 +1,5 @@
 // Package vmtest finds the guest the VM tests boot: the kernel and
-// initramfs scripts/test-images.sh builds offline. Tests skip without
+// initramfs scripts/images.sh builds offline. Tests skip without
 // them, or fail with FOLDUP_REQUIRE_SYSTEM=1.
 package vmtest
 
@@ -12,7 +12,7 @@ import (
 	"github.com/foldup/foldup/internal/systest"
 )
 
-// Dir is where scripts/test-images.sh puts the images.
+// Dir is where scripts/images.sh puts the images.
 func Dir() string {
 	if d := os.Getenv("FOLDUP_TEST_IMAGES"); d != "" {
 		return d
@@ -26,10 +26,10 @@ func Images(t testing.TB) (kernel, initrd string) {
 	t.Helper()
 	systest.Command(t, "qemu-system-x86_64")
 	kernel = filepath.Join(Dir(), "vmlinuz")
-	initrd = filepath.Join(Dir(), "initramfs.cpio.gz")
+	initrd = filepath.Join(Dir(), "initrd.img")
 	for _, f := range []string{kernel, initrd} {
 		_, err := os.Stat(f)
-		systest.Need(t, err == nil, "needs "+f+": run scripts/test-images.sh")
+		systest.Need(t, err == nil, "needs "+f+": run scripts/images.sh "+Dir())
 	}
 	return kernel, initrd
 }
@@ -44,7 +44,7 @@ func Have() bool {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		return false
 	}
-	for _, f := range []string{"vmlinuz", "initramfs.cpio.gz"} {
+	for _, f := range []string{"vmlinuz", "initrd.img"} {
 		if _, err := os.Stat(filepath.Join(Dir(), f)); err != nil {
 			return false
 		}

@@ -1,0 +1,110 @@
+#!/bin/sh
+# bench/vm.sh: time from launch to the guest's DHCP lease line
+# ("FOLDUP-LEASE" on its serial console), for
+#   foldup   `foldup up -d` of a one-VM project (foldup's bridge, firewall,
+#            DNS/DHCP server; the kernel booted as its extracted PVH vmlinux)
+#   bare     qemu by hand with the same kernel file foldup boots, the same
+#            initramfs, on a bridge and tap made by hand, dnsmasq serving
+#            the lease
+#   bare-bz  the same with Debian's compressed kernel as it is
+# alternating, RUNS runs each (default 5), then 4 VMs at once with foldup.
+# Everything runs in a fresh network namespace. Needs root, qemu, dnsmasq
+# (dnsmasq-base), and the images of scripts/images.sh.
+set -eu
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+IMG=/var/cache/foldup-test
+scripts/images.sh $IMG >/dev/null
+command -v dnsmasq >/dev/null || { echo "bench/vm.sh needs dnsmasq (dnsmasq-base)" >&2; exit 1; }
+GO=$(scripts/go.sh)
+"$GO" build -o bin/foldup ./cmd/foldup
+
+NS=fu-vmb-$$
+D=$(mktemp -d /tmp/fu-vb-XXXXXX)
+chmod 711 "$D"
+cleanup() {
+	set +e
+	ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup -p vmb down -v >/dev/null 2>&1
+	ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup -p vmb4 down -v >/dev/null 2>&1
+	[ -f "$D/q.pid" ] && kill "$(cat "$D/q.pid")" 2>/dev/null
+	[ -f "$D/dnsmasq.pid" ] && kill "$(cat "$D/dnsmasq.pid")" 2>/dev/null
+	ip netns del $NS 2>/dev/null
+	rm -rf "$D"
+}
+trap cleanup EXIT INT TERM
+ip netns add $NS
+ip netns exec $NS ip link set lo up
+
+now() { date +%s.%N; }
+elapsed() { echo "$2 - $1" | bc; }
+# waitline FILE: until the lease line is in FILE (at most 60 s)
+waitline() { for i in $(seq 600); do grep -q FOLDUP-LEASE "$1" 2>/dev/null && return 0; sleep 0.02; done; echo "no lease in $1" >&2; return 1; }
+
+foldup() { ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet "$@"; }
+cat > "$D/one.yaml" <<EOY
+name: vmb
+vms:
+  vm1:
+    kernel: $IMG/vmlinuz
+    initrd: $IMG/initrd.img
+    cmdline: console=ttyS0 quiet panic=-1
+    memory: 256m
+    stop_grace_period: 0s
+EOY
+{
+	echo "name: vmb4"; echo "vms:"
+	for i in 1 2 3 4; do
+		printf '  v%s:\n    kernel: %s\n    initrd: %s\n    cmdline: console=ttyS0 quiet panic=-1\n    memory: 256m\n    stop_grace_period: 0s\n' $i "$IMG/vmlinuz" "$IMG/initrd.img"
+	done
+} > "$D/four.yaml"
+
+# The bare setup: bridge, tap, dnsmasq with one static lease.
+ip netns exec $NS sh -ec "ip link add br0 type bridge; ip addr add 10.90.0.1/24 dev br0; ip link set br0 up
+ip tuntap add tap0 mode tap; ip link set tap0 master br0 up"
+ip netns exec $NS dnsmasq --pid-file="$D/dnsmasq.pid" --interface=br0 --bind-interfaces --port=0 \
+	--dhcp-range=10.90.0.10,10.90.0.200,1h --dhcp-host=52:54:00:90:00:02,10.90.0.2,vm1 --dhcp-authoritative
+# The kernel foldup boots: its cached PVH vmlinux (made by the first up).
+foldup -f "$D/one.yaml" up -d; foldup -f "$D/one.yaml" down
+PVH=$(ls -t /var/cache/foldup/kernels/vmlinux-* | grep -v none | head -1)
+
+bare() { # KERNEL
+	rm -f "$D/q.log" "$D/q.pid"
+	ip netns exec $NS qemu-system-x86_64 -name vm1 -machine q35 -accel tcg,thread=multi -cpu max -smp 1 -m 256 \
+		-nodefaults -no-user-config -display none -vga none -kernel "$1" -initrd "$IMG/initrd.img" \
+		-append "console=ttyS0 quiet panic=-1" -chardev file,id=c,path="$D/q.log" -serial chardev:c \
+		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:90:00:02 \
+		-pidfile "$D/q.pid" -daemonize
+}
+
+: > "$D/times"
+for r in $(seq $RUNS); do
+	t0=$(now); foldup -f "$D/one.yaml" up -d
+	waitline "$D/state/vmb/vm/vm1/console.log"; t1=$(now)
+	foldup -f "$D/one.yaml" down -v
+	echo "foldup $(elapsed $t0 $t1)" >> "$D/times"
+
+	t0=$(now); bare "$PVH"; waitline "$D/q.log"; t1=$(now)
+	kill "$(cat "$D/q.pid")"; sleep 0.3
+	echo "bare $(elapsed $t0 $t1)" >> "$D/times"
+
+	t0=$(now); bare "$IMG/vmlinuz"; waitline "$D/q.log"; t1=$(now)
+	kill "$(cat "$D/q.pid")"; sleep 0.3
+	echo "bare-bz $(elapsed $t0 $t1)" >> "$D/times"
+	echo "run $r: $(tail -3 "$D/times" | tr '\n' ' ')"
+done
+for r in $(seq $RUNS); do
+	t0=$(now); foldup -f "$D/four.yaml" up -d
+	for i in 1 2 3 4; do waitline "$D/state/vmb4/vm/v$i/console.log"; done; t1=$(now)
+	rss=$(ps -o rss= -C qemu-system-x86_64 | awk '{s+=$1} END {printf "%d", s/1024}')
+	foldup -f "$D/four.yaml" down -v
+	echo "four $(elapsed $t0 $t1)" >> "$D/times"
+	echo "four-rss $rss" >> "$D/times"
+done
+
+median() { grep "^$1 " "$D/times" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+echo
+printf '%-9s %s\n' "" "launch → lease, median of $RUNS (s)"
+for w in foldup bare bare-bz four; do printf '%-9s %8.2f\n' $w "$(median $w)"; done
+echo "4 VMs' qemu RSS (MiB, median): $(median four-rss)"
+echo "ratio foldup/bare (same kernel file): $(echo "scale=2; $(median foldup) / $(median bare)" | bc)"
+echo "ratio foldup/bare-bz (Debian's kernel as is): $(echo "scale=2; $(median foldup) / $(median bare-bz)" | bc)"
