@@ -153,6 +153,11 @@ func foreground(ctx context.Context, cmd *cobra.Command, project string, res *ru
 		}
 	}
 	fmt.Fprintln(cmd.ErrOrStderr(), "Gracefully stopping... (press Ctrl+C again to force)")
+	// The first Ctrl-C may be both ctx's end and a signal still queued
+	// here: only one that comes after this point forces the exit.
+	for len(sigs) > 0 {
+		<-sigs
+	}
 	go func() {
 		<-sigs
 		os.Exit(130)
