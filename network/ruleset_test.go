@@ -1,18 +1,15 @@
 package network
 
 import (
-	"flag"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 
+	"github.com/foldup/foldup/internal/golden"
 	"github.com/foldup/foldup/internal/nstest"
 	"github.com/foldup/foldup/internal/systest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/ruleset.golden")
 
 // smallProject is a project of two networks, an isolated one with a
 // multicast group and a NAT one, a VM on both, a container, and two
@@ -53,19 +50,7 @@ func TestRuleset(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := ns.MustRun(t, "nft", "list", "ruleset")
-	const golden = "testdata/ruleset.golden"
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("nft list ruleset differs from %s (rerun with -update and review the diff):\n%s", golden, got)
-	}
+	golden.Check(t, "testdata/ruleset.golden", got)
 
 	if err := h.FirewallApply(cfg); err != nil {
 		t.Fatal(err)

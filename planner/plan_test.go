@@ -2,17 +2,14 @@ package planner
 
 import (
 	"encoding/json"
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/foldup/foldup/internal/golden"
 	"github.com/foldup/foldup/spec"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func loadFile(t testing.TB, path string, env ...string) *spec.Project {
 	t.Helper()
@@ -38,21 +35,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := plan.String()
-			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("plan differs from %s (go test -run TestGolden -update):\n--- got\n%s--- want\n%s", golden, got, want)
-			}
+			golden.Check(t, strings.TrimSuffix(f, ".yaml")+".golden", plan.String())
 			// Deterministic: a second plan is identical, JSON included.
 			again, _ := Compute(loadFile(t, f), Observed{})
 			b1, _ := json.Marshal(plan)
