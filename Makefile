@@ -13,9 +13,10 @@ test:
 demo:
 	scripts/demo.sh
 
-# The test VM's kernel and initramfs, built from Debian packages, cached.
+# The VM tests' kernel and initramfs (where scripts/test.sh puts them),
+# built from Debian packages, cached.
 images:
-	scripts/images.sh .cache/images
+	scripts/images.sh /var/cache/foldup-test
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

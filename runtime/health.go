@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,19 +101,7 @@ func (s *supervisor) checkVM(ctx context.Context, name string) {
 				result, err = probe(ctx, hc.Test[0], hc.Test[1], rec.Addrs, f.consoleLog(), timeout)
 				return nil
 			})
-			h.At = time.Now()
-			if err == nil {
-				h.Status, h.FailingStreak, h.Last = "healthy", 0, result
-			} else {
-				h.Last = err.Error()
-				inStart := time.Since(started) < time.Duration(hc.StartPeriod)
-				if !inStart {
-					h.FailingStreak++
-				}
-				if h.FailingStreak >= retries {
-					h.Status = "unhealthy"
-				}
-			}
+			h.observe(result, err, time.Since(started) < time.Duration(hc.StartPeriod), retries)
 			b, _ := json.Marshal(h)
 			writeFileAtomic(f.health(), b)
 			wait = interval
@@ -125,18 +114,34 @@ func (s *supervisor) checkVM(ctx context.Context, name string) {
 	}
 }
 
+// observe takes one probe's result into h, by Docker's rules: a success
+// makes it healthy; a failure counts, unless still in the start period,
+// and `retries` of them in a row make it unhealthy.
+func (h *Health) observe(result string, err error, inStartPeriod bool, retries int) {
+	h.At = time.Now()
+	if err == nil {
+		h.Status, h.FailingStreak, h.Last = "healthy", 0, result
+		return
+	}
+	h.Last = err.Error()
+	if !inStartPeriod {
+		h.FailingStreak++
+	}
+	if h.FailingStreak >= retries {
+		h.Status = "unhealthy"
+	}
+}
+
 // probe runs one health check against a VM.
 func probe(ctx context.Context, kind, arg string, addrs []netip.Addr, consoleLog string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The first IPv4 address, else the first one.
 	var addr netip.Addr
-	for _, a := range addrs {
-		if a.Is4() || !addr.IsValid() {
-			addr = a
-			if a.Is4() {
-				break
-			}
-		}
+	if i := slices.IndexFunc(addrs, netip.Addr.Is4); i >= 0 {
+		addr = addrs[i]
+	} else if len(addrs) > 0 {
+		addr = addrs[0]
 	}
 	switch kind {
 	case spec.CheckTCP:

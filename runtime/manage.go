@@ -91,20 +91,7 @@ func Ps(ctx context.Context, project string, all bool, o Options) ([]MemberStatu
 				if m.Name != st.Member {
 					continue
 				}
-				for _, nic := range m.NICs {
-					for _, a := range []string{addrString(nic.IPv4), addrString(nic.IPv6)} {
-						if a != "" {
-							st.Addresses = append(st.Addresses, a)
-						}
-					}
-				}
-				for _, p := range m.Ports {
-					host := p.HostIP
-					if host == "" {
-						host = "0.0.0.0"
-					}
-					st.Ports = append(st.Ports, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.Target, p.Protocol))
-				}
+				st.Addresses, st.Ports = planned(m)
 			}
 		}
 		for _, p := range c.Ports {
@@ -116,6 +103,26 @@ func Ps(ctx context.Context, project string, all bool, o Options) ([]MemberStatu
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// planned is what ps shows of a member from the plan: its addresses and
+// the host ports foldup forwards to it.
+func planned(m *planner.Member) (addrs, ports []string) {
+	for _, nic := range m.NICs {
+		for _, a := range []string{addrString(nic.IPv4), addrString(nic.IPv6)} {
+			if a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	for _, p := range m.Ports {
+		host := p.HostIP
+		if host == "" {
+			host = "0.0.0.0"
+		}
+		ports = append(ports, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.Target, p.Protocol))
+	}
+	return addrs, ports
 }
 
 func hasContainers(p *planner.Plan) bool {

@@ -43,27 +43,21 @@ func (p *progress) event(kind, name, status string) {
 	p.print(kind, name, status, "")
 }
 
-func (p *progress) note(msg string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch p.mode {
-	case "quiet":
-	case "json":
-		json.NewEncoder(p.w).Encode(map[string]string{"level": "warning", "message": msg})
-	default:
-		fmt.Fprintln(p.w, msg)
-	}
-}
+// note prints a message about the run (none with --progress quiet).
+func (p *progress) note(msg string) { p.message(msg, "", false) }
 
-// warn prints a warning, in every mode but json as "warning: msg".
-func (p *progress) warn(msg string) {
+// warn prints a warning, in every mode: "warning: msg", or JSON.
+func (p *progress) warn(msg string) { p.message(msg, "warning: ", true) }
+
+func (p *progress) message(msg, prefix string, evenQuiet bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.mode == "json" {
+	switch {
+	case p.mode == "json":
 		json.NewEncoder(p.w).Encode(map[string]string{"level": "warning", "message": msg})
-		return
+	case p.mode != "quiet" || evenQuiet:
+		fmt.Fprintln(p.w, prefix+msg)
 	}
-	fmt.Fprintln(p.w, "warning:", msg)
 }
 
 func (p *progress) print(kind, name, status, errText string) {

@@ -73,7 +73,7 @@ func qemuUser() (*syscall.Credential, bool) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: false}, true
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, true
 }
 
 // vmRunning returns the pid of the VM's qemu if it runs.
@@ -326,18 +326,16 @@ func vmPorts(pl *planner.Plan) map[string]network.Port {
 	return out
 }
 
-// stopVM stops a VM's qemu, if it runs: power button, grace, quit, kill.
+// stopVM stops a VM's qemu, if it runs: power button, grace (a negative
+// one: the VM's own stop_grace_period), quit, kill.
 func stopVM(ctx context.Context, d dirs, name string, grace time.Duration) (bool, error) {
 	f := d.vm(name)
 	pid := vmRunning(f)
 	if pid == 0 {
 		return false, nil
 	}
-	if b, err := os.ReadFile(f.record()); err == nil && grace < 0 {
-		var rec vmRecord
-		if json.Unmarshal(b, &rec) == nil {
-			grace = rec.Grace
-		}
+	if rec, err := readVMRecord(f); err == nil && grace < 0 {
+		grace = rec.Grace
 	}
 	err := qemu.Stop(ctx, f.qmp(), pid, max(grace, 0))
 	if errors.Is(err, qemu.ErrNotRunning) {
@@ -450,20 +448,7 @@ func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
 				st.Status += " (health: starting)"
 			}
 		}
-		for _, nic := range m.NICs {
-			for _, a := range []string{addrString(nic.IPv4), addrString(nic.IPv6)} {
-				if a != "" {
-					st.Addresses = append(st.Addresses, a)
-				}
-			}
-		}
-		for _, p := range m.Ports {
-			host := p.HostIP
-			if host == "" {
-				host = "0.0.0.0"
-			}
-			st.Ports = append(st.Ports, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.Target, p.Protocol))
-		}
+		st.Addresses, st.Ports = planned(m)
 		out = append(out, st)
 	}
 	return out
