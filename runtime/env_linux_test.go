@@ -106,6 +106,21 @@ func (e *testEnv) load(t *testing.T, name, content string) *spec.Project {
 	return p
 }
 
+// upInProcess loads content as project dir name and brings it up with the
+// supervisor in this process; at the end of the test the supervisor
+// stops and the project goes down (downAtEnd).
+func (e *testEnv) upInProcess(t *testing.T, name, content string) (*spec.Project, *Result) {
+	t.Helper()
+	p := e.load(t, name, content)
+	e.downAtEnd(t, p.Name)
+	res, err := Up(t.Context(), p, UpOptions{InProcess: true}, e.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Supervisor.Stop() })
+	return p, res
+}
+
 // downAtEnd removes the project when the test ends, whatever happened,
 // and checks that nothing of it is left.
 func (e *testEnv) downAtEnd(t *testing.T, project string) {

@@ -27,15 +27,8 @@ services:
 // `up` of one service keeps the other's port.
 func TestPortsFollowRestarts(t *testing.T) {
 	e := newTestEnv(t)
-	p := e.load(t, "phoenix", restartingProject)
-	e.downAtEnd(t, p.Name)
+	p, _ := e.upInProcess(t, "phoenix", restartingProject)
 	ctx := t.Context()
-
-	res, err := Up(ctx, p, UpOptions{InProcess: true}, e.o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Supervisor.Stop()
 
 	veth := func(name string) (string, int) {
 		t.Helper()

@@ -46,15 +46,8 @@ dns:
 // which down -v removes.
 func TestUpDown(t *testing.T) {
 	e := newTestEnv(t)
-	p := e.load(t, "tiers", threeTier)
-	e.downAtEnd(t, p.Name)
+	p, res := e.upInProcess(t, "tiers", threeTier)
 	ctx := t.Context()
-
-	res, err := Up(ctx, p, UpOptions{InProcess: true}, e.o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Supervisor.Stop()
 
 	// Order: web started only after db was healthy and migrate had exited 0.
 	inspect := func(name string) (started, finished time.Time, id string) {

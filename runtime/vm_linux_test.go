@@ -55,15 +55,8 @@ dns:
 func TestVMAndContainers(t *testing.T) {
 	kernel, initrd := vmtest.Images(t)
 	e := newTestEnv(t)
-	p := e.load(t, "mix", fmt.Sprintf(mixedProject, kernel, initrd))
-	e.downAtEnd(t, p.Name)
+	p, res := e.upInProcess(t, "mix", fmt.Sprintf(mixedProject, kernel, initrd))
 	ctx := t.Context()
-
-	res, err := Up(ctx, p, UpOptions{InProcess: true}, e.o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Supervisor.Stop()
 	var vm1, web *planner.Member
 	for _, m := range res.Plan.Members {
 		switch m.Name {
