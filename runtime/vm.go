@@ -3,6 +3,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/foldup/foldup/cloudinit"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/qemu"
@@ -42,6 +44,7 @@ func (f vmFiles) consoleLog() string { return filepath.Join(f.state, "console.lo
 func (f vmFiles) qemuLog() string    { return filepath.Join(f.state, "qemu.log") }
 func (f vmFiles) disk() string       { return filepath.Join(f.state, "disk.qcow2") }
 func (f vmFiles) record() string     { return filepath.Join(f.state, "vm.json") }
+func (f vmFiles) seed() string       { return filepath.Join(f.state, "seed.iso") }
 
 // vmRecord is what the supervisor and the other verbs need of a running
 // VM beyond the plan: its health check, stop grace and where it listens.
@@ -191,13 +194,19 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		}
 		cfg.Disk = f.disk()
 	}
-	pass := func(path string) (string, error) {
-		fh, err := os.Open(path)
-		if err != nil {
-			return "", err
+	if ci := v.CloudInit; ci != nil {
+		var err error
+		if ci.ISO != "" {
+			cfg.Seed, err = passFile(ci.ISO, nextFD)
+		} else {
+			cfg.Seed = f.seed()
+			err = r.writeSeed(m, v, cfg.Seed, int(uid), int(gid))
 		}
-		return fmt.Sprintf("/proc/self/fd/%d", nextFD(fh)), nil
+		if err != nil {
+			return ev.fail(fmt.Errorf("%s: vms.%s.cloud_init: %w", r.p.Locate("vms", m.Service, "cloud_init"), m.Service, err))
+		}
 	}
+	pass := func(path string) (string, error) { return passFile(path, nextFD) }
 	if v.Kernel != "" {
 		boot, err := qemu.BootKernel(v.Kernel, kernelCache())
 		if err != nil {
@@ -239,6 +248,74 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 	}
 	ev.done("Started")
 	return nil
+}
+
+// passFile opens a file for qemu, which may not reach it itself, and
+// names it as qemu will see the descriptor it inherits.
+func passFile(path string, nextFD func(*os.File) int) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", nextFD(fh)), nil
+}
+
+// writeSeed writes a VM's cloud-init NoCloud seed: the user's files, or
+// what foldup generates (meta-data, user-data with the SSH keys, and a
+// network-config when a network does not serve DHCP or the VM has more
+// than one NIC).
+func (r *upRun) writeSeed(m *planner.Member, v *spec.VM, path string, uid, gid int) error {
+	ci := v.CloudInit
+	c := cloudinit.Config{
+		InstanceID:        "foldup-" + r.pl.Project + "-" + m.Name,
+		Hostname:          m.Name,
+		SSHAuthorizedKeys: ci.SSHAuthorizedKeys,
+	}
+	for _, f := range []struct {
+		path string
+		dst  *[]byte
+	}{{ci.UserData, &c.UserData}, {ci.MetaData, &c.MetaData}, {ci.NetworkConfig, &c.NetworkConfig}} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return err
+		}
+		*f.dst = b
+	}
+	static := len(m.NICs) > 1
+	var nics []cloudinit.NIC
+	for i, nic := range m.NICs {
+		n := r.pl.Network(nic.Network)
+		if n == nil {
+			continue
+		}
+		static = static || !n.DHCP
+		cn := cloudinit.NIC{MAC: nic.MAC, DHCP: n.DHCP, Gateway4: n.Gateway4, DNS: n.DNSAddrs(), DefaultVia: i == 0}
+		if nic.IPv4.IsValid() {
+			cn.Addresses = append(cn.Addresses, netip.PrefixFrom(nic.IPv4, n.Subnet4.Bits()))
+		}
+		if nic.IPv6.IsValid() && n.IPv6Mode == spec.IPv6Static {
+			cn.Addresses = append(cn.Addresses, netip.PrefixFrom(nic.IPv6, n.Subnet6.Bits()))
+			cn.Gateway6 = n.Gateway6
+		}
+		if r.pl.Domain != "" {
+			cn.DNSSearch = []string{r.pl.Domain}
+		}
+		nics = append(nics, cn)
+	}
+	if static {
+		c.NICs = nics
+	}
+	var b bytes.Buffer
+	if err := c.WriteISO(&b); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, b.Bytes()); err != nil {
+		return err
+	}
+	return os.Chown(path, uid, gid)
 }
 
 func vmGrace(v *spec.VM) time.Duration {

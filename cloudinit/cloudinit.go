@@ -1,0 +1,197 @@
+// Package cloudinit makes a VM's cloud-init NoCloud seed: meta-data,
+// user-data and, where the VM's addresses are not served by DHCP, a
+// network-config, written to a small ISO9660 image labelled "cidata"
+// that cloud-init finds among the VM's disks.
+package cloudinit
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/kdomanski/iso9660"
+	"gopkg.in/yaml.v3"
+)
+
+// Label is the volume label cloud-init's NoCloud data source looks for.
+const Label = "cidata"
+
+// Config is what a VM's seed says.
+type Config struct {
+	// InstanceID names the instance: cloud-init runs its once-per-instance
+	// modules again when it changes, so it stays the same for one VM of
+	// one project.
+	InstanceID string
+	Hostname   string
+
+	// MetaData, UserData and NetworkConfig are the user's own files'
+	// contents, used as they are (meta-data gets instance-id and
+	// local-hostname where it has none). A nil UserData is generated:
+	// a #cloud-config installing SSHAuthorizedKeys.
+	MetaData, UserData, NetworkConfig []byte
+
+	// SSHAuthorizedKeys go into the generated user-data, or, beside the
+	// user's own user-data, into meta-data's public-keys (which
+	// cloud-init installs for the default user too).
+	SSHAuthorizedKeys []string
+
+	// NICs, when not nil and NetworkConfig is nil, make a network-config
+	// (version 2) matching each interface by MAC: DHCP where the network
+	// serves it, the planned addresses otherwise.
+	NICs []NIC
+}
+
+// NIC is one interface of a VM as its network-config describes it.
+type NIC struct {
+	MAC        string
+	DHCP       bool           // DHCPv4 (and the kernel's own SLAAC for IPv6)
+	Addresses  []netip.Prefix // static addresses, when not DHCP
+	Gateway4   netip.Addr
+	Gateway6   netip.Addr
+	DNS        []netip.Addr
+	DNSSearch  []string
+	DefaultVia bool // this NIC carries the default routes
+}
+
+// Files returns the seed's files by name: meta-data, user-data and, when
+// there is one, network-config.
+func (c Config) Files() (map[string][]byte, error) {
+	meta := map[string]any{}
+	if len(c.MetaData) > 0 {
+		if err := yaml.Unmarshal(c.MetaData, &meta); err != nil {
+			return nil, fmt.Errorf("meta-data: %w", err)
+		}
+		if meta == nil {
+			meta = map[string]any{}
+		}
+	}
+	if _, ok := meta["instance-id"]; !ok {
+		meta["instance-id"] = c.InstanceID
+	}
+	if _, ok := meta["local-hostname"]; !ok && c.Hostname != "" {
+		meta["local-hostname"] = c.Hostname
+	}
+	user := c.UserData
+	if user == nil {
+		doc := map[string]any{}
+		if len(c.SSHAuthorizedKeys) > 0 {
+			doc["ssh_authorized_keys"] = c.SSHAuthorizedKeys
+		}
+		b, err := marshal(doc)
+		if err != nil {
+			return nil, err
+		}
+		user = append([]byte("#cloud-config\n"), b...)
+	} else if len(c.SSHAuthorizedKeys) > 0 {
+		keys, _ := meta["public-keys"].([]any)
+		for _, k := range c.SSHAuthorizedKeys {
+			keys = append(keys, k)
+		}
+		meta["public-keys"] = keys
+	}
+	metaYAML, err := marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{"meta-data": metaYAML, "user-data": user}
+	switch {
+	case c.NetworkConfig != nil:
+		files["network-config"] = c.NetworkConfig
+	case c.NICs != nil:
+		b, err := networkConfig(c.NICs)
+		if err != nil {
+			return nil, err
+		}
+		files["network-config"] = b
+	}
+	return files, nil
+}
+
+// WriteISO writes the seed as an ISO9660 image labelled cidata. Plain
+// ISO9660 names are enough: Linux shows "meta-data;1" as meta-data.
+func (c Config) WriteISO(w io.Writer) error {
+	files, err := c.Files()
+	if err != nil {
+		return err
+	}
+	iw, err := iso9660.NewWriter()
+	if err != nil {
+		return err
+	}
+	defer iw.Cleanup()
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := iw.AddFile(bytes.NewReader(files[name]), name); err != nil {
+			return fmt.Errorf("seed %s: %w", name, err)
+		}
+	}
+	return iw.WriteTo(w, Label)
+}
+
+// networkConfig is a network-config version 2 for the NICs, each matched
+// by its MAC and named by cloud-init's usual eth0, eth1, ...
+func networkConfig(nics []NIC) ([]byte, error) {
+	type nameservers struct {
+		Addresses []string `yaml:"addresses,omitempty"`
+		Search    []string `yaml:"search,omitempty"`
+	}
+	type route struct {
+		To  string `yaml:"to"`
+		Via string `yaml:"via"`
+	}
+	type ethernet struct {
+		Match       map[string]string `yaml:"match"`
+		SetName     string            `yaml:"set-name"`
+		DHCP4       bool              `yaml:"dhcp4"`
+		DHCP6       bool              `yaml:"dhcp6"`
+		Addresses   []string          `yaml:"addresses,omitempty"`
+		Routes      []route           `yaml:"routes,omitempty"`
+		Nameservers *nameservers      `yaml:"nameservers,omitempty"`
+	}
+	eth := map[string]ethernet{}
+	for i, n := range nics {
+		e := ethernet{Match: map[string]string{"macaddress": strings.ToLower(n.MAC)}, SetName: fmt.Sprintf("eth%d", i), DHCP4: n.DHCP}
+		if !n.DHCP {
+			for _, a := range n.Addresses {
+				e.Addresses = append(e.Addresses, a.String())
+			}
+			if n.DefaultVia {
+				if n.Gateway4.IsValid() {
+					e.Routes = append(e.Routes, route{To: "0.0.0.0/0", Via: n.Gateway4.String()})
+				}
+				if n.Gateway6.IsValid() {
+					e.Routes = append(e.Routes, route{To: "::/0", Via: n.Gateway6.String()})
+				}
+			}
+			if len(n.DNS) > 0 || len(n.DNSSearch) > 0 {
+				ns := &nameservers{Search: n.DNSSearch}
+				for _, a := range n.DNS {
+					ns.Addresses = append(ns.Addresses, a.String())
+				}
+				e.Nameservers = ns
+			}
+		}
+		eth[e.SetName] = e
+	}
+	return marshal(map[string]any{"version": 2, "ethernets": eth})
+}
+
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
