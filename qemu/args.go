@@ -20,7 +20,8 @@ type Config struct {
 
 	NICs []NIC
 
-	QMP        string // QMP socket
+	QMP        string // QMP socket, for commands
+	Events     string // a second QMP socket, for a watcher that stays connected
 	Console    string // serial console socket
 	ConsoleLog string // the console's output, appended
 	PidFile    string
@@ -102,6 +103,14 @@ func Args(c Config) []string {
 		"-chardev", "socket,id=console,path="+escape(c.Console)+",server=on,wait=off,logfile="+escape(c.ConsoleLog)+",logappend=on",
 		"-serial", "chardev:console",
 		"-qmp", "unix:"+escape(c.QMP)+",server=on,wait=off",
+	)
+	// qemu serves one client per QMP socket: a second monitor lets the
+	// supervisor hold a connection for events while commands come in on
+	// the first.
+	if c.Events != "" {
+		a = append(a, "-chardev", "socket,id=events,path="+escape(c.Events)+",server=on,wait=off", "-mon", "chardev=events,mode=control")
+	}
+	a = append(a,
 		"-pidfile", c.PidFile,
 		"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
 	)

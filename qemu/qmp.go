@@ -38,6 +38,16 @@ type Event struct {
 	} `json:"timestamp"`
 }
 
+// Reason is a SHUTDOWN event's reason: guest-shutdown (the guest powered
+// off), host-qmp-quit, host-signal, guest-panic, ...; "" for other events.
+func (e Event) Reason() string {
+	var d struct {
+		Reason string `json:"reason"`
+	}
+	json.Unmarshal(e.Data, &d)
+	return d.Reason
+}
+
 // Error is an error qemu answered a command with.
 type Error struct {
 	Class string `json:"class"`

@@ -165,7 +165,7 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 	if _, err := os.Stat(d.run); err == nil {
 		t.Errorf("run directory %s left", d.run)
 	}
-	if out, _ := exec.Command("pgrep", "-f", "supervise.*"+project).Output(); len(out) > 0 {
+	if out, _ := exec.Command("pgrep", "-f", "supervise.*"+project+".*"+e.dir).Output(); len(out) > 0 {
 		t.Errorf("supervisor processes left: %s", out)
 	}
 }

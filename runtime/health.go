@@ -27,8 +27,10 @@ import (
 // first success (failures within start_period do not count), healthy,
 // and unhealthy after `retries` failures in a row.
 
-// healthChecks runs until ctx ends, following the plan's VMs.
-func (s *supervisor) healthChecks(ctx context.Context) {
+// followVMs runs, until ctx ends, a health checker and a watcher (its
+// restart policy; see watchVM) for each of the plan's VMs, and rotates
+// their console logs every 5 s when they have grown past consoleLogMax.
+func (s *supervisor) followVMs(ctx context.Context) {
 	running := map[string]context.CancelFunc{} // member → its checker
 	defer func() {
 		for _, stop := range running {
@@ -37,7 +39,7 @@ func (s *supervisor) healthChecks(ctx context.Context) {
 	}()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	for {
+	for tick := 0; ; {
 		s.mu.Lock()
 		pl := s.plan
 		s.mu.Unlock()
@@ -49,6 +51,7 @@ func (s *supervisor) healthChecks(ctx context.Context) {
 					cctx, stop := context.WithCancel(ctx)
 					running[m.Name] = stop
 					go s.checkVM(cctx, m.Name)
+					go s.watchVM(cctx, m.Name)
 				}
 			}
 		}
@@ -56,6 +59,13 @@ func (s *supervisor) healthChecks(ctx context.Context) {
 			if !want[name] {
 				stop()
 				delete(running, name)
+			}
+		}
+		if tick++; tick%10 == 0 {
+			for name := range running {
+				if _, err := rotateConsole(s.dirs.vm(name), consoleLogMax); err != nil {
+					s.log.Warn("rotating the console log", "vm", name, "err", err)
+				}
 			}
 		}
 		select {
@@ -74,6 +84,7 @@ func (s *supervisor) checkVM(ctx context.Context, name string) {
 		pid     int
 		h       Health
 		started time.Time
+		seen    string // a serial check's match: the console said it once this boot
 	)
 	for {
 		wait := time.Second
@@ -83,6 +94,7 @@ func (s *supervisor) checkVM(ctx context.Context, name string) {
 			if rec.PID != pid {
 				pid, started = rec.PID, rec.Started
 				h = Health{Status: "starting"}
+				seen = ""
 			}
 			interval := time.Duration(hc.Interval)
 			if interval <= 0 {
@@ -97,10 +109,17 @@ func (s *supervisor) checkVM(ctx context.Context, name string) {
 				retries = spec.DefaultRetries
 			}
 			var result string
-			s.host.Do(func() error {
-				result, err = probe(ctx, hc.Test[0], hc.Test[1], rec.Addrs, f.consoleLog(), timeout)
-				return nil
-			})
+			if seen != "" {
+				result, err = seen, nil
+			} else {
+				s.host.Do(func() error {
+					result, err = probe(ctx, hc.Test[0], hc.Test[1], rec.Addrs, console{f.consoleLog(), rec.ConsoleOffset}, timeout)
+					return nil
+				})
+				if err == nil && hc.Test[0] == spec.CheckSerial {
+					seen = result
+				}
+			}
 			h.observe(result, err, time.Since(started) < time.Duration(hc.StartPeriod), retries)
 			b, _ := json.Marshal(h)
 			writeFileAtomic(f.health(), b)
@@ -133,7 +152,14 @@ func (h *Health) observe(result string, err error, inStartPeriod bool, retries i
 }
 
 // probe runs one health check against a VM.
-func probe(ctx context.Context, kind, arg string, addrs []netip.Addr, consoleLog string, timeout time.Duration) (string, error) {
+// console is the part of a console log a serial check reads: from where
+// the VM's current boot began (all of it if the log was rotated since).
+type console struct {
+	path string
+	from int64
+}
+
+func probe(ctx context.Context, kind, arg string, addrs []netip.Addr, con console, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The first IPv4 address, else the first one.
@@ -202,9 +228,12 @@ func probe(ctx context.Context, kind, arg string, addrs []netip.Addr, consoleLog
 		if err != nil {
 			return "", err
 		}
-		b, err := os.ReadFile(consoleLog)
+		b, err := os.ReadFile(con.path)
 		if err != nil {
 			return "", err
+		}
+		if int64(len(b)) >= con.from {
+			b = b[con.from:]
 		}
 		if m := re.Find(b); m != nil {
 			return "console: " + string(m), nil

@@ -57,8 +57,8 @@ func TestProbe(t *testing.T) {
 	defer srv.Close()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	addrs := []netip.Addr{netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.1")} // IPv4 is preferred
-	console := filepath.Join(t.TempDir(), "console.log")
-	os.WriteFile(console, []byte("booting\nFOLDUP-READY\n"), 0o644)
+	consoleLog := filepath.Join(t.TempDir(), "console.log")
+	os.WriteFile(consoleLog, []byte("booting\nFOLDUP-READY\n"), 0o644)
 
 	ctx := t.Context()
 	for _, c := range []struct {
@@ -71,7 +71,7 @@ func TestProbe(t *testing.T) {
 		{"serial", "FOLDUP-RE.DY", "console: FOLDUP-READY"},
 		{"serial", "FOLDUP-LEASE", "!no match"},
 	} {
-		got, err := probe(ctx, c.kind, c.arg, addrs, console, 2*time.Second)
+		got, err := probe(ctx, c.kind, c.arg, addrs, console{path: consoleLog}, 2*time.Second)
 		want, wantErr := strings.CutPrefix(c.want, "!")
 		if err != nil {
 			got = err.Error()
@@ -80,7 +80,15 @@ func TestProbe(t *testing.T) {
 			t.Errorf("probe %s %s = %q, want %q in it", c.kind, c.arg, got, c.want)
 		}
 	}
-	if _, err := probe(ctx, "tcp", port, nil, console, time.Second); err == nil {
+	// A VM started again reads only its own boot's output; a log rotated
+	// since (shorter than the offset) is read whole.
+	if _, err := probe(ctx, "serial", "FOLDUP-READY", nil, console{consoleLog, int64(len("booting\nFOLDUP-READY\n"))}, time.Second); err == nil {
+		t.Error("a serial check matched output from before its VM's boot")
+	}
+	if _, err := probe(ctx, "serial", "FOLDUP-READY", nil, console{consoleLog, 1 << 20}, time.Second); err != nil {
+		t.Errorf("a serial check after rotation: %v", err)
+	}
+	if _, err := probe(ctx, "tcp", port, nil, console{path: consoleLog}, time.Second); err == nil {
 		t.Error("a tcp probe of a VM without addresses succeeded")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 )
 
@@ -310,8 +311,8 @@ func (l *linePrefixer) flush() {
 	}
 }
 
-// Stop stops the project's containers (the named ones, or all; in reverse
-// dependency order), leaving them in place for start. Stopping all marks
+// Stop stops the project's containers and VMs (the named ones, or all; in
+// reverse dependency order), leaving them in place for start. Stopping all marks
 // the project stopped and stops its supervisor.
 func Stop(ctx context.Context, project string, members []string, timeout *int, o Options) error {
 	return lifecycle(ctx, project, members, o, "Stopping", "Stopped", true, timeout, func(dc *client.Client, name string) error {
@@ -319,14 +320,15 @@ func Stop(ctx context.Context, project string, members []string, timeout *int, o
 	})
 }
 
-// Start starts the project's stopped containers (and its supervisor).
+// Start starts the project's stopped containers and VMs, in dependency
+// order (and its supervisor).
 func Start(ctx context.Context, project string, members []string, o Options) error {
 	return lifecycle(ctx, project, members, o, "Starting", "Started", false, nil, func(dc *client.Client, name string) error {
 		return dc.ContainerStart(ctx, name, container.StartOptions{})
 	})
 }
 
-// Restart restarts the project's containers.
+// Restart restarts the project's containers and VMs.
 func Restart(ctx context.Context, project string, members []string, timeout *int, o Options) error {
 	return lifecycle(ctx, project, members, o, "Restarting", "Started", false, timeout, func(dc *client.Client, name string) error {
 		return dc.ContainerRestart(ctx, name, container.StopOptions{Timeout: timeout})
@@ -370,43 +372,57 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 			return err
 		}
 	}
-	// The plan's steps are in dependency order.
-	var order []string
+	// The plan's steps are in dependency order: containers and VMs alike.
+	type target struct{ kind, name string }
+	var order []target
 	for _, s := range plan.Steps {
 		kind, name, _ := strings.Cut(s.Target, ":")
-		if kind != planner.Container {
+		if kind != planner.Container && kind != planner.VM {
 			continue
 		}
 		for _, m := range plan.Members {
 			if m.Name == name && (len(members) == 0 || slices.Contains(members, m.Service) || slices.Contains(members, m.Name)) {
-				order = append(order, name)
+				order = append(order, target{kind, name})
 			}
 		}
 	}
 	if stopping {
 		slices.Reverse(order)
 	}
+	var host *network.Host
+	if !stopping && o.Host != nil {
+		host = o.Host
+	} else if !stopping {
+		if host, err = network.OpenCurrent(); err != nil {
+			return err
+		}
+		defer host.Close()
+	}
 	var errs []error
-	// VMs: stop powers them off; start and restart need the file (up).
-	for _, s := range plan.Steps {
-		kind, name, _ := strings.Cut(s.Target, ":")
-		if kind != planner.VM || !stopping {
+	for _, t := range order {
+		if t.kind == planner.VM {
+			ev := prog.start("VM", t.name)
+			ev.update(doing)
+			acted, err := false, error(nil)
+			if stopping || doing == "Restarting" {
+				acted, err = stopVM(ctx, d, t.name, timeoutDuration(timeout))
+			}
+			if err == nil && !stopping {
+				var started bool
+				started, err = startStoppedVM(ctx, host, d, t.name)
+				acted = acted || started
+			}
+			switch {
+			case err != nil:
+				errs = append(errs, ev.fail(err))
+			case acted:
+				ev.done(did)
+			default:
+				ev.done(map[bool]string{true: "Stopped", false: "Running"}[stopping])
+			}
 			continue
 		}
-		for _, m := range plan.Members {
-			if m.Name == name && (len(members) == 0 || slices.Contains(members, m.Service) || slices.Contains(members, m.Name)) {
-				ev := prog.start("VM", name)
-				ev.update(doing)
-				if ok, err := stopVM(ctx, d, name, timeoutDuration(timeout)); err != nil {
-					errs = append(errs, ev.fail(err))
-				} else if ok {
-					ev.done(did)
-				}
-			}
-		}
-	}
-	for _, name := range order {
-		c, ok := cs[name]
+		c, ok := cs[t.name]
 		if !ok {
 			continue
 		}

@@ -128,7 +128,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 	}()
 	go func() {
 		defer func() { watching <- struct{}{} }()
-		s.healthChecks(ctx)
+		s.followVMs(ctx)
 	}()
 	defer func() { stop(); <-watching; <-watching }()
 	select {

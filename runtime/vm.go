@@ -37,6 +37,8 @@ func (d dirs) vm(name string) vmFiles {
 }
 
 func (f vmFiles) qmp() string        { return filepath.Join(f.run, "qmp") }
+func (f vmFiles) events() string     { return filepath.Join(f.run, "events") }
+func (f vmFiles) lock() string       { return f.run + ".lock" }
 func (f vmFiles) console() string    { return filepath.Join(f.run, "console") }
 func (f vmFiles) pid() string        { return filepath.Join(f.run, "qemu.pid") }
 func (f vmFiles) health() string     { return filepath.Join(f.run, "health.json") }
@@ -46,8 +48,9 @@ func (f vmFiles) disk() string       { return filepath.Join(f.state, "disk.qcow2
 func (f vmFiles) record() string     { return filepath.Join(f.state, "vm.json") }
 func (f vmFiles) seed() string       { return filepath.Join(f.state, "seed.iso") }
 
-// vmRecord is what the supervisor and the other verbs need of a running
-// VM beyond the plan: its health check, stop grace and where it listens.
+// vmRecord is what the supervisor and the other verbs need of a VM beyond
+// the plan: how to start its qemu again, its health check, stop grace,
+// restart policy, and how its last qemu ended.
 type vmRecord struct {
 	Member  string            `json:"member"`
 	Image   string            `json:"image"` // the disk image, or the kernel
@@ -56,6 +59,29 @@ type vmRecord struct {
 	Grace   time.Duration     `json:"grace"`
 	Addrs   []netip.Addr      `json:"addrs"`
 	Started time.Time         `json:"started"`
+	// ConsoleOffset is where this boot's output begins in the console log.
+	ConsoleOffset int64    `json:"console_offset"`
+	Restart       string   `json:"restart,omitempty"` // no, always, on-failure[:N], unless-stopped
+	Launch        vmLaunch `json:"launch"`
+
+	// Stopped: a user stopped it (stop, down, or up recreating it); no
+	// restart policy brings it back.
+	Stopped  bool      `json:"stopped,omitempty"`
+	Restarts int       `json:"restarts,omitempty"`
+	Exited   time.Time `json:"exited,omitzero"` // when its last qemu ended, as the supervisor saw
+	ExitCode int       `json:"exit_code,omitempty"`
+	Exit     string    `json:"exit,omitempty"` // how: guest-shutdown, host-signal, crashed, ...
+}
+
+// vmLaunch is how up started a VM's qemu, kept so that start and the
+// supervisor's restart policy start it the same way.
+type vmLaunch struct {
+	// Config has the user's kernel and initrd (given to qemu as
+	// descriptors; the kernel through its PVH vmlinux), the taps (opened
+	// again each time) and every path qemu opens itself.
+	Config qemu.Config `json:"config"`
+	// PassSeed: the seed is the user's own ISO, given as a descriptor.
+	PassSeed bool `json:"pass_seed,omitempty"`
 }
 
 // Health is a VM's health as the supervisor's checks found it, in
@@ -107,7 +133,7 @@ func checkVM(p *spec.Project, name string) error {
 	return nil
 }
 
-// vm brings one VM to the plan: its taps, disk overlay and qemu.
+// vm brings one VM to the plan: its taps, disk overlay, seed and qemu.
 func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 	m := r.member(name)
 	if err := r.waitDeps(ctx, m); err != nil {
@@ -116,6 +142,14 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 	v := r.p.VMs[m.Service]
 	f := r.d.vm(name)
 	ev := r.prog.start("VM", name)
+	if err := os.MkdirAll(filepath.Dir(f.run), 0o711); err != nil {
+		return ev.fail(err)
+	}
+	unlock, err := lockVM(f)
+	if err != nil {
+		return ev.fail(err)
+	}
+	defer unlock()
 	pid := vmRunning(f)
 	switch {
 	case pid != 0 && s.Action == planner.ActionNone:
@@ -123,6 +157,7 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		return nil
 	case pid != 0:
 		ev.update("Recreating")
+		markStopped(f)
 		if err := qemu.Stop(ctx, f.qmp(), pid, vmGrace(v)); err != nil && !errors.Is(err, qemu.ErrNotRunning) {
 			return ev.fail(err)
 		}
@@ -152,14 +187,69 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 			return ev.fail(err)
 		}
 	}
-	cfg := qemu.Config{
+	l := vmLaunch{Config: qemu.Config{
 		Name: name, Arch: v.Arch, KVM: kvmUsable(), CPUs: v.CPUs, Memory: v.Memory,
-		Cmdline: v.Cmdline, QMP: f.qmp(), Console: f.console(), ConsoleLog: f.consoleLog(), PidFile: f.pid(),
+		Kernel: v.Kernel, Initrd: v.Initrd, Cmdline: v.Cmdline,
+		QMP: f.qmp(), Events: f.events(), Console: f.console(), ConsoleLog: f.consoleLog(), PidFile: f.pid(),
 		Extra: v.QemuArgs,
+	}}
+	for _, nic := range m.NICs {
+		n := r.pl.Network(nic.Network)
+		if err := r.j.record(KindTap, nic.Tap); err != nil {
+			return ev.fail(err)
+		}
+		if err := r.host.TapAdd(nic.Tap, n.Bridge, uid, gid, n.MTU); err != nil {
+			return ev.fail(err)
+		}
+		l.Config.NICs = append(l.Config.NICs, qemu.NIC{Tap: nic.Tap, MAC: nic.MAC})
 	}
-	// qemu, unprivileged, gets what it may not open itself as inherited
-	// descriptors: its taps (as libvirt does), and the user's kernel and
-	// initrd, which may sit in directories it cannot reach.
+	if v.Image != "" {
+		if err := overlay(ctx, v.Image, f.disk(), int(uid), int(gid)); err != nil {
+			return ev.fail(fmt.Errorf("%s: vms.%s.image: %w", r.p.Locate("vms", m.Service, "image"), m.Service, err))
+		}
+		l.Config.Disk = f.disk()
+	}
+	if ci := v.CloudInit; ci != nil {
+		if ci.ISO != "" {
+			l.Config.Seed, l.PassSeed = ci.ISO, true
+		} else {
+			l.Config.Seed = f.seed()
+			if err := r.writeSeed(m, v, f.seed(), int(uid), int(gid)); err != nil {
+				return ev.fail(fmt.Errorf("%s: vms.%s.cloud_init: %w", r.p.Locate("vms", m.Service, "cloud_init"), m.Service, err))
+			}
+		}
+	}
+	if err := r.j.record(KindVM, name); err != nil {
+		return ev.fail(err)
+	}
+	ev.update("Starting")
+	image := v.Image
+	if image == "" {
+		image = v.Kernel
+	}
+	rec := vmRecord{Member: name, Image: image, Health: v.HealthCheck, Grace: vmGrace(v), Restart: v.Restart, Launch: l}
+	for _, nic := range m.NICs {
+		for _, a := range []netip.Addr{nic.IPv4, nic.IPv6} {
+			if a.IsValid() {
+				rec.Addrs = append(rec.Addrs, a)
+			}
+		}
+	}
+	if err := startVM(ctx, r.host, f, &rec); err != nil {
+		return ev.fail(err)
+	}
+	ev.done("Started")
+	return nil
+}
+
+// startVM starts a VM's qemu as rec.Launch says and records it: its pid,
+// when it started, and that no user stopped it. The caller holds the VM's
+// lock. qemu, unprivileged, gets what it may not open itself as inherited
+// descriptors: its taps (as libvirt passes them), the user's kernel,
+// initrd and seed ISO, which may sit in directories it cannot reach.
+func startVM(ctx context.Context, host *network.Host, f vmFiles, rec *vmRecord) error {
+	cfg := rec.Launch.Config
+	cfg.NICs = nil
 	var files []*os.File
 	defer func() {
 		for _, f := range files {
@@ -170,84 +260,82 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		files = append(files, f)
 		return 2 + len(files)
 	}
-	for _, nic := range m.NICs {
-		n := r.pl.Network(nic.Network)
-		if err := r.j.record(KindTap, nic.Tap); err != nil {
-			return ev.fail(err)
-		}
-		if err := r.host.TapAdd(nic.Tap, n.Bridge, uid, gid, n.MTU); err != nil {
-			return ev.fail(err)
-		}
+	for _, nic := range rec.Launch.Config.NICs {
 		var tap *os.File
-		err := r.host.Do(func() (err error) {
+		err := host.Do(func() (err error) {
 			tap, err = qemu.OpenTap(nic.Tap)
 			return err
 		})
 		if err != nil {
-			return ev.fail(err)
+			return err
 		}
 		cfg.NICs = append(cfg.NICs, qemu.NIC{Tap: nic.Tap, FD: nextFD(tap), MAC: nic.MAC})
 	}
-	if v.Image != "" {
-		if err := overlay(ctx, v.Image, f.disk(), int(uid), int(gid)); err != nil {
-			return ev.fail(fmt.Errorf("%s: vms.%s.image: %w", r.p.Locate("vms", m.Service, "image"), m.Service, err))
-		}
-		cfg.Disk = f.disk()
-	}
-	if ci := v.CloudInit; ci != nil {
-		var err error
-		if ci.ISO != "" {
-			cfg.Seed, err = passFile(ci.ISO, nextFD)
-		} else {
-			cfg.Seed = f.seed()
-			err = r.writeSeed(m, v, cfg.Seed, int(uid), int(gid))
-		}
+	var err error
+	if cfg.Kernel != "" {
+		boot, err := qemu.BootKernel(cfg.Kernel, kernelCache())
 		if err != nil {
-			return ev.fail(fmt.Errorf("%s: vms.%s.cloud_init: %w", r.p.Locate("vms", m.Service, "cloud_init"), m.Service, err))
+			return err
+		}
+		if cfg.Kernel, err = passFile(boot, nextFD); err != nil {
+			return err
 		}
 	}
-	pass := func(path string) (string, error) { return passFile(path, nextFD) }
-	if v.Kernel != "" {
-		boot, err := qemu.BootKernel(v.Kernel, kernelCache())
-		if err != nil {
-			return ev.fail(err)
-		}
-		if cfg.Kernel, err = pass(boot); err != nil {
-			return ev.fail(err)
-		}
-		if v.Initrd != "" {
-			if cfg.Initrd, err = pass(v.Initrd); err != nil {
-				return ev.fail(err)
-			}
+	if cfg.Initrd != "" {
+		if cfg.Initrd, err = passFile(cfg.Initrd, nextFD); err != nil {
+			return err
 		}
 	}
-	if err := r.j.record(KindVM, name); err != nil {
-		return ev.fail(err)
+	if rec.Launch.PassSeed {
+		if cfg.Seed, err = passFile(cfg.Seed, nextFD); err != nil {
+			return err
+		}
 	}
-	ev.update("Starting")
+	cred, _ := qemuUser()
+	rec.ConsoleOffset = 0
+	if st, err := os.Stat(f.consoleLog()); err == nil {
+		rec.ConsoleOffset = st.Size()
+	}
 	pid, err := qemu.Start(ctx, cfg, cred, files, f.qemuLog())
 	if err != nil {
-		return ev.fail(fmt.Errorf("vm %s: %w (its log: %s)", name, err, f.qemuLog()))
+		return fmt.Errorf("vm %s: %w (its log: %s)", cfg.Name, err, f.qemuLog())
 	}
-	image := v.Image
-	if image == "" {
-		image = v.Kernel
-	}
-	rec := vmRecord{Member: name, Image: image, PID: pid, Health: v.HealthCheck, Grace: vmGrace(v), Started: time.Now()}
-	for _, nic := range m.NICs {
-		for _, a := range []netip.Addr{nic.IPv4, nic.IPv6} {
-			if a.IsValid() {
-				rec.Addrs = append(rec.Addrs, a)
-			}
-		}
-	}
+	rec.PID, rec.Started, rec.Stopped = pid, time.Now(), false
+	rec.Exited, rec.ExitCode, rec.Exit = time.Time{}, 0, ""
 	os.Remove(f.health())
-	b, _ := json.Marshal(rec)
-	if err := writeFileAtomic(f.record(), b); err != nil {
-		return ev.fail(err)
+	return writeVMRecord(f, rec)
+}
+
+// lockVM takes a VM's own lock, held by whoever starts or stops its qemu
+// (up, stop, start, down, the supervisor's restarts), so that none of them
+// acts on a state another is changing.
+func lockVM(f vmFiles) (func(), error) {
+	fh, err := os.OpenFile(f.lock(), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
 	}
-	ev.done("Started")
-	return nil
+	if err := syscall.Flock(int(fh.Fd()), syscall.LOCK_EX); err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return func() { fh.Close() }, nil
+}
+
+// markStopped records that a user stopped the VM, before its qemu is
+// stopped, so that the supervisor does not restart it.
+func markStopped(f vmFiles) {
+	if rec, err := readVMRecord(f); err == nil && !rec.Stopped {
+		rec.Stopped = true
+		writeVMRecord(f, rec)
+	}
+}
+
+func writeVMRecord(f vmFiles, rec *vmRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(f.record(), b)
 }
 
 // passFile opens a file for qemu, which may not reach it itself, and
@@ -404,9 +492,19 @@ func vmPorts(pl *planner.Plan) map[string]network.Port {
 }
 
 // stopVM stops a VM's qemu, if it runs: power button, grace (a negative
-// one: the VM's own stop_grace_period), quit, kill.
+// one: the VM's own stop_grace_period), quit, kill. It stays stopped: no
+// restart policy brings it back.
 func stopVM(ctx context.Context, d dirs, name string, grace time.Duration) (bool, error) {
 	f := d.vm(name)
+	if _, err := os.Stat(filepath.Dir(f.run)); err != nil {
+		return false, nil // never started here
+	}
+	unlock, err := lockVM(f)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	markStopped(f)
 	pid := vmRunning(f)
 	if pid == 0 {
 		return false, nil
@@ -414,12 +512,34 @@ func stopVM(ctx context.Context, d dirs, name string, grace time.Duration) (bool
 	if rec, err := readVMRecord(f); err == nil && grace < 0 {
 		grace = rec.Grace
 	}
-	err := qemu.Stop(ctx, f.qmp(), pid, max(grace, 0))
+	err = qemu.Stop(ctx, f.qmp(), pid, max(grace, 0))
 	if errors.Is(err, qemu.ErrNotRunning) {
 		err = nil
 	}
 	os.Remove(f.pid())
 	return true, err
+}
+
+// startStoppedVM starts a VM made by up and since stopped, as up started
+// it; one that runs is left alone.
+func startStoppedVM(ctx context.Context, host *network.Host, d dirs, name string) (bool, error) {
+	f := d.vm(name)
+	rec, err := readVMRecord(f)
+	if err != nil {
+		return false, fmt.Errorf("vm %s was never started here: use up", name)
+	}
+	unlock, err := lockVM(f)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if vmRunning(f) != 0 {
+		return false, nil
+	}
+	if rec, err = readVMRecord(f); err != nil {
+		return false, err
+	}
+	return true, startVM(ctx, host, f, rec)
 }
 
 // vmHealth reads a VM's health as the supervisor last wrote it; nil when
@@ -505,10 +625,18 @@ func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
 			continue // never started
 		}
 		pid := vmRunning(f)
-		if pid == 0 && !all {
-			continue
+		if pid == 0 && !all && !wantsRestart(rec) {
+			continue // docker ps lists restarting containers too
 		}
 		st := MemberStatus{Name: m.Name, Member: m.Name, Service: m.Service, Kind: planner.VM, Image: rec.Image, State: "exited", Status: "Exited"}
+		if !rec.Exited.IsZero() {
+			st.ExitCode = rec.ExitCode
+			st.Status = fmt.Sprintf("Exited (%d) %s ago", rec.ExitCode, strings.ToLower(humanDuration(time.Since(rec.Exited))))
+			if wantsRestart(rec) {
+				st.State = "restarting"
+				st.Status = fmt.Sprintf("Restarting (%d) %s ago", rec.ExitCode, strings.ToLower(humanDuration(time.Since(rec.Exited))))
+			}
+		}
 		if pid != 0 {
 			st.State = "running"
 			st.Status = "Up " + humanDuration(time.Since(rec.Started))
@@ -543,9 +671,47 @@ func humanDuration(d time.Duration) string {
 	return fmt.Sprintf("%d hours", int(d.Hours()))
 }
 
+// consoleLogMax is the size past which the supervisor rotates a VM's
+// console log: it becomes console.log.1 (one is kept) and console.log
+// starts afresh.
+const consoleLogMax = 16 << 20
+
+// rotateConsole rotates the console log once it is over max bytes. qemu
+// holds it open for appending, so it is copied, then truncated in place
+// (logrotate's copytruncate): qemu's next write lands at the new end.
+func rotateConsole(f vmFiles, max int64) (bool, error) {
+	log := f.consoleLog()
+	st, err := os.Stat(log)
+	if err != nil || st.Size() <= max {
+		return false, nil
+	}
+	src, err := os.Open(log)
+	if err != nil {
+		return false, err
+	}
+	defer src.Close()
+	tmp := log + ".1.tmp"
+	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return false, err
+	}
+	_, err = io.Copy(dst, src)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, log+".1")
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	return true, os.Truncate(log, 0)
+}
+
 // vmLogs writes a VM's serial console, as logs does a container's output:
-// the last lo.Tail lines (all by default), then, with Follow, what comes
-// until ctx ends. Carriage returns are dropped. The console log has no
+// the last lo.Tail lines (all by default, the rotated log's included),
+// then, with Follow, what comes until ctx ends. Carriage returns are dropped. The console log has no
 // time stamps of its own, so -t prints none for VMs.
 func vmLogs(ctx context.Context, f vmFiles, lo LogOptions, w *linePrefixer) error {
 	b, err := os.ReadFile(f.consoleLog())
@@ -553,6 +719,9 @@ func vmLogs(ctx context.Context, f vmFiles, lo LogOptions, w *linePrefixer) erro
 		return err
 	}
 	offset := int64(len(b))
+	if old, err := os.ReadFile(f.consoleLog() + ".1"); err == nil {
+		b = append(old, b...) // what was rotated away comes first
+	}
 	text := strings.ReplaceAll(string(b), "\r", "")
 	if n, err := strconv.Atoi(lo.Tail); err == nil && n >= 0 {
 		lines := strings.SplitAfter(text, "\n")

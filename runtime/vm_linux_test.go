@@ -163,7 +163,7 @@ func TestVMAndContainers(t *testing.T) {
 	if _, err := os.Stat(f.consoleLog()); err != nil {
 		t.Errorf("down removed vm1's state (only down -v does): %v", err)
 	}
-	if out, _ := exec.Command("pgrep", "-f", "qemu-system.*vm1").Output(); len(out) > 0 {
+	if out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+f.run).Output(); len(out) > 0 {
 		t.Errorf("qemu processes left: %s", out)
 	}
 }

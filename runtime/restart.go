@@ -1,0 +1,189 @@
+//go:build linux
+
+package runtime
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/foldup/foldup/qemu"
+)
+
+// The supervisor follows each VM's qemu on its events socket, a QMP
+// monitor of its own, and learns from the last SHUTDOWN event how qemu
+// ended: the guest powered off, a signal, a quit, or nothing at all (a
+// crash, or SIGKILL). It applies the VM's restart policy then, with
+// Docker's rules and backoff. qemu does not belong to the supervisor: a
+// supervisor started again while VMs run finds them through the same
+// sockets and follows them from there, killing none.
+
+// Exit codes as Docker would report them for a container that ended the
+// same way.
+const (
+	exitGuest   = 0   // the guest powered off
+	exitQuit    = 0   // a QMP quit that was not a stop
+	exitSignal  = 143 // SIGTERM/SIGINT to qemu
+	exitCrashed = 137 // no SHUTDOWN event: killed, or qemu crashed
+	exitPanic   = 1   // guest-panic
+	exitUnknown = 255 // ended while no supervisor watched
+)
+
+// Restart backoff, as Docker's: 100 ms, doubling up to a minute, back to
+// the start after a run of 10 s.
+const (
+	restartFirst = 100 * time.Millisecond
+	restartMax   = time.Minute
+	restartReset = 10 * time.Second
+)
+
+// watchVM follows one VM until ctx ends.
+func (s *supervisor) watchVM(ctx context.Context, name string) {
+	f := s.dirs.vm(name)
+	delay := restartFirst
+	for ctx.Err() == nil {
+		rec, err := readVMRecord(f)
+		if err != nil {
+			sleepCtx(ctx, 500*time.Millisecond)
+			continue
+		}
+		if pid := vmRunning(f); pid != 0 {
+			if pid != rec.PID {
+				// up or start is starting it and has not written its
+				// record yet.
+				sleepCtx(ctx, 100*time.Millisecond)
+				continue
+			}
+			code, how := followVM(ctx, f, pid)
+			if ctx.Err() != nil {
+				return
+			}
+			if rec, err = readVMRecord(f); err != nil || rec.PID != pid {
+				continue
+			}
+			rec.Exited, rec.ExitCode, rec.Exit = time.Now(), code, how
+			writeVMRecord(f, rec)
+			s.log.Info("vm exited", "vm", name, "exit", how, "code", code, "stopped", rec.Stopped)
+			if rec.Exited.Sub(rec.Started) >= restartReset {
+				delay = restartFirst
+			}
+			continue
+		}
+		if rec.Exited.IsZero() && !rec.Stopped {
+			// It ended while no supervisor watched: how is unknown.
+			rec.Exited, rec.ExitCode, rec.Exit = time.Now(), exitUnknown, "unknown"
+			writeVMRecord(f, rec)
+		}
+		if !wantsRestart(rec) {
+			sleepCtx(ctx, 500*time.Millisecond)
+			continue
+		}
+		if !sleepCtx(ctx, delay) {
+			return
+		}
+		delay = min(2*delay, restartMax)
+		s.restartVM(ctx, f, rec.PID)
+	}
+}
+
+// restartVM starts a VM's qemu again by its restart policy, unless, under
+// the VM's lock, someone else has acted meanwhile.
+func (s *supervisor) restartVM(ctx context.Context, f vmFiles, oldPID int) {
+	unlock, err := lockVM(f)
+	if err != nil {
+		s.log.Error("vm restart", "err", err)
+		return
+	}
+	defer unlock()
+	rec, err := readVMRecord(f)
+	if err != nil || rec.PID != oldPID || vmRunning(f) != 0 || !wantsRestart(rec) {
+		return
+	}
+	rec.Restarts++
+	name := rec.Member
+	if err := startVM(ctx, s.host, f, rec); err != nil {
+		s.log.Error("vm restart failed", "vm", name, "err", err)
+		rec.Exited, rec.Exit = time.Now(), "restart failed: "+err.Error()
+		writeVMRecord(f, rec)
+		return
+	}
+	s.log.Info("vm restarted", "vm", name, "pid", rec.PID, "restarts", rec.Restarts)
+}
+
+// wantsRestart applies a stopped VM's restart policy to how it ended.
+func wantsRestart(rec *vmRecord) bool {
+	if rec.Stopped || rec.Exited.IsZero() {
+		return false
+	}
+	policy, arg, _ := strings.Cut(rec.Restart, ":")
+	switch policy {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		if rec.ExitCode == 0 {
+			return false
+		}
+		n, err := strconv.Atoi(arg)
+		return err != nil || n <= 0 || rec.Restarts < n
+	}
+	return false
+}
+
+// followVM waits until the qemu at pid has ended and says how, from the
+// last SHUTDOWN event its events socket delivered.
+func followVM(ctx context.Context, f vmFiles, pid int) (int, string) {
+	reason := ""
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	q, err := qemu.DialQMP(dctx, f.events())
+	cancel()
+	if err == nil {
+		defer q.Close()
+	events:
+		for {
+			select {
+			case <-ctx.Done():
+				return 0, ""
+			case ev, ok := <-q.Events():
+				if !ok {
+					break events
+				}
+				if ev.Event == "SHUTDOWN" {
+					reason = ev.Reason()
+				}
+			}
+		}
+	}
+	// The connection ends as qemu exits, or could not be made (an older
+	// qemu without the socket): wait for the process itself.
+	for vmRunning(f) == pid {
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return 0, ""
+		}
+	}
+	switch reason {
+	case "guest-shutdown":
+		return exitGuest, reason
+	case "host-qmp-quit":
+		return exitQuit, reason
+	case "host-signal":
+		return exitSignal, reason
+	case "guest-panic":
+		return exitPanic, reason
+	case "":
+		return exitCrashed, "crashed"
+	}
+	return exitCrashed, reason
+}
+
+// sleepCtx sleeps for d, or until ctx ends; it reports whether ctx lasts.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,188 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/foldup/foldup/internal/vmtest"
+)
+
+const restartProject = `
+name: rs
+vms:
+  always:
+    kernel: %[1]s
+    initrd: %[2]s
+    cmdline: "console=ttyS0 quiet panic=-1"
+    memory: 256m
+    restart: always
+    stop_grace_period: 1s
+    healthcheck: {test: ["serial", "FOLDUP-READY"], interval: 300ms, retries: 100}
+  onfail:
+    kernel: %[1]s
+    initrd: %[2]s
+    cmdline: "console=ttyS0 quiet panic=-1"
+    memory: 256m
+    restart: on-failure
+    stop_grace_period: 1s
+`
+
+// TestVMRestart holds VMs to their restart policies with real qemu: a VM
+// killed (SIGKILL, no SHUTDOWN event) comes back with restart: always and
+// takes its lease again on its reopened tap; one that powers itself off
+// stays off under on-failure, and start brings it back; a supervisor
+// stopped while the VMs run leaves them running, and a new one adopts
+// them through their events sockets and restarts them in its turn; stop
+// is never undone by a policy.
+func TestVMRestart(t *testing.T) {
+	kernel, initrd := vmtest.Images(t)
+	e := newTestEnv(t)
+	p, res := e.upInProcess(t, "rs", fmt.Sprintf(restartProject, kernel, initrd))
+	ctx := t.Context()
+	d := e.o.withDefaults().dirs(p.Name)
+	always, onfail := d.vm("always"), d.vm("onfail")
+
+	waitFor := func(what string, limit time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not in %s", what, limit)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	leases := func(f vmFiles) int {
+		b, _ := os.ReadFile(f.consoleLog())
+		return strings.Count(string(b), "FOLDUP-LEASE event=bound")
+	}
+	record := func(f vmFiles) *vmRecord {
+		t.Helper()
+		rec, err := readVMRecord(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	for _, f := range []vmFiles{always, onfail} {
+		waitFor("first lease", 60*time.Second, func() bool { return leases(f) == 1 })
+	}
+
+	// SIGKILL: no SHUTDOWN event, a crash to the watcher; restart: always.
+	pid := vmRunning(always)
+	syscall.Kill(pid, syscall.SIGKILL)
+	restarted := func(f vmFiles, old int) func() bool {
+		return func() bool {
+			p := vmRunning(f)
+			rec, err := readVMRecord(f)
+			return p != 0 && p != old && err == nil && rec.PID == p
+		}
+	}
+	waitFor("always restarted", 30*time.Second, restarted(always, pid))
+	if rec := record(always); rec.Restarts != 1 || rec.Stopped {
+		t.Errorf("after one restart: %+v", rec)
+	}
+	waitFor("a lease after the restart", 60*time.Second, func() bool { return leases(always) == 2 })
+	// Its health starts over from this boot: the old boot's FOLDUP-READY
+	// does not count.
+	waitFor("healthy again", 60*time.Second, func() bool { h := vmHealth(always); return h != nil && h.Status == "healthy" })
+
+	// The guest powers off: exit 0, which on-failure does not restart.
+	typeLine(t, onfail, "poweroff -f")
+	waitFor("onfail powered off", 30*time.Second, func() bool { return vmRunning(onfail) == 0 })
+	waitFor("onfail's exit recorded", 10*time.Second, func() bool { return !record(onfail).Exited.IsZero() })
+	if rec := record(onfail); rec.ExitCode != 0 || rec.Exit != "guest-shutdown" || rec.Restarts != 0 {
+		t.Errorf("after the guest's poweroff: exit %d %q, %d restarts", rec.ExitCode, rec.Exit, rec.Restarts)
+	}
+	time.Sleep(time.Second)
+	if vmRunning(onfail) != 0 {
+		t.Error("on-failure restarted a VM that powered itself off")
+	}
+	list, err := Ps(ctx, p.Name, true, e.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range list {
+		if st.Name == "onfail" && (st.State != "exited" || !strings.HasPrefix(st.Status, "Exited (0) ")) {
+			t.Errorf("ps -a: %+v", st)
+		}
+	}
+	if err := Start(ctx, p.Name, []string{"onfail"}, e.o); err != nil {
+		t.Fatal(err)
+	}
+	if vmRunning(onfail) == 0 {
+		t.Fatal("start onfail: not running")
+	}
+	waitFor("onfail's lease after start", 60*time.Second, func() bool { return leases(onfail) == 2 })
+
+	// A new supervisor adopts the running VMs.
+	pids := []int{vmRunning(always), vmRunning(onfail)}
+	if err := res.Supervisor.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if vmRunning(always) != pids[0] || vmRunning(onfail) != pids[1] {
+		t.Fatalf("VMs after the supervisor stopped: %d %d, were %v", vmRunning(always), vmRunning(onfail), pids)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- Supervise(sctx, p.Name, e.o, func() { close(ready) }) }()
+	t.Cleanup(func() { stop(); <-done })
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("a second supervisor: %v", err)
+	}
+	time.Sleep(time.Second) // the watchers connect
+	for i, f := range []vmFiles{always, onfail} {
+		syscall.Kill(pids[i], syscall.SIGKILL)
+		waitFor("restarted by the new supervisor", 30*time.Second, restarted(f, pids[i]))
+	}
+	if rec := record(onfail); rec.Restarts != 1 {
+		t.Errorf("onfail after a crash under on-failure: %d restarts", rec.Restarts)
+	}
+
+	// stop is final: no policy brings the VM back.
+	if err := Stop(ctx, p.Name, []string{"always"}, nil, e.o); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if vmRunning(always) != 0 {
+		t.Error("restart: always undid a stop")
+	}
+	if rec := record(always); !rec.Stopped {
+		t.Errorf("always after stop: %+v", rec)
+	}
+}
+
+// typeLine types a line into a VM's console shell and waits for the
+// guest to echo it: the console socket takes bytes as fast as the UART
+// drains them, and what is still queued when the connection closes is
+// lost.
+func typeLine(t *testing.T, f vmFiles, line string) {
+	t.Helper()
+	con, err := net.Dial("unix", f.console())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer con.Close()
+	if _, err := fmt.Fprint(con, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	con.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var seen []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(seen), line+"\r\n") {
+		n, err := con.Read(buf)
+		if err != nil {
+			t.Fatalf("typing %q into %s's console: %v; it echoed %q", line, f.run, err, seen)
+		}
+		seen = append(seen, buf[:n]...)
+	}
+}
