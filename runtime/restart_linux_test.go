@@ -178,7 +178,9 @@ func typeLine(t *testing.T, f vmFiles, line string) {
 	con.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var seen []byte
 	buf := make([]byte, 4096)
-	for !strings.Contains(string(seen), line+"\r\n") {
+	// The terminal wraps a long echo at 80 columns with "\r\r\n".
+	echoed := func() string { return strings.ReplaceAll(strings.ReplaceAll(string(seen), "\r\r\n", ""), "\r", "") }
+	for !strings.Contains(echoed(), line+"\n") {
 		n, err := con.Read(buf)
 		if err != nil {
 			t.Fatalf("typing %q into %s's console: %v; it echoed %q", line, f.run, err, seen)

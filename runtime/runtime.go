@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/vmimage"
 )
 
 // Options say where a project's state lives and how to reach the engine.
@@ -18,6 +19,7 @@ import (
 type Options struct {
 	StateRoot  string // default DefaultStateRoot
 	RunRoot    string // default DefaultRunRoot
+	ImageCache string // downloaded VM images; default vmimage.DefaultCacheDir()
 	DockerHost string // default DOCKER_HOST, else the engine's default socket
 	// Host is the network namespace to make the segment in (nil: the
 	// calling process's).
@@ -36,6 +38,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	o.StateRoot = cmp.Or(o.StateRoot, DefaultStateRoot)
 	o.RunRoot = cmp.Or(o.RunRoot, DefaultRunRoot)
+	if o.ImageCache == "" {
+		o.ImageCache = vmimage.DefaultCacheDir()
+	}
 	if o.Out == nil {
 		o.Out = io.Discard
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
+	"github.com/foldup/foldup/vmimage"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -74,9 +75,10 @@ type upRun struct {
 	prog *progress
 	obs  planner.Observed
 
-	mu    sync.Mutex
-	ports map[string]network.Port // registered member ports by interface
-	sup   *InProcess
+	mu       sync.Mutex
+	ports    map[string]network.Port // registered member ports by interface
+	sup      *InProcess
+	vmImages map[string]string // a VM service's downloaded image: its path in the cache
 }
 
 // Up brings project p up: it plans it against what exists, then makes
@@ -226,7 +228,28 @@ func (r *upRun) images(ctx context.Context) error {
 		}
 		services[r.member(name).Service] = true
 	}
+	vms := map[string]bool{}
+	for _, s := range r.pl.Steps {
+		kind, name, _ := strings.Cut(s.Target, ":")
+		if kind == planner.VM && wanted[name] && spec.IsURL(r.p.VMs[r.member(name).Service].Image) {
+			vms[r.member(name).Service] = true
+		}
+	}
+	r.vmImages = map[string]string{}
 	g, gctx := errgroup.WithContext(ctx)
+	for _, svc := range slices.Sorted(maps.Keys(vms)) {
+		v := r.p.VMs[svc]
+		g.Go(func() error {
+			path, err := vmimage.Fetch(gctx, v.Image, v.SHA256, r.o.ImageCache, vmimage.Bar(r.o.Out, svc))
+			if err != nil {
+				return fmt.Errorf("%s: vms.%s.image: %w; nothing was changed", r.p.Locate("vms", svc, "image"), svc, err)
+			}
+			r.mu.Lock()
+			r.vmImages[svc] = path
+			r.mu.Unlock()
+			return nil
+		})
+	}
 	for _, svc := range slices.Sorted(maps.Keys(services)) {
 		g.Go(func() error {
 			if err := ensureImage(gctx, r.dc, r.p, svc, r.uo.Build, r.o.Out); err != nil {

@@ -204,7 +204,13 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		l.Config.NICs = append(l.Config.NICs, qemu.NIC{Tap: nic.Tap, MAC: nic.MAC})
 	}
 	if v.Image != "" {
-		if err := overlay(ctx, v.Image, f.disk(), int(uid), int(gid)); err != nil {
+		base := v.Image
+		if spec.IsURL(base) {
+			r.mu.Lock()
+			base = r.vmImages[m.Service]
+			r.mu.Unlock()
+		}
+		if err := overlay(ctx, base, f.disk(), int(uid), int(gid)); err != nil {
 			return ev.fail(fmt.Errorf("%s: vms.%s.image: %w", r.p.Locate("vms", m.Service, "image"), m.Service, err))
 		}
 		l.Config.Disk = f.disk()

@@ -309,6 +309,10 @@ func (d *foldupDecoder) vmAppended(src *source, vm *VM, raw map[string]any) {
 	}
 }
 
+// IsURL reports whether a VM's image is downloaded (http or https) rather
+// than a local file.
+func IsURL(s string) bool { return isURL(s) }
+
 func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }

@@ -8,7 +8,7 @@
 //	sha256-<hex>.url           the URL it came from, one line (for people, not for lookups)
 //	sha256-<hex>.partial       a download in progress or interrupted, resumed by the next Fetch
 //	sha256-<hex>.partial.json  the partial's URL, ETag and Last-Modified, for If-Range
-//	sha256-<hex>.lock          flock(2)ed by the Fetch working on the image; gone when none is
+//	sha256-<hex>.lock          flock(2)ed by the Fetch working on the image (the file stays)
 //
 // An image is in the cache only under its verified digest, so a hit needs
 // no request and no hashing.

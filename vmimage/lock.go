@@ -8,38 +8,28 @@ import (
 
 // lock takes the exclusive lock on path (creating the file), first
 // waiting, unless ctx ends, for the Fetch that holds it, in this process
-// or another. The kernel drops the lock if its holder dies. unlock removes
-// the file and releases the lock.
+// or another. The kernel drops the lock if its holder dies. The lock file
+// stays in the cache, as the Go module cache keeps its own: removing it
+// on unlock would race with a Fetch that has just opened it.
 func (f *fetcher) lock(ctx context.Context, path string) (unlock func(), err error) {
-	for {
-		file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		busy, err := tryLock(file)
-		if err != nil {
-			file.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		if busy {
-			if f.lockWait != nil {
-				f.lockWait()
-			}
-			if err := waitLock(ctx, file); err != nil {
-				return nil, fmt.Errorf("waiting for the lock on %s: %w", path, err)
-			}
-		}
-		// The holder before us removed the file as it let go, so that the
-		// cache keeps only images; if so, we locked a file that no one
-		// else can open any more: go and lock the one at path now.
-		if sameFile(file, path) {
-			return func() {
-				os.Remove(path)
-				file.Close()
-			}, nil
-		}
-		file.Close()
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
+	busy, err := tryLock(file)
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if busy {
+		if f.lockWait != nil {
+			f.lockWait()
+		}
+		if err := waitLock(ctx, file); err != nil {
+			return nil, fmt.Errorf("waiting for the lock on %s: %w", path, err)
+		}
+	}
+	return func() { file.Close() }, nil
 }
 
 // waitLock waits for the lock on file unless ctx ends first. It closes
@@ -62,16 +52,4 @@ func waitLock(ctx context.Context, file *os.File) error {
 		}()
 		return ctx.Err()
 	}
-}
-
-func sameFile(file *os.File, path string) bool {
-	a, err := file.Stat()
-	if err != nil {
-		return false
-	}
-	b, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	return os.SameFile(a, b)
 }
