@@ -99,7 +99,6 @@ func TestVMImageURL(t *testing.T) {
 	// A wrong digest: a positioned error, and nothing made.
 	other := strings.Repeat("0", 64)
 	bad := e.load(t, "bad", fmt.Sprintf(urlImageProject, "bad", srv.URL+"/disk.img", other, kernel, initrd))
-	e.downAtEnd(t, bad.Name)
 	links := e.ns.MustRun(t, "ip", "-o", "link")
 	_, err = Up(t.Context(), bad, UpOptions{InProcess: true}, e.o)
 	want := fmt.Sprintf("foldup.yaml:5:12: vms.vm1.image: sha256 mismatch for %s/disk.img: expected %s, got %s; nothing was changed", srv.URL, other, digest)
