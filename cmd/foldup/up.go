@@ -24,11 +24,12 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) []*cobra.Command {
 	var rf runtimeFlags
 	rf.register(root)
 	return []*cobra.Command{
+		newConsoleCmd(g, &rf),
 		newDownCmd(g, &rf),
 		newExecCmd(g, &rf),
-		newLifecycleCmd(g, &rf, "restart", "Restart the project's containers"),
-		newLifecycleCmd(g, &rf, "start", "Start the project's stopped containers"),
-		newLifecycleCmd(g, &rf, "stop", "Stop the project's containers without removing them"),
+		newLifecycleCmd(g, &rf, "restart", "Restart the project's containers and VMs"),
+		newLifecycleCmd(g, &rf, "start", "Start the project's stopped containers and VMs"),
+		newLifecycleCmd(g, &rf, "stop", "Stop the project's containers and VMs without removing them"),
 		newLogsCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
