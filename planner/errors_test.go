@@ -208,7 +208,7 @@ func TestActions(t *testing.T) {
 		},
 	}
 	again, _ := Compute(inline(t, y), obs)
-	want := "[] -> #1 network:default, None, exists\n[1] -> #2 dns, None, running\n[1 2] -> #3 container:db, None, running\n[1 2 3] -> #4 vm:v, Recreate, config changed\n"
+	want := "[] -> #1 network:default, None, exists\n[1] -> #2 dns, None, running\n[1 2] -> #3 container:db, None, running\n[1 3] -> #4 vm:v, Recreate, config changed\n"
 	var got strings.Builder
 	for _, line := range strings.SplitAfter(again.String(), "\n") {
 		if i := strings.Index(line, " ("); i > 0 {
