@@ -27,9 +27,9 @@ import (
 // first success (failures within start_period do not count), healthy,
 // and unhealthy after `retries` failures in a row.
 
-// followVMs runs, until ctx ends, a health checker and a watcher (its
-// restart policy; see watchVM) for each of the plan's VMs, and rotates
-// their console logs every 5 s when they have grown past consoleLogMax.
+// followVMs runs, until ctx ends, for each of the plan's VMs: a health
+// checker, a watcher (its restart policy; see watchVM) and the keeper of
+// its console log (time stamps, rotation; see keepConsole).
 func (s *supervisor) followVMs(ctx context.Context) {
 	running := map[string]context.CancelFunc{} // member → its checker
 	defer func() {
@@ -39,7 +39,7 @@ func (s *supervisor) followVMs(ctx context.Context) {
 	}()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	for tick := 0; ; {
+	for {
 		s.mu.Lock()
 		pl := s.plan
 		s.mu.Unlock()
@@ -52,6 +52,7 @@ func (s *supervisor) followVMs(ctx context.Context) {
 					running[m.Name] = stop
 					go s.checkVM(cctx, m.Name)
 					go s.watchVM(cctx, m.Name)
+					go keepConsole(cctx, s.dirs.vm(m.Name), func(msg string, args ...any) { s.log.Warn(msg, append(args, "vm", m.Name)...) })
 				}
 			}
 		}
@@ -59,13 +60,6 @@ func (s *supervisor) followVMs(ctx context.Context) {
 			if !want[name] {
 				stop()
 				delete(running, name)
-			}
-		}
-		if tick++; tick%10 == 0 {
-			for name := range running {
-				if _, err := rotateConsole(s.dirs.vm(name), consoleLogMax); err != nil {
-					s.log.Warn("rotating the console log", "vm", name, "err", err)
-				}
 			}
 		}
 		select {

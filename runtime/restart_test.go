@@ -85,3 +85,64 @@ func TestRotateConsole(t *testing.T) {
 		t.Errorf("logs --tail 2 = %q, %v", out.String(), err)
 	}
 }
+
+// TestConsoleStamps has keepConsole stamp what a writer (qemu, here a
+// file opened for appending) prints, and logs -t show each line with the
+// time it came, the rotated log's lines included.
+func TestConsoleStamps(t *testing.T) {
+	dir := t.TempDir()
+	f := vmFiles{run: dir, state: dir}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); keepConsole(ctx, f, t.Logf) }()
+	time.Sleep(2 * stampEvery) // no log yet: keepConsole starts from 0
+	w, err := os.OpenFile(f.consoleLog(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	t1 := time.Now()
+	w.WriteString("first\r\nsecond\n")
+	time.Sleep(time.Second)
+	t2 := time.Now()
+	w.WriteString("third\n")
+	time.Sleep(3 * stampEvery)
+	cancel()
+	<-done
+
+	lines, err := readConsole(f.consoleLog(), f.consoleTimes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 3 || lines[0].text != "first\n" || lines[2].text != "third\n" {
+		t.Fatalf("lines = %+v", lines)
+	}
+	for i, want := range []time.Time{t1, t1, t2} {
+		if d := lines[i].at.Sub(want); d < 0 || d > 2*stampEvery+100*time.Millisecond {
+			t.Errorf("line %d stamped %v after it was written, want within %v", i, d, 2*stampEvery)
+		}
+	}
+	var out bytes.Buffer
+	lp := &linePrefixer{w: &out, mu: new(sync.Mutex)}
+	if err := vmLogs(context.Background(), f, LogOptions{Tail: "all", Timestamps: true}, lp); err != nil {
+		t.Fatal(err)
+	}
+	want := lines[0].at.UTC().Format(stampFormat) + " first\n" + lines[1].at.UTC().Format(stampFormat) + " second\n" + lines[2].at.UTC().Format(stampFormat) + " third\n"
+	if out.String() != want {
+		t.Errorf("logs -t:\n%s\nwant:\n%s", out.String(), want)
+	}
+
+	// Rotated: the stamps go along with the lines.
+	if rotated, err := rotateConsole(f, 1); !rotated || err != nil {
+		t.Fatal(rotated, err)
+	}
+	w.WriteString("fourth\n")
+	out.Reset()
+	if err := vmLogs(context.Background(), f, LogOptions{Tail: "all", Timestamps: true}, lp); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(got) != 4 || got[0] != strings.TrimSuffix(strings.Split(want, "\n")[0], "\n") || !strings.HasSuffix(got[3], " fourth") {
+		t.Errorf("logs -t after rotation:\n%s", out.String())
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -675,95 +674,4 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%d minutes", int(d.Minutes()))
 	}
 	return fmt.Sprintf("%d hours", int(d.Hours()))
-}
-
-// consoleLogMax is the size past which the supervisor rotates a VM's
-// console log: it becomes console.log.1 (one is kept) and console.log
-// starts afresh.
-const consoleLogMax = 16 << 20
-
-// rotateConsole rotates the console log once it is over max bytes. qemu
-// holds it open for appending, so it is copied, then truncated in place
-// (logrotate's copytruncate): qemu's next write lands at the new end.
-func rotateConsole(f vmFiles, max int64) (bool, error) {
-	log := f.consoleLog()
-	st, err := os.Stat(log)
-	if err != nil || st.Size() <= max {
-		return false, nil
-	}
-	src, err := os.Open(log)
-	if err != nil {
-		return false, err
-	}
-	defer src.Close()
-	tmp := log + ".1.tmp"
-	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return false, err
-	}
-	_, err = io.Copy(dst, src)
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, log+".1")
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return false, err
-	}
-	return true, os.Truncate(log, 0)
-}
-
-// vmLogs writes a VM's serial console, as logs does a container's output:
-// the last lo.Tail lines (all by default, the rotated log's included),
-// then, with Follow, what comes until ctx ends. Carriage returns are dropped. The console log has no
-// time stamps of its own, so -t prints none for VMs.
-func vmLogs(ctx context.Context, f vmFiles, lo LogOptions, w *linePrefixer) error {
-	b, err := os.ReadFile(f.consoleLog())
-	if err != nil {
-		return err
-	}
-	offset := int64(len(b))
-	if old, err := os.ReadFile(f.consoleLog() + ".1"); err == nil {
-		b = append(old, b...) // what was rotated away comes first
-	}
-	text := strings.ReplaceAll(string(b), "\r", "")
-	if n, err := strconv.Atoi(lo.Tail); err == nil && n >= 0 {
-		lines := strings.SplitAfter(text, "\n")
-		if lines[len(lines)-1] == "" {
-			lines = lines[:len(lines)-1]
-		}
-		if len(lines) > n {
-			lines = lines[len(lines)-n:]
-		}
-		text = strings.Join(lines, "")
-	}
-	w.Write([]byte(text))
-	if !lo.Follow {
-		w.flush()
-		return nil
-	}
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			w.flush()
-			return nil
-		case <-t.C:
-		}
-		fh, err := os.Open(f.consoleLog())
-		if err != nil {
-			continue
-		}
-		if st, err := fh.Stat(); err == nil && st.Size() < offset {
-			offset = 0 // rotated
-		}
-		fh.Seek(offset, 0)
-		more, _ := io.ReadAll(fh)
-		fh.Close()
-		offset += int64(len(more))
-		w.Write([]byte(strings.ReplaceAll(string(more), "\r", "")))
-	}
 }
