@@ -17,6 +17,7 @@ demo:
 # built from Debian packages, cached.
 images:
 	scripts/images.sh /var/cache/foldup-test
+	scripts/cloudimage.sh /var/cache/foldup-test
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

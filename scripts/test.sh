@@ -18,8 +18,10 @@ if [ -n "$missing" ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends $missing
 fi
-# The VM tests' guest: Debian's kernel and a busybox initramfs, built once.
+# The VM tests' guests, built once: Debian's kernel and a busybox
+# initramfs; a Debian 12 image with cloud-init (mmdebstrap).
 scripts/images.sh /var/cache/foldup-test >/dev/null
+scripts/cloudimage.sh /var/cache/foldup-test >/dev/null
 GO=$(scripts/go.sh)
 "$GO" vet ./...
 bad=$("$(dirname "$GO")/gofmt" -l . 2>/dev/null || true)

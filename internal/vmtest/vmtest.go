@@ -1,6 +1,7 @@
-// Package vmtest finds the guest the VM tests boot: the kernel and
-// initramfs scripts/images.sh builds offline. Tests skip without
-// them, or fail with FOLDUP_REQUIRE_SYSTEM=1.
+// Package vmtest finds the guests the VM tests boot: the kernel and
+// initramfs scripts/images.sh builds, and the Debian cloud-init VM of
+// scripts/cloudimage.sh, both offline from Debian packages. Tests skip
+// without them, or fail with FOLDUP_REQUIRE_SYSTEM=1.
 package vmtest
 
 import (
@@ -50,4 +51,20 @@ func Have() bool {
 		}
 	}
 	return true
+}
+
+// Debian returns the cloud-init test VM scripts/cloudimage.sh builds: a
+// Debian 12 root filesystem image with cloud-init, and its kernel and
+// initramfs.
+func Debian(t testing.TB) (disk, kernel, initrd string) {
+	t.Helper()
+	systest.Command(t, "qemu-system-x86_64")
+	systest.Command(t, "qemu-img")
+	dir := filepath.Join(Dir(), "debian")
+	disk, kernel, initrd = filepath.Join(dir, "disk.qcow2"), filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd.img")
+	for _, f := range []string{disk, kernel, initrd} {
+		_, err := os.Stat(f)
+		systest.Need(t, err == nil, "needs "+f+": run scripts/cloudimage.sh "+Dir())
+	}
+	return disk, kernel, initrd
 }
