@@ -59,21 +59,19 @@ func (s *supervisor) watchVM(ctx context.Context, name string) {
 			if ctx.Err() != nil {
 				return
 			}
-			if rec, err = readVMRecord(f); err != nil || rec.PID != pid {
-				continue
-			}
-			rec.Exited, rec.ExitCode, rec.Exit = time.Now(), code, how
-			writeVMRecord(f, rec)
-			s.log.Info("vm exited", "vm", name, "exit", how, "code", code, "stopped", rec.Stopped)
-			if rec.Exited.Sub(rec.Started) >= restartReset {
-				delay = restartFirst
+			if rec := s.recordExit(f, pid, code, how); rec != nil {
+				s.log.Info("vm exited", "vm", name, "exit", how, "code", code, "stopped", rec.Stopped)
+				if rec.Exited.Sub(rec.Started) >= restartReset {
+					delay = restartFirst
+				}
 			}
 			continue
 		}
 		if rec.Exited.IsZero() && !rec.Stopped {
 			// It ended while no supervisor watched: how is unknown.
-			rec.Exited, rec.ExitCode, rec.Exit = time.Now(), exitUnknown, "unknown"
-			writeVMRecord(f, rec)
+			if rec = s.recordExit(f, rec.PID, exitUnknown, "unknown"); rec == nil {
+				continue
+			}
 		}
 		if !wantsRestart(rec) {
 			sleepCtx(ctx, 500*time.Millisecond)
@@ -85,6 +83,28 @@ func (s *supervisor) watchVM(ctx context.Context, name string) {
 		delay = min(2*delay, restartMax)
 		s.restartVM(ctx, f, rec.PID)
 	}
+}
+
+// recordExit notes in the VM's record how its qemu at pid ended, under
+// the VM's lock, unless up or start has since put another qemu there. It
+// returns the record written, or nil.
+func (s *supervisor) recordExit(f vmFiles, pid, code int, how string) *vmRecord {
+	unlock, err := lockVM(f)
+	if err != nil {
+		s.log.Error("vm exit", "err", err)
+		return nil
+	}
+	defer unlock()
+	rec, err := readVMRecord(f)
+	if err != nil || rec.PID != pid || vmRunning(f) != 0 {
+		return nil
+	}
+	rec.Exited, rec.ExitCode, rec.Exit = time.Now(), code, how
+	if err := writeVMRecord(f, rec); err != nil {
+		s.log.Error("vm exit", "err", err)
+		return nil
+	}
+	return rec
 }
 
 // restartVM starts a VM's qemu again by its restart policy, unless, under
