@@ -5,7 +5,7 @@
 #
 #   DIR/debian/disk.qcow2   root filesystem: ext4 on the whole disk (no
 #                           partition table, label "root"); systemd,
-#                           cloud-init (NoCloud only), openssh-server,
+#                           cloud-init (NoCloud only), openssh-server, sudo,
 #                           ifupdown + isc-dhcp-client
 #   DIR/debian/vmlinuz      Debian's cloud kernel (LZ4 bzImage)
 #   DIR/debian/initrd.img   initramfs-tools, virtio-blk + virtio-pci only
@@ -38,7 +38,7 @@ mkdir -p "$dir/debian"
 dir=$(cd "$dir/debian" && pwd)
 
 release=bookworm
-pkgs="linux-image-cloud-amd64 initramfs-tools systemd systemd-sysv udev cloud-init openssh-server ifupdown isc-dhcp-client iproute2"
+pkgs="linux-image-cloud-amd64 initramfs-tools systemd systemd-sysv udev cloud-init openssh-server sudo ifupdown isc-dhcp-client iproute2"
 size=2G
 
 key=$(printf '%s\n%s\n' "$release" "$pkgs" | cat - "$0" | sha256sum | cut -c1-16)
