@@ -10,6 +10,7 @@
 package network
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -93,20 +94,21 @@ type BridgeOptions struct {
 	MulticastSnooping bool
 }
 
-// BridgeAdd makes the bridge, or adopts it when it exists already, and
-// brings it to the state o describes: addresses (others removed), MTU,
-// IPv6 settings, up. The bridge's IPv6 side takes no router advertisements
-// (foldup's server sends them) and skips duplicate address detection, so
-// the server can bind its address at once.
+// BridgeAdd makes the bridge, with a MAC of its own (bridgeMAC), or
+// adopts it when it exists already, and brings it to the state o
+// describes: addresses (others removed), MTU, IPv6 settings, up. The
+// bridge's IPv6 side takes no router advertisements (foldup's server
+// sends them) and skips duplicate address detection, so the server can
+// bind its address at once.
 //
-// Equivalent to: ip link add $name type bridge; ip addr add ... nodad; ip link set $name up
+// Equivalent to: ip link add $name address $mac type bridge; ip addr add ... nodad; ip link set $name up
 func (h *Host) BridgeAdd(o BridgeOptions) error {
 	link, err := h.nl.LinkByName(o.Name)
 	var notFound netlink.LinkNotFoundError
 	switch {
 	case errors.As(err, &notFound):
 		snoop := o.MulticastSnooping
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: o.Name, MTU: o.MTU}, MulticastSnooping: &snoop}
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: o.Name, MTU: o.MTU, HardwareAddr: bridgeMAC(o.Name)}, MulticastSnooping: &snoop}
 		if err := h.nl.LinkAdd(br); err != nil {
 			return fmt.Errorf("creating bridge %s: %w", o.Name, err)
 		}
@@ -151,6 +153,18 @@ func (h *Host) BridgeAdd(o BridgeOptions) error {
 		return fmt.Errorf("bringing up %s: %w", o.Name, err)
 	}
 	return nil
+}
+
+// bridgeMAC is the MAC a bridge is made with: derived from its name,
+// locally administered. A bridge given its MAC keeps it; one left to
+// choose takes the lowest MAC of its ports, and changes it as members
+// come and go, and what members have learned of it goes stale: the
+// gateway's ARP entry, and the router's link-layer address that foldup's
+// server puts in its router advertisements (read once, when it starts).
+func bridgeMAC(name string) net.HardwareAddr {
+	h := sha256.Sum256([]byte("foldup bridge " + name))
+	h[0] = h[0]&0xfc | 0x02 // locally administered, unicast
+	return net.HardwareAddr(h[:6])
 }
 
 // bridgeQuerier turns the bridge's IGMP/MLD querier on or off (the
