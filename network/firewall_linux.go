@@ -1,11 +1,14 @@
 package network
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
 )
 
 // Config is the firewall of one project: its networks, the ports of its
@@ -32,6 +35,10 @@ type Net struct {
 	// Multicast lists the groups members may receive (beyond those IPv6
 	// needs to work at all).
 	Multicast []netip.Addr
+	// LinkLocal lists the bridge's own link-local addresses, which no
+	// member may send from or advertise. FirewallApply reads them from
+	// the bridge when none are given.
+	LinkLocal []netip.Addr
 }
 
 // Outbound policies.
@@ -67,8 +74,9 @@ func TableName(project string) string { return "foldup-" + project }
 // sets to cfg when they exist:
 //
 //   - bridge foldup-<project>: what each member port may send (its MAC,
-//     its addresses, no DHCP server replies, no router advertisements)
-//     and which multicast groups it may receive;
+//     its addresses, no DHCP server replies, no router advertisements,
+//     nothing as a bridge's link-local address) and which multicast
+//     groups it may receive;
 //   - inet foldup-<project>: isolation, cross-network drops, outbound
 //     policy and masquerade, port forwards.
 //
@@ -81,10 +89,51 @@ func (h *Host) FirewallApply(cfg Config) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
+	cfg, err := h.bridgeLinkLocals(cfg)
+	if err != nil {
+		return err
+	}
 	if err := h.apply(filterTable(cfg)); err != nil {
 		return err
 	}
 	return h.apply(guardTable(cfg))
+}
+
+// bridgeLinkLocals fills in the LinkLocal of each network that has none
+// from its bridge as it is now: its link-local addresses (Docker adds
+// fe80::1 to an IPv6 bridge) and the EUI-64 one of its MAC, which the
+// kernel forms only once the bridge has a port. A bridge not made yet
+// has none.
+func (h *Host) bridgeLinkLocals(cfg Config) (Config, error) {
+	nets := slices.Clone(cfg.Networks)
+	for i, n := range nets {
+		if len(n.LinkLocal) > 0 {
+			continue
+		}
+		link, err := h.nl.LinkByName(n.Bridge)
+		var notFound netlink.LinkNotFoundError
+		if errors.As(err, &notFound) {
+			continue
+		}
+		if err != nil {
+			return cfg, fmt.Errorf("looking up %s: %w", n.Bridge, err)
+		}
+		if hw := link.Attrs().HardwareAddr; len(hw) == 6 {
+			n.LinkLocal = append(n.LinkLocal, netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 8: hw[0] ^ 2, 9: hw[1], 10: hw[2], 11: 0xff, 12: 0xfe, 13: hw[3], 14: hw[4], 15: hw[5]}))
+		}
+		addrs, err := h.nl.AddrList(link, netlink.FAMILY_V6)
+		if err != nil {
+			return cfg, fmt.Errorf("reading %s's addresses: %w", n.Bridge, err)
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.IsLinkLocalUnicast() && !slices.Contains(n.LinkLocal, ip) {
+				n.LinkLocal = append(n.LinkLocal, ip)
+			}
+		}
+		nets[i] = n
+	}
+	cfg.Networks = nets
+	return cfg, nil
 }
 
 // FirewallRemove deletes the project's tables, and nothing else. Missing

@@ -53,12 +53,25 @@ const (
 //	chain port_ipv6 {
 //	    icmpv6 type nd-router-advert drop      # no router but foldup
 //	    udp sport 547 drop                     # no DHCPv6 server but foldup's
+//	    ip6 saddr @router_ll drop              # nothing from a bridge's link-local address
 //	    icmpv6 type nd-neighbor-advert jump port_na
 //	    ip6 saddr != :: ip6 saddr != fe80::/10 iifname . ip6 saddr != @port_ipv6 drop
 //	    ip6 daddr ff00::/8 jump mcast_ipv6
 //	    accept
 //	}
-//	chain port_na { @th,64,128 fe80::/10 accept; iifname . @th,64,128 != @port_ipv6 drop; accept }
+//	chain port_na {
+//	    @th,64,128 @router_ll drop
+//	    @th,64,128 fe80::/10 accept
+//	    iifname . @th,64,128 != @port_ipv6 drop
+//	    accept
+//	}
+//
+// Link-local addresses are the guests' own to form, so a port may send
+// from and advertise any, except the bridges' (router_ll, see
+// Net.LinkLocal): members route through the one foldup's advertisements
+// come from, and a member that claimed it, by an advertisement or by the
+// source link-layer option of a solicitation sent from it, would take
+// their traffic.
 //
 // Multicast: a port may send only to the groups its network lists, plus
 // what IPv4 and IPv6 need to work (all-hosts/all-nodes, IGMP/MLD,
@@ -91,8 +104,9 @@ func guardTable(cfg Config) *tableDef {
 	mem6 := newSet(t, "member_ipv6", []nftables.SetDatatype{ip6T})
 	mc4 := newSet(t, "mcast_ipv4", []nftables.SetDatatype{ifT, ip4T})
 	mc6 := newSet(t, "mcast_ipv6", []nftables.SetDatatype{ifT, ip6T})
+	routerLL := newSet(t, "router_ll", []nftables.SetDatatype{ip6T})
 
-	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6}, elems: map[*nftables.Set][]nftables.SetElement{}}
+	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL}, elems: map[*nftables.Set][]nftables.SetElement{}}
 	el := func(s *nftables.Set, k []byte) { d.elems[s] = append(d.elems[s], nftables.SetElement{Key: k}) }
 	for _, p := range cfg.Ports {
 		name := ifname(p.Name)
@@ -110,8 +124,15 @@ func guardTable(cfg Config) *tableDef {
 		}
 	}
 	groups := map[string][]netip.Addr{}
+	lls := map[netip.Addr]bool{}
 	for _, n := range cfg.Networks {
 		groups[n.Bridge] = n.Multicast
+		for _, a := range n.LinkLocal {
+			if !lls[a] { // Docker gives every IPv6 bridge fe80::1
+				lls[a] = true
+				el(routerLL, a.AsSlice())
+			}
+		}
 	}
 	for _, p := range cfg.Ports {
 		for _, g := range groups[p.Bridge] {
@@ -167,6 +188,7 @@ func guardTable(cfg Config) *tableDef {
 
 		a.add(p6, icmp6Type(134), drop)
 		a.add(p6, udpSport(547), drop)
+		a.add(p6, v6, in(routerLL, false, ip6src), drop, comment("from a bridge's link-local address"))
 		a.add(p6, icmp6Type(136), jump(pna.Name))
 		// From :: (duplicate address detection) and link-local (formed
 		// by the guest) any port may send; from anything else, only its
@@ -176,6 +198,7 @@ func guardTable(cfg Config) *tableDef {
 		a.add(p6, accept)
 
 		naTarget := payF(th, 8, 16)
+		a.add(pna, in(routerLL, false, naTarget), drop, comment("target a bridge's link-local address"))
 		a.add(pna, prefix(naTarget, linkLocal), accept, comment("target fe80::/10"))
 		a.add(pna, in(ip6, true, iif, naTarget), drop, comment("target not the port's"))
 		a.add(pna, accept)

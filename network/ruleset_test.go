@@ -12,14 +12,14 @@ import (
 )
 
 // smallProject is a project of two networks, an isolated one with a
-// multicast group and a NAT one, a VM on both, a container, and two
-// forwarded ports.
+// multicast group and its bridge's link-local address and a NAT one, a
+// VM on both, a container, and two forwarded ports.
 func smallProject() Config {
 	return Config{
 		Project: "shop",
 		Networks: []Net{
 			{Bridge: "fub1a2b3c4d", Gateway4: mustAddr("10.80.1.1"), Gateway6: mustAddr("fd00:80:1::1"),
-				Isolated: true, Outbound: OutboundDrop, Multicast: []netip.Addr{mustAddr("239.1.2.3")}},
+				Isolated: true, Outbound: OutboundDrop, Multicast: []netip.Addr{mustAddr("239.1.2.3")}, LinkLocal: []netip.Addr{mustAddr("fe80::1")}},
 			{Bridge: "fub5e6f7a8b", Gateway4: mustAddr("10.80.2.1"), Outbound: OutboundNAT},
 		},
 		Ports: []Port{
