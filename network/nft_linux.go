@@ -31,7 +31,8 @@ type tableDef struct {
 	elems  map[*nftables.Set][]nftables.SetElement
 }
 
-// apply makes the table if it is missing, then brings every set to
+// apply makes the table if it is missing (or replaces it, if another
+// version of foldup made it with other sets), then brings every set to
 // d.elems in one transaction: only differing elements are added or
 // deleted, so members coming and going touch nothing else.
 func (h *Host) apply(d *tableDef) error {
@@ -43,10 +44,23 @@ func (h *Host) apply(d *tableDef) error {
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("listing table %s: %w", d.table.Name, err)
 	}
+	if existing != nil {
+		same, err := sameSets(c, existing, d.sets)
+		if err != nil {
+			return err
+		}
+		if !same {
+			// Made by another version of foldup, with other sets and so
+			// other rules: replaced whole, elements and all, in one
+			// transaction, so that no packet meets it half made.
+			c.DelTable(existing)
+			existing = nil
+		}
+	}
 	if existing == nil {
 		c.AddTable(d.table)
 		for _, s := range d.sets {
-			if err := c.AddSet(s, nil); err != nil {
+			if err := c.AddSet(s, d.elems[s]); err != nil {
 				return fmt.Errorf("adding set %s: %w", s.Name, err)
 			}
 		}
@@ -100,6 +114,25 @@ func (h *Host) apply(d *tableDef) error {
 		return fmt.Errorf("updating table %s: %w", d.table.Name, err)
 	}
 	return nil
+}
+
+// sameSets reports whether table has exactly the sets named in want.
+func sameSets(c *nftables.Conn, table *nftables.Table, want []*nftables.Set) (bool, error) {
+	have, err := c.GetSets(table)
+	if err != nil {
+		return false, fmt.Errorf("listing the sets of %s: %w", table.Name, err)
+	}
+	names := make([]string, 0, len(have))
+	for _, s := range have {
+		names = append(names, s.Name)
+	}
+	wantNames := make([]string, 0, len(want))
+	for _, s := range want {
+		wantNames = append(wantNames, s.Name)
+	}
+	slices.Sort(names)
+	slices.Sort(wantNames)
+	return slices.Equal(names, wantNames), nil
 }
 
 // elemID identifies an element with its value, the same for one written
