@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 GO=$(scripts/go.sh)
 "$GO" build -o bin/foldup ./cmd/foldup
 scripts/images.sh .cache/images
+# The example's web VM: Debian's kernel and an initramfs with the Go web app.
+scripts/example-images.sh .cache/images web
 echo "== foldup config (normalised file)"
 bin/foldup -f examples/webapp-with-db/foldup.yaml config
 echo

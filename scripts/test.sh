@@ -49,6 +49,9 @@ for t in $(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's|
 		echo "test.sh: ${t#*:}: the fuzzing engine timed out with no failing input; once more" >&2
 	done
 done
+# The example's web app is a module of its own (its database driver stays
+# out of foldup's go.mod): its unit tests.
+(cd examples/webapp-with-db/web && "$GO" vet ./... && "$GO" test -count=1 ./...)
 "$GO" build -o bin/testsummary ./internal/testsummary
 set +e
 "$GO" test -count=1 -json ./... | bin/testsummary
