@@ -59,6 +59,10 @@ func (h *Host) apply(d *tableDef) error {
 	}
 	if existing == nil {
 		c.AddTable(d.table)
+		// The regular chains first: verdict map elements jump to them.
+		for _, name := range d.chains {
+			c.AddChain(&nftables.Chain{Name: name, Table: d.table})
+		}
 		for _, s := range d.sets {
 			if err := c.AddSet(s, d.elems[s]); err != nil {
 				return fmt.Errorf("adding set %s: %w", s.Name, err)
