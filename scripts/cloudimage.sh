@@ -31,7 +31,8 @@
 # authorized_keys (disable_root is off). root has no password: log in on the
 # serial console (ttyS0) as root.
 #
-# The cache key is the Debian release, the package list and this script.
+# The cache key is the Debian release, the package list, this script and
+# debian.sh.
 set -eu
 dir=${1:?usage: cloudimage.sh DIR}
 mkdir -p "$dir/debian"
@@ -41,7 +42,10 @@ release=bookworm
 pkgs="linux-image-cloud-amd64 initramfs-tools systemd systemd-sysv udev cloud-init openssh-server sudo ifupdown isc-dhcp-client iproute2"
 size=2G
 
-key=$(printf '%s\n%s\n' "$release" "$pkgs" | cat - "$0" | sha256sum | cut -c1-16)
+lib="$(dirname "$0")/debian.sh"
+# shellcheck source=debian.sh
+. "$lib"
+key=$(printf '%s\n%s\n' "$release" "$pkgs" | cat - "$0" "$lib" | sha256sum | cut -c1-16)
 if [ -f "$dir/.key" ] && [ "$(cat "$dir/.key")" = "$key" ] &&
 	[ -f "$dir/disk.qcow2" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/initrd.img" ]; then
 	exit 0
@@ -68,22 +72,7 @@ root="$work/root"
 hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/usr/share/initramfs-tools/modules.d"
 echo MODULES=list >"$1/etc/initramfs-tools/conf.d/foldup"
 printf "virtio_pci\nvirtio_blk\n" >"$1/usr/share/initramfs-tools/modules.d/foldup"'
-# No docs, man pages or translations (also for packages installed later).
-nodoc="--dpkgopt=path-exclude=/usr/share/man/* --dpkgopt=path-exclude=/usr/share/info/*
---dpkgopt=path-exclude=/usr/share/doc/* --dpkgopt=path-include=/usr/share/doc/*/copyright
---dpkgopt=path-exclude=/usr/share/locale/* --dpkgopt=path-exclude=/usr/share/lintian/*"
-# shellcheck disable=SC2086 # $nodoc is a list of options
-# The merged-usr hooks set up merged /usr the debootstrap way, so apt does not
-# pull in usrmerge (and perl) for init-system-helpers.
-mmdebstrap --quiet --mode=root --variant=minbase \
-	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-	--aptopt='APT::Install-Recommends "false"' $nodoc \
-	--include="$(echo "$pkgs" | tr ' ' ,)" \
-	--essential-hook="$hook" \
-	"$release" "$root" \
-	"deb http://deb.debian.org/debian $release main" \
-	"deb http://deb.debian.org/debian $release-updates main" \
-	"deb http://deb.debian.org/debian-security $release-security main"
+rootfs "$release" "$root" "$pkgs" "$hook"
 
 # cloud-init: NoCloud only (no network probes for metadata), no locale
 # regeneration, one quick host key type, keys also for root, no grub.

@@ -33,11 +33,14 @@
 #
 # The cache keys: for web, the kernel, busybox and Go versions, the app's
 # sources, examples/webapp-with-db/vm and this script; for postgres, the
-# release, the package list, the entrypoint and this script.
+# release, the package list, the entrypoint and this script; both also
+# debian.sh.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 self="$here/$(basename "$0")"
 example=$(cd "$here/../examples/webapp-with-db" && pwd)
+# shellcheck source=debian.sh
+. "$here/debian.sh"
 image=foldup-example/postgres:15
 
 usage() {
@@ -61,16 +64,12 @@ build_web() {
 		apt-get install -y -qq --no-install-recommends busybox-static cpio xz-utils >/dev/null
 	fi
 	# The kernel: the one images.sh uses (linux-image-amd64's current).
-	kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-	if [ -z "$kpkg" ]; then
-		apt-get update -qq
-		kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-	fi
+	kpkg=$(kernel_pkg)
 	kver=${kpkg#linux-image-}
 	go=$("$here/go.sh")
 	gover=$(cd "$example/web" && "$go" env GOVERSION) # the toolchain go.mod selects
 	key=$(printf '%s\n' web "$kver" "$(dpkg-query -W -f='${Version}' busybox-static)" "$gover" \
-		"$(hashfiles "$example/web")" "$(hashfiles "$example/vm")" | cat - "$self" | sha256sum | cut -c1-16)
+		"$(hashfiles "$example/web")" "$(hashfiles "$example/vm")" | cat - "$self" "$here/debian.sh" | sha256sum | cut -c1-16)
 	if [ -f "$out/.key" ] && [ "$(cat "$out/.key")" = "$key" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
 		return
 	fi
@@ -81,21 +80,12 @@ build_web() {
 	(cd "$example/web" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOWORK=off GOFLAGS='-mod=readonly -buildvcs=false' \
 		"$go" build -trimpath -ldflags='-s -w' -o "$root/bin/webapp" .)
 
-	(cd "$work" && apt-get download -qq -o APT::Sandbox::User=root "$kpkg" >/dev/null)
-	dpkg-deb -x "$work"/linux-image-*.deb "$work/k"
+	kernel_unpack "$kpkg" "$work/k"
 	cp "$work/k/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
 	# Modules, in load order, dependencies first (Debian builds these as
 	# modules; modinfo's depends= lists what each needs).
-	mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio failover net_failover virtio_net button evdev"
-	for m in $mods; do
-		f=$(find "$work/k/lib/modules/$kver" -name "$m.ko*" | head -n1)
-		[ -n "$f" ] || continue
-		case "$f" in
-		*.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
-		*) cp "$f" "$root/lib/modules/$m.ko" ;;
-		esac
-	done
-	echo "$mods" >"$root/lib/modules/order"
+	copy_modules "$work/k" "$kver" "$root/lib/modules" virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev \
+		virtio_pci virtio_mmio failover net_failover virtio_net button evdev
 
 	cp /bin/busybox "$root/bin/busybox"
 	for a in $("$root/bin/busybox" --list); do
@@ -123,7 +113,7 @@ release=bookworm
 pkgs="postgresql-15"
 
 postgres_key() {
-	printf '%s\n' postgres "$release" "$pkgs" | cat - "$example/db/docker-entrypoint.sh" "$self" | sha256sum | cut -c1-16
+	printf '%s\n' postgres "$release" "$pkgs" | cat - "$example/db/docker-entrypoint.sh" "$self" "$here/debian.sh" | sha256sum | cut -c1-16
 }
 
 build_postgres() {
@@ -132,28 +122,12 @@ build_postgres() {
 		return
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	if ! command -v mmdebstrap >/dev/null 2>&1; then
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null
-	fi
 	root="$work/postgres"
 	# No cluster at install time (the entrypoint makes one on first
-	# start), no docs, man pages or translations.
+	# start).
 	hook='mkdir -p "$1/etc/postgresql-common/createcluster.d"
 echo "create_main_cluster = false" >"$1/etc/postgresql-common/createcluster.d/foldup.conf"'
-	nodoc="--dpkgopt=path-exclude=/usr/share/man/* --dpkgopt=path-exclude=/usr/share/info/*
---dpkgopt=path-exclude=/usr/share/doc/* --dpkgopt=path-include=/usr/share/doc/*/copyright
---dpkgopt=path-exclude=/usr/share/locale/* --dpkgopt=path-exclude=/usr/share/lintian/*"
-	# shellcheck disable=SC2086 # $nodoc is a list of options
-	mmdebstrap --quiet --mode=root --variant=minbase \
-		--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
-		--aptopt='APT::Install-Recommends "false"' $nodoc \
-		--include="$(echo "$pkgs" | tr ' ' ,)" \
-		--essential-hook="$hook" \
-		"$release" "$root" \
-		"deb http://deb.debian.org/debian $release main" \
-		"deb http://deb.debian.org/debian $release-updates main" \
-		"deb http://deb.debian.org/debian-security $release-security main"
+	rootfs "$release" "$root" "$pkgs" "$hook"
 
 	# JIT: postgresql-15 depends on LLVM (about 110 MB) for it; without
 	# llvmjit.so the server quietly runs without JIT, which a seeded

@@ -11,33 +11,32 @@
 #                      looks NAME up and fetches its page (FOLDUP-DNS,
 #                      FOLDUP-HTTP) and prints a TXT record (FOLDUP-TXT)
 #
-# The cache key is the kernel version, busybox version and this script.
+# The cache key is the kernel version, busybox version, this script and
+# debian.sh.
 set -eu
 dir=${1:?usage: images.sh DIR}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
+lib="$(dirname "$0")/debian.sh"
+# shellcheck source=debian.sh
+. "$lib"
 export DEBIAN_FRONTEND=noninteractive
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need cpio || ! need busybox || ! [ -e /bin/busybox ] || ! dpkg -s busybox-static >/dev/null 2>&1; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends busybox-static cpio xz-utils >/dev/null
 fi
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-if [ -z "$kpkg" ]; then
-	apt-get update -qq
-	kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-fi
+kpkg=$(kernel_pkg)
 kver=${kpkg#linux-image-}
-key=$(printf '%s\n%s\n' "$kver" "$(dpkg-query -W -f='${Version}' busybox-static)" | cat - "$0" | sha256sum | cut -c1-16)
+key=$(printf '%s\n%s\n' "$kver" "$(dpkg-query -W -f='${Version}' busybox-static)" | cat - "$0" "$lib" | sha256sum | cut -c1-16)
 if [ -f "$dir/.key" ] && [ "$(cat "$dir/.key")" = "$key" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/initrd.img" ]; then
 	exit 0
 fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get download -qq "$kpkg" >/dev/null)
-dpkg-deb -x "$work"/linux-image-*.deb "$work/k"
+kernel_unpack "$kpkg" "$work/k"
 cp "$work/k/boot/vmlinuz-$kver" "$dir/vmlinuz.tmp"
 
 root="$work/root"
@@ -47,16 +46,8 @@ for a in $("$root/bin/busybox" --list); do
 	[ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"
 done
 # virtio drivers, in load order (Debian builds them as modules).
-mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio failover net_failover virtio_net virtio_blk virtio_console"
-for m in $mods; do
-	f=$(find "$work/k/lib/modules/$kver" -name "$m.ko*" | head -n1)
-	[ -n "$f" ] || continue
-	case "$f" in
-	*.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
-	*) cp "$f" "$root/lib/modules/$m.ko" ;;
-	esac
-done
-echo "$mods" >"$root/lib/modules/order"
+copy_modules "$work/k" "$kver" "$root/lib/modules" virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev \
+	virtio_pci virtio_mmio failover net_failover virtio_net virtio_blk virtio_console
 echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
 echo "foldup test guest" >"$root/www/index.html" # /init rewrites it: "hello from <hostname>"
 
