@@ -17,6 +17,10 @@ type Config struct {
 	Kernel, Initrd, Cmdline string // direct kernel boot
 	Disk                    string // the VM's qcow2 overlay (or its image)
 	Seed                    string // cloud-init NoCloud ISO
+	// SeedFD, when > 0, is the seed as a descriptor qemu inherits (as
+	// NIC.FD), given to it as an fd set: qemu uses the descriptor itself,
+	// where opening /proc/self/fd/N would check the file's mode again.
+	SeedFD int
 
 	NICs []NIC
 
@@ -86,8 +90,13 @@ func Args(c Config) []string {
 		a = append(a, "-drive", "if=none,id=disk0,file="+escape(c.Disk)+",format="+diskFormat(c.Disk)+",discard=unmap",
 			"-device", "virtio-blk-pci,drive=disk0,bootindex=1")
 	}
-	if c.Seed != "" {
-		a = append(a, "-drive", "if=none,id=seed,file="+escape(c.Seed)+",format=raw,readonly=on",
+	seed := c.Seed
+	if c.SeedFD > 0 {
+		a = append(a, "-add-fd", "fd="+strconv.Itoa(c.SeedFD)+",set=1,opaque=seed")
+		seed = "/dev/fdset/1"
+	}
+	if seed != "" {
+		a = append(a, "-drive", "if=none,id=seed,file="+escape(seed)+",format=raw,readonly=on",
 			"-device", "virtio-blk-pci,drive=seed")
 	}
 	for i, n := range c.NICs {

@@ -25,6 +25,11 @@ func TestArgs(t *testing.T) {
 			QMP:  "/r/qmp", Console: "/r/con", ConsoleLog: "/s/console.log", PidFile: "/r/pid",
 			Extra: []string{"-device", "virtio-rng-pci"},
 		},
+		"seed-fd": {
+			Name: "vm2", Kernel: "/proc/self/fd/4", SeedFD: 5,
+			NICs: []NIC{{Tap: "fu8", FD: 3, MAC: "52:54:00:00:00:02"}},
+			QMP:  "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",
+		},
 		"aarch64-default-cmdline": {
 			Name: "arm", Arch: "aarch64", Kernel: "/k/Image",
 			QMP: "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",

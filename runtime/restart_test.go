@@ -146,3 +146,30 @@ func TestConsoleStamps(t *testing.T) {
 		t.Errorf("logs -t after rotation:\n%s", out.String())
 	}
 }
+
+// TestPassFile: a file qemu gets as a descriptor is one it will reopen
+// through /proc/self/fd, so one others cannot read is refused up front,
+// with what to do, rather than by qemu.
+func TestPassFile(t *testing.T) {
+	dir := t.TempDir()
+	var passed []*os.File
+	next := func(f *os.File) int { passed = append(passed, f); return 2 + len(passed) }
+	defer func() {
+		for _, f := range passed {
+			f.Close()
+		}
+	}()
+	open := filepath.Join(dir, "vmlinuz")
+	os.WriteFile(open, []byte("k"), 0o644)
+	if got, err := passFile(open, next); err != nil || got != "/proc/self/fd/3" {
+		t.Errorf("passFile(0644) = %q, %v", got, err)
+	}
+	private := filepath.Join(dir, "initrd")
+	os.WriteFile(private, []byte("i"), 0o600)
+	if _, err := passFile(private, next); err == nil || !strings.Contains(err.Error(), "chmod o+r") {
+		t.Errorf("passFile(0600) = %v, want an error saying to chmod o+r", err)
+	}
+	if len(passed) != 1 {
+		t.Errorf("%d descriptors passed, want 1", len(passed))
+	}
+}

@@ -292,9 +292,11 @@ func startVM(ctx context.Context, host *network.Host, f vmFiles, rec *vmRecord) 
 		}
 	}
 	if rec.Launch.PassSeed {
-		if cfg.Seed, err = passFile(cfg.Seed, nextFD); err != nil {
+		fh, err := os.Open(cfg.Seed)
+		if err != nil {
 			return err
 		}
+		cfg.Seed, cfg.SeedFD = "", nextFD(fh)
 	}
 	cred, _ := qemuUser()
 	rec.ConsoleOffset = 0
@@ -344,11 +346,18 @@ func writeVMRecord(f vmFiles, rec *vmRecord) error {
 }
 
 // passFile opens a file for qemu, which may not reach it itself, and
-// names it as qemu will see the descriptor it inherits.
+// names it as qemu will see the descriptor it inherits. qemu opens that
+// name again (its kernel loader takes paths, not fd sets), which skips
+// the directories but not the file's own mode: the file must be readable
+// by others.
 func passFile(path string, nextFD func(*os.File) int) (string, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return "", err
+	}
+	if st, err := fh.Stat(); err == nil && st.Mode().Perm()&0o004 == 0 {
+		fh.Close()
+		return "", fmt.Errorf("%s (mode %v) is not readable by qemu's unprivileged user: make it readable by others (chmod o+r); its directory may stay private", path, st.Mode().Perm())
 	}
 	return fmt.Sprintf("/proc/self/fd/%d", nextFD(fh)), nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foldup/foldup/cloudinit"
 	"github.com/foldup/foldup/internal/systest"
 	"github.com/foldup/foldup/internal/vmtest"
 )
@@ -30,13 +31,16 @@ vms:
     cmdline: "console=ttyS0 quiet panic=-1"
     memory: 256m
     stop_grace_period: 1s
+    cloud_init: {iso: %s}
 `
 
 // TestVMImageURL boots a VM whose disk image is downloaded (from a server
 // on loopback) into the image cache and verified: the guest reads the
 // image on /dev/vda, its writes land in its qcow2 overlay and leave the
 // cached base as it was, a second up downloads nothing, and an image
-// whose digest is wrong stops up before it makes anything.
+// whose digest is wrong stops up before it makes anything. The VM's seed
+// is the user's own ISO, in a directory qemu's user cannot enter: qemu
+// gets it as a descriptor, and the guest sees it as its second disk.
 func TestVMImageURL(t *testing.T) {
 	kernel, initrd := vmtest.Images(t)
 	systest.Command(t, "qemu-img")
@@ -53,7 +57,19 @@ func TestVMImageURL(t *testing.T) {
 
 	e := newTestEnv(t)
 	e.o.ImageCache = filepath.Join(e.dir, "images")
-	p, _ := e.upInProcess(t, "img", fmt.Sprintf(urlImageProject, "img", srv.URL+"/disk.img", digest, kernel, initrd))
+	private := filepath.Join(e.dir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	iso := filepath.Join(private, "seed.iso")
+	var seed bytes.Buffer
+	if err := (cloudinit.Config{InstanceID: "i", Hostname: "vm1"}).WriteISO(&seed); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(iso, seed.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := e.upInProcess(t, "img", fmt.Sprintf(urlImageProject, "img", srv.URL+"/disk.img", digest, kernel, initrd, iso))
 	cached := filepath.Join(e.o.ImageCache, "sha256-"+digest)
 	if requests.Load() != 1 {
 		t.Errorf("%d requests for the image, want 1", requests.Load())
@@ -68,6 +84,10 @@ func TestVMImageURL(t *testing.T) {
 	if got := g.must(t, "head -c 18 /dev/vda"); got != "FOLDUP-DISK-MARKER" {
 		t.Errorf("the guest reads %q from its disk, want the image's FOLDUP-DISK-MARKER", got)
 	}
+	// ISO9660's volume identifier is at byte 32808.
+	if got := g.must(t, "dd if=/dev/vdb bs=1 skip=32808 count=6 2>/dev/null"); got != "cidata" {
+		t.Errorf("the guest's second disk has volume id %q, want the seed's cidata", got)
+	}
 	if got := g.must(t, "echo WRITTEN-BY-GUEST | dd of=/dev/vda conv=fsync 2>/dev/null; head -c 16 /dev/vda"); got != "WRITTEN-BY-GUEST" {
 		t.Errorf("the guest reads %q back from its disk after writing WRITTEN-BY-GUEST", got)
 	}
@@ -76,7 +96,7 @@ func TestVMImageURL(t *testing.T) {
 	}
 
 	// A second up of the same project finds the image in the cache.
-	p2 := e.load(t, "img", fmt.Sprintf(urlImageProject, "img", srv.URL+"/disk.img", digest, kernel, initrd))
+	p2 := e.load(t, "img", fmt.Sprintf(urlImageProject, "img", srv.URL+"/disk.img", digest, kernel, initrd, iso))
 	if _, err := Up(t.Context(), p2, UpOptions{InProcess: true}, e.o); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +106,7 @@ func TestVMImageURL(t *testing.T) {
 
 	// A wrong digest: a positioned error, and nothing made.
 	other := strings.Repeat("0", 64)
-	bad := e.load(t, "bad", fmt.Sprintf(urlImageProject, "bad", srv.URL+"/disk.img", other, kernel, initrd))
+	bad := e.load(t, "bad", fmt.Sprintf(urlImageProject, "bad", srv.URL+"/disk.img", other, kernel, initrd, iso))
 	links := e.ns.MustRun(t, "ip", "-o", "link")
 	_, err = Up(t.Context(), bad, UpOptions{InProcess: true}, e.o)
 	want := fmt.Sprintf("foldup.yaml:5:12: vms.vm1.image: sha256 mismatch for %s/disk.img: expected %s, got %s; nothing was changed", srv.URL, other, digest)

@@ -243,17 +243,7 @@ func TestFetchResumeAfterCut(t *testing.T) {
 	if want := "downloading " + rawURL + ": unexpected EOF"; err == nil || err.Error() != want {
 		t.Fatalf("first Fetch: %v, want %s", err, want)
 	}
-	partial := filepath.Join(dir, "sha256-"+imageSum+".partial")
-	if st, err := os.Stat(partial); err != nil || st.Size() != cut {
-		t.Fatalf("partial after the cut: %v, %v; want %d bytes", st, err, cut)
-	}
-
-	path, err := Fetch(t.Context(), rawURL, imageSum, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkImage(t, dir, path, rawURL)
-	checkRequests(t, srv, "GET", fmt.Sprintf(`GET Range: bytes=%d- If-Range: "v1"`, cut))
+	checkResumed(t, srv, dir, rawURL, "the cut")
 }
 
 // TestFetchResume starts Fetch on a partial left in the cache, against
@@ -412,11 +402,18 @@ func TestFetchCancel(t *testing.T) {
 	if want := "downloading " + rawURL + ": context canceled"; err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Fetch: %v, want %s", err, want)
 	}
+	checkResumed(t, srv, dir, rawURL, "the cancel")
+}
+
+// checkResumed checks that an interrupted Fetch (after what) left a
+// partial of cut bytes, and that the next Fetch resumes it with a Range
+// request and verifies the image.
+func checkResumed(t *testing.T, srv *server, dir, rawURL, what string) {
+	t.Helper()
 	partial := filepath.Join(dir, "sha256-"+imageSum+".partial")
 	if st, err := os.Stat(partial); err != nil || st.Size() != cut {
-		t.Fatalf("partial after the cancel: %v, %v; want %d bytes", st, err, cut)
+		t.Fatalf("partial after %s: %v, %v; want %d bytes", what, st, err, cut)
 	}
-
 	path, err := Fetch(t.Context(), rawURL, imageSum, dir, nil)
 	if err != nil {
 		t.Fatal(err)
