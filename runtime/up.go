@@ -190,24 +190,8 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		return res, err
 	}
 	if uo.Wait {
-		for _, m := range pl.Members {
-			if !wanted[m.Name] {
-				continue
-			}
-			var err error
-			switch m.Kind {
-			case planner.Container:
-				err = waitReady(ctx, r.dc, specs[m.Name].Name)
-			case planner.VM:
-				cond := "service_started"
-				if hc := p.VMs[m.Service].HealthCheck; hc != nil && !hc.Disable {
-					cond = "service_healthy"
-				}
-				err = waitVM(ctx, d.vm(m.Name), m.Name, cond)
-			}
-			if err != nil {
-				return res, err
-			}
+		if err := r.waitAll(ctx, wanted); err != nil {
+			return res, err
 		}
 	}
 	return res, nil
@@ -309,6 +293,18 @@ func (r *upRun) observe(ctx context.Context) error {
 			}
 			r.obs.Members[m] = st
 		}
+	}
+	for name := range r.p.VMs {
+		f := r.d.vm(name)
+		rec, err := readVMRecord(f)
+		if err != nil {
+			continue // never started here
+		}
+		st := planner.MemberState{Running: vmRunning(f) != 0, ConfigHash: rec.ConfigHash}
+		if r.uo.ForceRecreate {
+			st.ConfigHash = "force-recreate"
+		}
+		r.obs.Members[name] = st
 	}
 	if _, err := newSupervisorClient(r.d).Status(ctx); err == nil {
 		r.obs.DNSRunning = true
@@ -675,18 +671,56 @@ func (r *upRun) orphans(ctx context.Context) error {
 	return nil
 }
 
+// waitAll waits, as up --wait, until every wanted member runs and is
+// healthy if it has a health check, all at once, reporting each as it gets
+// there.
+func (r *upRun) waitAll(ctx context.Context, wanted map[string]bool) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, m := range r.pl.Members {
+		if !wanted[m.Name] {
+			continue
+		}
+		g.Go(func() error {
+			if m.Kind == planner.VM {
+				ev := r.prog.start("VM", m.Name)
+				ev.update("Waiting")
+				cond, word := "service_started", "Running"
+				if hc := r.p.VMs[m.Service].HealthCheck; hc != nil && !hc.Disable {
+					cond, word = "service_healthy", "Healthy"
+				}
+				if err := waitVM(ctx, r.d.vm(m.Name), m.Name, cond); err != nil {
+					return ev.fail(err)
+				}
+				ev.done(word)
+				return nil
+			}
+			name := containerName(r.p, m)
+			ev := r.prog.start("Container", name)
+			ev.update("Waiting")
+			word, err := waitReady(ctx, r.dc, name)
+			if err != nil {
+				return ev.fail(err)
+			}
+			ev.done(word)
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
 // waitReady waits until a container runs, and is healthy if it has a
 // health check (up --wait).
-func waitReady(ctx context.Context, dc *client.Client, name string) error {
+// It returns the word up reports: Healthy or Running.
+func waitReady(ctx context.Context, dc *client.Client, name string) (string, error) {
 	c, err := dc.ContainerInspect(ctx, name)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if c.Config.Healthcheck != nil && len(c.Config.Healthcheck.Test) > 0 && c.Config.Healthcheck.Test[0] != "NONE" {
-		return waitCondition(ctx, dc, name, "service_healthy")
+		return "Healthy", waitCondition(ctx, dc, name, "service_healthy")
 	}
 	if !c.State.Running {
-		return errors.New("container " + name + " is not running")
+		return "", errors.New("container " + name + " is not running")
 	}
-	return nil
+	return "Running", nil
 }

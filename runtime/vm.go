@@ -62,6 +62,9 @@ type vmRecord struct {
 	ConsoleOffset int64    `json:"console_offset"`
 	Restart       string   `json:"restart,omitempty"` // no, always, on-failure[:N], unless-stopped
 	Launch        vmLaunch `json:"launch"`
+	// ConfigHash is the plan's fingerprint of the VM's configuration when
+	// up started it: the next up recreates the VM only if it changed.
+	ConfigHash string `json:"config_hash"`
 
 	// Stopped: a user stopped it (stop, down, or up recreating it); no
 	// restart policy brings it back.
@@ -232,7 +235,7 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 	if image == "" {
 		image = v.Kernel
 	}
-	rec := vmRecord{Member: name, Image: image, Health: v.HealthCheck, Grace: vmGrace(v), Restart: v.Restart, Launch: l}
+	rec := vmRecord{Member: name, Image: image, Health: v.HealthCheck, Grace: vmGrace(v), Restart: v.Restart, Launch: l, ConfigHash: m.ConfigHash}
 	for _, nic := range m.NICs {
 		for _, a := range []netip.Addr{nic.IPv4, nic.IPv6} {
 			if a.IsValid() {
