@@ -28,6 +28,9 @@ type foldupDecoder struct {
 	errs *ErrorList
 	env  types.Mapping
 	all  map[string]*VM // every VM, profiles aside
+	// noFileChecks: named files are resolved, not looked for
+	// (Options.NameOnly).
+	noFileChecks bool
 }
 
 func (d *foldupDecoder) errorf(path []string, format string, args ...any) {
@@ -331,6 +334,9 @@ func (d *foldupDecoder) imageRef(path []string, v string) string {
 // the user's home) and checks that it names a file.
 func (d *foldupDecoder) file(path []string, v string) string {
 	p := d.resolve(v)
+	if d.noFileChecks {
+		return p
+	}
 	fi, err := os.Stat(p)
 	switch {
 	case err != nil && os.IsNotExist(err):

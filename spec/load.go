@@ -48,6 +48,11 @@ type Options struct {
 	Environ []string
 	// Stdin is read for the file "-". Nil: os.Stdin.
 	Stdin io.Reader
+	// NameOnly is for commands that need only the project's identity
+	// (down, ps, logs, stop, ...): the files the project names (kernels,
+	// initrds, cloud-init files) are not checked, so that a project whose
+	// images were deleted can still be taken down.
+	NameOnly bool
 }
 
 // FileNames are looked up, in this order, when no file is named.
@@ -119,6 +124,7 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		env:        env,
 		name:       opts.ProjectName,
 		profiles:   profiles,
+		nameOnly:   opts.NameOnly,
 	})
 }
 
@@ -248,6 +254,7 @@ type loadConfig struct {
 	env        types.Mapping
 	name       string
 	profiles   []string
+	nameOnly   bool // Options.NameOnly
 }
 
 // load runs the pipeline over parsed sources: interpolate, validate, hand
@@ -280,7 +287,7 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 
 	// foldup's own sections are decoded even when the schema found
 	// problems, so that one run reports everything it can.
-	d := &foldupDecoder{p: p, errs: &errs, env: cfg.env}
+	d := &foldupDecoder{p: p, errs: &errs, env: cfg.env, noFileChecks: cfg.nameOnly}
 	vmNames := d.vmNames(docs)
 	d.decodeOwn(docs)
 	if len(errs) > 0 {

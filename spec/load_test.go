@@ -526,3 +526,29 @@ func TestMergeKeepsBaseSettings(t *testing.T) {
 		t.Errorf("networks %+v ports %v", vm.Networks["lan"], vm.Ports)
 	}
 }
+
+// With NameOnly, the files a project names need not exist (down of a
+// project whose images were deleted); the file's own errors still count.
+func TestLoadNameOnly(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "foldup.yaml")
+	if err := os.WriteFile(file, []byte("name: gone\nvms:\n  a:\n    kernel: ./k\n    initrd: /nonexistent/i\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(t.Context(), Options{Files: []string{file}}); err == nil || !strings.Contains(err.Error(), "vms.a.kernel: ./k: no such file") {
+		t.Fatalf("without NameOnly: want the missing kernel, got %v", err)
+	}
+	p, err := Load(t.Context(), Options{Files: []string{file}, NameOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "gone" || p.VMs["a"].Kernel != filepath.Join(dir, "k") {
+		t.Errorf("got name %q, kernel %q", p.Name, p.VMs["a"].Kernel)
+	}
+	if err := os.WriteFile(file, []byte("name: gone\nvms:\n  a:\n    kernel: ./k\n    cpus: 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(t.Context(), Options{Files: []string{file}, NameOnly: true}); err == nil || !strings.Contains(err.Error(), "foldup.yaml:5:11: vms.a.cpus: must be between 1 and 255, not 0") {
+		t.Errorf("NameOnly with a bad field: got %v", err)
+	}
+}

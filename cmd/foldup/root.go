@@ -21,14 +21,18 @@ type globalFlags struct {
 }
 
 func (g *globalFlags) load(ctx context.Context, stdin io.Reader) (*spec.Project, error) {
-	return spec.Load(ctx, spec.Options{
+	return spec.Load(ctx, g.options(stdin))
+}
+
+func (g *globalFlags) options(stdin io.Reader) spec.Options {
+	return spec.Options{
 		Files:       g.files,
 		WorkingDir:  g.projectDir,
 		ProjectName: g.project,
 		EnvFiles:    g.envFiles,
 		Profiles:    g.profiles,
 		Stdin:       stdin,
-	})
+	}
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/runtime"
+	"github.com/foldup/foldup/spec"
 	"github.com/spf13/cobra"
 )
 
@@ -77,7 +78,9 @@ func (g *globalFlags) projectName(cmd *cobra.Command) (string, error) {
 	if g.project != "" {
 		return g.project, nil
 	}
-	p, err := g.load(cmd.Context(), cmd.InOrStdin())
+	o := g.options(cmd.InOrStdin())
+	o.NameOnly = true // down works after the VMs' images are gone
+	p, err := spec.Load(cmd.Context(), o)
 	if err != nil {
 		return "", err
 	}
