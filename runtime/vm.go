@@ -163,6 +163,9 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		if err := qemu.Stop(ctx, f.qmp(), pid, vmGrace(v)); err != nil && !errors.Is(err, qemu.ErrNotRunning) {
 			return ev.fail(err)
 		}
+	case s.Action == planner.ActionStart:
+		// Stopped (foldup stop, or its qemu ended), configuration
+		// unchanged: started again with its disk as it was.
 	default:
 		ev.update("Creating")
 	}
