@@ -13,11 +13,13 @@ test:
 demo:
 	scripts/demo.sh
 
-# The VM tests' kernel and initramfs (where scripts/test.sh puts them),
+# The tests' images (where scripts/test.sh puts them): the VM tests' kernel,
+# initramfs and cloud-init disk, and the example's images for the demo test,
 # built from Debian packages, cached.
 images:
 	scripts/images.sh /var/cache/foldup-test
 	scripts/cloudimage.sh /var/cache/foldup-test
+	scripts/example-images.sh /var/cache/foldup-test/example
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

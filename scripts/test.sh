@@ -11,7 +11,8 @@ export DEBIAN_FRONTEND=noninteractive
 missing=""
 for c in ip:iproute2 unshare:util-linux sysctl:procps git:git ping:iputils-ping python3:python3 nft:nftables dig:dnsutils \
 	busybox:busybox-static dhclient:isc-dhcp-client rdisc6:ndisc6 dockerd:docker.io \
-	qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xz:xz-utils cpio:cpio gzip:gzip; do
+	qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xz:xz-utils cpio:cpio gzip:gzip curl:curl \
+	dnsmasq:dnsmasq-base; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || missing="$missing ${c#*:}"
 done
 if [ -n "$missing" ]; then
@@ -22,6 +23,18 @@ fi
 # initramfs; a Debian 12 image with cloud-init (mmdebstrap).
 scripts/images.sh /var/cache/foldup-test >/dev/null
 scripts/cloudimage.sh /var/cache/foldup-test >/dev/null
+# The example's images (the demo test brings the example up with them),
+# checked first on their own, without foldup (a private engine, dnsmasq,
+# qemu in a namespace of the script's).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+scripts/example-images.sh /var/cache/foldup-test/example >/dev/null
+if ! examples/webapp-with-db/check-images.sh /var/cache/foldup-test/example >"$log" 2>&1; then
+	cat "$log" >&2
+	echo "test.sh: examples/webapp-with-db/check-images.sh failed" >&2
+	exit 1
+fi
+grep '^check-images.sh: ' "$log"
 GO=$(scripts/go.sh)
 "$GO" vet ./...
 bad=$("$(dirname "$GO")/gofmt" -l . 2>/dev/null || true)
@@ -34,16 +47,14 @@ fi
 # "context deadline exceeded" and no failing input (a worker slow to stop
 # at the deadline): such a run is tried once more; any failure with an
 # input is a finding and fails at once.
-fuzzlog=$(mktemp)
-trap 'rm -f "$fuzzlog"' EXIT
 for t in $(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\./\(.*\)/[^/]*:func |\1:|'); do
 	for try in 1 2; do
-		if "$GO" test -run '^$' -fuzz "^${t#*:}\$" -fuzztime "${FUZZTIME:-10s}" "./${t%%:*}" >"$fuzzlog" 2>&1; then
-			cat "$fuzzlog"
+		if "$GO" test -run '^$' -fuzz "^${t#*:}\$" -fuzztime "${FUZZTIME:-10s}" "./${t%%:*}" >"$log" 2>&1; then
+			cat "$log"
 			break
 		fi
-		cat "$fuzzlog"
-		if [ "$try" = 2 ] || grep -q 'Failing input written' "$fuzzlog" || ! grep -q 'context deadline exceeded' "$fuzzlog"; then
+		cat "$log"
+		if [ "$try" = 2 ] || grep -q 'Failing input written' "$log" || ! grep -q 'context deadline exceeded' "$log"; then
 			exit 1
 		fi
 		echo "test.sh: ${t#*:}: the fuzzing engine timed out with no failing input; once more" >&2

@@ -68,3 +68,18 @@ func Debian(t testing.TB) (disk, kernel, initrd string) {
 	}
 	return disk, kernel, initrd
 }
+
+// Example returns the directory that holds the images of
+// examples/webapp-with-db, as scripts/example-images.sh builds them: the
+// web VM's kernel and initramfs under web/ and the database's root
+// filesystem, postgres.tar.
+func Example(t testing.TB) string {
+	t.Helper()
+	systest.Command(t, "qemu-system-x86_64")
+	dir := filepath.Join(Dir(), "example")
+	for _, f := range []string{"web/vmlinuz", "web/initrd.img", "postgres.tar"} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		systest.Need(t, err == nil, "needs "+filepath.Join(dir, f)+": run scripts/example-images.sh "+dir)
+	}
+	return dir
+}
