@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/foldup/foldup/internal/atomicfile"
 	"github.com/foldup/foldup/planner"
 	"golang.org/x/sys/unix"
 )
@@ -184,31 +185,10 @@ func readJournal(path string) ([]Entry, error) {
 	return out, sc.Err()
 }
 
-// writeFileAtomic writes data to path through a synced temporary file
-// renamed over it, so that readers see the old content or the new, never
-// a part.
+// writeFileAtomic writes data to path, mode 0600, so that readers (and
+// the next run after a crash) see the old content or the new, never a part.
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(path, data, 0o600)
 }
 
 func savePlan(path string, p *planner.Plan) error {

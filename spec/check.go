@@ -61,8 +61,20 @@ func (d *foldupDecoder) check() {
 		return true, ok
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.all)) {
+		if !labelRE.MatchString(name) {
+			d.keyErrorf([]string{"vms", name}, "%q is not a VM name: it is the VM's hostname, DNS name and directory, so letters, digits, - and _ (at most 63, no - first or last)", name)
+		}
 		if _, ok := svc(name); ok {
 			d.keyErrorf([]string{"vms", name}, "name already used by service %q: VMs and services share one namespace (and DNS)", name)
+		}
+	}
+	// Docker's rule for container names; it also keeps "." and ".." out of
+	// the paths foldup makes from member names.
+	names := slices.Concat(slices.Collect(maps.Keys(p.Compose.Services)), slices.Collect(maps.Keys(p.Compose.DisabledServices)))
+	slices.Sort(names)
+	for _, name := range names {
+		if !serviceNameRE.MatchString(name) {
+			d.keyErrorf([]string{"services", name}, "%q is not a service name: a letter or digit first, then letters, digits, ., - or _", name)
 		}
 	}
 	usesDefault := false

@@ -627,6 +627,8 @@ func (d *foldupDecoder) restart(path []string, v string) string {
 var (
 	labelRE = regexp.MustCompile(`^([A-Za-z0-9_]|[A-Za-z0-9_][A-Za-z0-9_-]{0,61}[A-Za-z0-9_])$`)
 	chainRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,254}$`)
+	// serviceNameRE is Docker's rule for container names.
+	serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 )
 
 // checkDomain explains what is wrong with s as a DNS name, or returns "".

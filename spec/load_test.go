@@ -233,6 +233,13 @@ func TestErrors(t *testing.T) {
 			nil, `foldup.yaml:4:13: vms.a.sha256: "abc" is not a SHA-256 digest (64 hex digits)`},
 		{"missing files", map[string]string{"foldup.yaml": "vms:\n  a:\n    kernel: ./k\n    initrd: /nonexistent/i\n    cloud_init: {user_data: u}\n"},
 			nil, "foldup.yaml:3:13: vms.a.kernel: ./k: no such file\nfoldup.yaml:4:13: vms.a.initrd: /nonexistent/i: no such file\nfoldup.yaml:5:29: vms.a.cloud_init.user_data: u: no such file"},
+		{"vm names", map[string]string{"foldup.yaml": "vms:\n  \"..\": {kernel: k}\n  -x: {kernel: k}\n  a.b: {kernel: k}\n", "k": ""},
+			nil, `foldup.yaml:2:3: vms...: ".." is not a VM name: it is the VM's hostname, DNS name and directory, so letters, digits, - and _ (at most 63, no - first or last)` + "\n" +
+				`foldup.yaml:3:3: vms.-x: "-x" is not a VM name: it is the VM's hostname, DNS name and directory, so letters, digits, - and _ (at most 63, no - first or last)` + "\n" +
+				`foldup.yaml:4:3: vms.a.b: "a.b" is not a VM name: it is the VM's hostname, DNS name and directory, so letters, digits, - and _ (at most 63, no - first or last)`},
+		{"service names", map[string]string{"foldup.yaml": "services:\n  \"..\": {image: x}\n  .x: {image: x}\n  web.v2_a-1: {image: x}\n"},
+			nil, `foldup.yaml:2:3: services...: ".." is not a service name: a letter or digit first, then letters, digits, ., - or _` + "\n" +
+				`foldup.yaml:3:3: services..x: ".x" is not a service name: a letter or digit first, then letters, digits, ., - or _`},
 		{"directory as file", map[string]string{"foldup.yaml": "vms:\n  a:\n    kernel: sub\n", "sub/x": ""},
 			nil, "foldup.yaml:3:13: vms.a.kernel: sub is a directory, not a file"},
 		{"cpus", map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k, cpus: 0}\n  b: {kernel: k, cpus: many}\n", "k": ""},
