@@ -155,6 +155,12 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 	if strings.TrimSpace(out) != "" {
 		t.Errorf("bridges left:\n%s", out)
 	}
+	if out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
+		t.Errorf("taps left:\n%s", out)
+	}
+	if out, _ := exec.Command("pgrep", "-af", "qemu-system.*"+e.dir).Output(); len(out) > 0 {
+		t.Errorf("qemu processes left: %s", out)
+	}
 	if out := e.ns.MustRun(t, "nft", "list", "tables"); strings.Contains(out, "foldup-"+project) {
 		t.Errorf("nft tables left:\n%s", out)
 	}

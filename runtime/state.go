@@ -49,26 +49,60 @@ func (d dirs) make() error {
 
 // lock takes the project's lock, waiting for another foldup that holds it
 // (a second `up`, a `down`). It returns the function that releases it.
-// The lock is an flock: the kernel drops it when its holder dies.
+// The lock is an flock: the kernel drops it when its holder dies. An up
+// that fails before making anything removes the lock file it made
+// (removeIfUnused); whoever was waiting on that file then holds the lock
+// of a file no longer at its path, which locks nothing, and tries again.
 func (d dirs) lock(wait func()) (func(), error) {
-	if err := d.make(); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(d.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
-		if wait != nil {
-			wait()
+	for try := 0; ; try++ {
+		if err := d.make(); err != nil {
+			return nil, err
 		}
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-	}
-	if err != nil {
+		f, err := os.OpenFile(d.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+		if errors.Is(err, fs.ErrNotExist) && try < 100 {
+			continue // the directory was removed between make and open
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+			if wait != nil && try == 0 {
+				wait()
+			}
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", d.lockFile(), err)
+		}
+		var held, there unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(d.lockFile(), &there) == nil &&
+			held.Dev == there.Dev && held.Ino == there.Ino {
+			return func() { f.Close() }, nil
+		}
 		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", d.lockFile(), err)
+		if try >= 100 {
+			return nil, fmt.Errorf("locking %s: the file keeps being replaced", d.lockFile())
+		}
 	}
-	return func() { f.Close() }, nil
+}
+
+// removeIfUnused removes the project's directories when they hold nothing
+// but the lock file (an up that failed before making anything), and the
+// roots above them if they are empty then: bad input leaves no trace. The
+// caller holds the lock.
+func (d dirs) removeIfUnused() {
+	entries, err := os.ReadDir(d.state)
+	if err != nil || len(entries) != 1 || entries[0].Name() != filepath.Base(d.lockFile()) {
+		return
+	}
+	if run, err := os.ReadDir(d.run); err != nil || len(run) > 0 {
+		return
+	}
+	os.Remove(d.lockFile())
+	for _, dir := range []string{d.state, d.run, filepath.Dir(d.state), filepath.Dir(d.run)} {
+		os.Remove(dir) // only if empty
+	}
 }
 
 // Journal entry kinds: what up makes, in the order it may make them.
@@ -127,6 +161,7 @@ func (j *journal) record(kind, name string) error {
 	if j.seen[k] {
 		return nil
 	}
+	j.crashAfter()
 	b, err := json.Marshal(Entry{Kind: kind, Name: name, Time: time.Now().UTC()})
 	if err != nil {
 		return err
@@ -147,9 +182,35 @@ func (j *journal) record(kind, name string) error {
 	return nil
 }
 
-// killAt is FOLDUP_TEST_KILL_AT: the crash tests make foldup kill itself
-// with SIGKILL right after writing that many journal entries.
-var killAt, _ = strconv.Atoi(os.Getenv("FOLDUP_TEST_KILL_AT"))
+// The crash tests make foldup kill itself with SIGKILL:
+//
+//   - FOLDUP_TEST_KILL_AT=N: right after writing the Nth journal entry,
+//     before what it names is made;
+//   - FOLDUP_TEST_KILL_AFTER=N: once what the Nth entry names is made,
+//     before the next entry is written (or before up returns, if it was
+//     the last);
+//   - FOLDUP_TEST_KILL_SUPERVISOR=dns|ready: the supervisor, once its
+//     DNS/DHCP server serves, or once it also answers on its socket.
+var (
+	killAt, _        = strconv.Atoi(os.Getenv("FOLDUP_TEST_KILL_AT"))
+	killAfter, _     = strconv.Atoi(os.Getenv("FOLDUP_TEST_KILL_AFTER"))
+	killSupervisorAt = os.Getenv("FOLDUP_TEST_KILL_SUPERVISOR")
+)
+
+// crashAfter is FOLDUP_TEST_KILL_AFTER's point: j.written entries are
+// written and what they name is made.
+func (j *journal) crashAfter() {
+	if killAfter > 0 && j.written == killAfter {
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+	}
+}
+
+// crashSupervisor is FOLDUP_TEST_KILL_SUPERVISOR's point.
+func crashSupervisor(at string) {
+	if killSupervisorAt == at {
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+	}
+}
 
 func (j *journal) close() error { return j.f.Close() }
 

@@ -80,6 +80,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 		return err
 	}
 	defer s.close()
+	crashSupervisor("dns")
 
 	os.Remove(d.socket()) // a dead supervisor's
 	ln, err := net.Listen("unix", d.socket())
@@ -120,6 +121,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 	if ready != nil {
 		ready()
 	}
+	crashSupervisor("ready")
 	s.log.Info("supervisor running", "project", project, "pid", os.Getpid())
 	watching := make(chan struct{}, 2)
 	go func() {

@@ -92,6 +92,12 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		return nil, err
 	}
 	defer unlock()
+	made := false // the journal is open: something may be made
+	defer func() {
+		if !made {
+			d.removeIfUnused()
+		}
+	}()
 
 	r := &upRun{p: p, o: o, uo: uo, d: d, prog: prog, ports: map[string]network.Port{}}
 	if r.host = o.Host; r.host == nil {
@@ -153,6 +159,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	if r.j, err = openJournal(d.journalFile()); err != nil {
 		return nil, err
 	}
+	made = true
 	defer r.j.close()
 	if err := savePlan(d.planFile(), pl); err != nil {
 		return nil, err
@@ -189,6 +196,9 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	if err := r.orphans(ctx); err != nil {
 		return res, err
 	}
+	r.j.mu.Lock()
+	r.j.crashAfter() // everything made
+	r.j.mu.Unlock()
 	if uo.Wait {
 		if err := r.waitAll(ctx, wanted); err != nil {
 			return res, err

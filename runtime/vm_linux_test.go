@@ -137,9 +137,13 @@ func TestVMAndContainers(t *testing.T) {
 		t.Errorf("logs --tail 1 vm1 = %q, %v", logs.String(), err)
 	}
 
+	// qemu is confined: the unprivileged user, no capability, seccomp
+	// filtering (-sandbox on), no way back to privileges.
+	pid := vmRunning(f)
+	assertConfined(t, pid)
+
 	// stop vm1 powers it off (busybox ignores the button: quit after the
 	// grace); ps -a shows it exited.
-	pid := vmRunning(f)
 	one := 1
 	if err := Stop(ctx, p.Name, []string{"vm1"}, &one, e.o); err != nil {
 		t.Fatal(err)
@@ -165,5 +169,46 @@ func TestVMAndContainers(t *testing.T) {
 	}
 	if out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+f.run).Output(); len(out) > 0 {
 		t.Errorf("qemu processes left: %s", out)
+	}
+}
+
+// assertConfined checks, in /proc/PID/status, that a qemu process runs as
+// qemu's user (nobody) in every uid and gid slot, holds no capability
+// (effective, permitted, inheritable, ambient), is under a seccomp filter
+// (mode 2) and has no_new_privs set.
+func assertConfined(t *testing.T, pid int) {
+	t.Helper()
+	cred, ok := qemuUser()
+	if !ok {
+		t.Fatal("no unprivileged user for qemu on this machine")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("qemu %d: %v", pid, err)
+	}
+	status := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			status[k] = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	want := map[string]string{
+		"Uid":        strings.Repeat(fmt.Sprint(cred.Uid, " "), 3) + fmt.Sprint(cred.Uid),
+		"Gid":        strings.Repeat(fmt.Sprint(cred.Gid, " "), 3) + fmt.Sprint(cred.Gid),
+		"Groups":     "",
+		"CapInh":     "0000000000000000",
+		"CapPrm":     "0000000000000000",
+		"CapEff":     "0000000000000000",
+		"CapAmb":     "0000000000000000",
+		"NoNewPrivs": "1",
+		"Seccomp":    "2",
+	}
+	for k, v := range want {
+		if status[k] != v {
+			t.Errorf("qemu %d: %s is %q, want %q", pid, k, status[k], v)
+		}
+	}
+	if cred.Uid == 0 {
+		t.Errorf("qemu's user is root")
 	}
 }

@@ -308,6 +308,7 @@ var composeMessages = []struct {
 	{regexp.MustCompile(`^service "([^"]+)" refers to undefined volume ([^:]+)`), func(m []string) []string { return []string{"services", m[1], "volumes", m[2]} }},
 	{regexp.MustCompile(`^service "([^"]+)" refers to undefined (?:build )?secret ([^:]+)`), func(m []string) []string { return []string{"services", m[1], "secrets", m[2]} }},
 	{regexp.MustCompile(`^service "([^"]+)" refers to undefined config ([^:]+)`), func(m []string) []string { return []string{"services", m[1], "configs", m[2]} }},
+	{regexp.MustCompile(`^dependency cycle detected: ([^ ]+) -> ([^ ]+)`), func(m []string) []string { return []string{"services", m[1], "depends_on", m[2]} }},
 	{regexp.MustCompile(`^service "?([^" ]+)"? `), func(m []string) []string { return []string{"services", m[1]} }},
 	{regexp.MustCompile(`^(services\.[^: ]+):`), func(m []string) []string { return []string{m[1]} }},
 }

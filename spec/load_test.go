@@ -240,6 +240,8 @@ func TestErrors(t *testing.T) {
 		{"service names", map[string]string{"foldup.yaml": "services:\n  \"..\": {image: x}\n  .x: {image: x}\n  web.v2_a-1: {image: x}\n"},
 			nil, `foldup.yaml:2:3: services...: ".." is not a service name: a letter or digit first, then letters, digits, ., - or _` + "\n" +
 				`foldup.yaml:3:3: services..x: ".x" is not a service name: a letter or digit first, then letters, digits, ., - or _`},
+		{"dependency cycle", map[string]string{"foldup.yaml": "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on:\n      a: {condition: service_started}\n"},
+			nil, "foldup.yaml:4:18: services.a.depends_on.b: dependency cycle detected: a -> b -> a"},
 		{"directory as file", map[string]string{"foldup.yaml": "vms:\n  a:\n    kernel: sub\n", "sub/x": ""},
 			nil, "foldup.yaml:3:13: vms.a.kernel: sub is a directory, not a file"},
 		{"cpus", map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k, cpus: 0}\n  b: {kernel: k, cpus: many}\n", "k": ""},
