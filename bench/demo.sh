@@ -20,17 +20,25 @@
 # builds them there if they are missing). Needs dockerd, qemu, curl.
 set -eu
 cd "$(dirname "$0")/.."
-root=$PWD
 IMG=/var/cache/foldup-test/example
 now() { date +%s.%N; }
 elapsed() { printf '%.1f' "$(echo "$2 - $1" | bc)"; }
 
+# shellcheck source=../scripts/engine.sh
+. scripts/engine.sh
 D=$(mktemp -d /tmp/fu-db-XXXXXX) # short: socket paths are limited to 108 bytes
 chmod 711 "$D"
 NS=fu-demob-$$
-id=$(basename "$D")
-keyjson=no
-[ -e /etc/docker/key.json ] || keyjson=yes
+export DOCKER=/usr/bin/docker # the engine's own client (docker.io)
+export FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run
+cleanup() {
+	set +e
+	ip netns exec "$NS" bin/foldup -p webapp down -v >/dev/null 2>&1
+	engine_stop "$D"
+	ip netns del "$NS" 2>/dev/null
+	rm -rf "$D"
+}
+trap cleanup EXIT INT TERM
 
 if [ "${1:-}" = --cold ]; then
 	mkdir -p "$D/img" "$D/go"
@@ -43,34 +51,10 @@ if [ "${1:-}" = --cold ]; then
 fi
 scripts/example-images.sh "$IMG" >/dev/null
 
-export DOCKER_HOST=unix://$D/docker.sock FOLDUP_IMAGES=$IMG FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run
-cleanup() {
-	set +e
-	ip netns exec "$NS" bin/foldup -p webapp down -v >/dev/null 2>&1
-	if [ -f "$D/docker.pid" ]; then
-		/usr/bin/docker rm -f $(/usr/bin/docker ps -aq) >/dev/null 2>&1
-		kill "$(cat "$D/docker.pid")" 2>/dev/null
-		for i in $(seq 100); do [ -e "$D/docker.pid" ] || break; sleep 0.1; done
-	fi
-	pkill -9 -f "$D/" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	for c in /sys/fs/cgroup/"$id" /sys/fs/cgroup/*/"$id"; do
-		[ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
-	done
-	[ $keyjson = yes ] && rm -f /etc/docker/key.json
-	rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
+export FOLDUP_IMAGES=$IMG
 ip netns add "$NS"
 ip -n "$NS" link set lo up
-echo '{}' >"$D/daemon.json"
-# `ip netns exec` remounts /sys, hiding the cgroup hierarchies dockerd needs.
-mounts=$(awk '$2 ~ /^\/sys\/fs\/cgroup/ {printf "mkdir -p %s && mount -t %s -o %s %s %s\n", $2, $3, $4, $1, $2}' /proc/self/mounts)
-setsid ip netns exec "$NS" sh -ec "$mounts
-exec dockerd --host $DOCKER_HOST --data-root $D/data --exec-root $D/exec --pidfile $D/docker.pid \
-	--config-file $D/daemon.json --containerd-namespace $id --containerd-plugins-namespace $id-plugins \
-	--cgroup-parent /$id --userland-proxy=false --bridge none --log-level warn" >"$D/dockerd.log" 2>&1 </dev/null &
-for i in $(seq 150); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.2; done
+engine_start "$NS" "$D"
 
 demo() { # demo LABEL: run scripts/demo.sh in the namespace, check the page, print the time
 	t0=$(now)

@@ -132,7 +132,9 @@ func TestDemo(t *testing.T) {
 
 	// What up made, to look for after down.
 	links, _ := inNS(10*time.Second, "ip", "-o", "link", "show")
-	made := regexp.MustCompile(`(?m)^\d+: ([^:@]+)`).FindAllStringSubmatch(links, -1)
+	// "N: NAME: ..." or, for a veth, "N: NAME@PEER: ...".
+	linkName := regexp.MustCompile(`(?m)^\d+: ([^:@]+)`)
+	made := linkName.FindAllStringSubmatch(links, -1)
 	if len(made) < 4 { // lo, the bridge, the tap, db's veth
 		t.Errorf("up made fewer links than it should:\n%s", links)
 	}
@@ -168,8 +170,12 @@ func TestDemo(t *testing.T) {
 
 	// Nothing left.
 	links, _ = inNS(10*time.Second, "ip", "-o", "link", "show")
+	left := map[string]bool{}
+	for _, m := range linkName.FindAllStringSubmatch(links, -1) {
+		left[m[1]] = true
+	}
 	for _, m := range made {
-		if name := m[1]; name != "lo" && strings.Contains(links, " "+name+":") {
+		if name := m[1]; name != "lo" && left[name] {
 			t.Errorf("link %s is still there after down:\n%s", name, links)
 		}
 	}

@@ -20,14 +20,13 @@ for c in dockerd dnsmasq qemu-system-x86_64 curl busybox xz "$docker"; do
 	command -v "$c" >/dev/null || { echo "check-images.sh: needs $c" >&2; exit 1; }
 done
 
-id=fxc$$
-ns=$id
+# shellcheck source=../../scripts/engine.sh
+. "$here/../../scripts/engine.sh"
+
+ns=fxc$$
 tmp=$(mktemp -d /tmp/fxc.XXXXXX) # short: socket paths are limited to 108 bytes
-export DOCKER_HOST=unix://$tmp/docker.sock
 mac=52:54:00:12:34:56
 failed=0
-keyjson=no
-[ -e /etc/docker/key.json ] || keyjson=yes
 
 ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
 step() { echo "== $*"; }
@@ -50,21 +49,7 @@ cleanup() {
 		[ -f "$tmp/qemu.pid" ] && kill "$(cat "$tmp/qemu.pid")" 2>/dev/null
 	fi
 	[ -f "$tmp/dnsmasq.pid" ] && kill "$(cat "$tmp/dnsmasq.pid")" 2>/dev/null
-	if [ -f "$tmp/dockerd.pid" ]; then
-		"$docker" rm -f db >/dev/null 2>&1 # first: else dockerd waits for it to stop
-		pid=$(cat "$tmp/dockerd.pid")
-		pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
-		kill "$pid" 2>/dev/null
-		for i in $(seq 200); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		[ -n "$pgid" ] && kill -9 -- "-$pgid" 2>/dev/null # containerd and shims, in its group
-	fi
-	for d in /sys/fs/cgroup/*/"$id" /sys/fs/cgroup/"$id"; do
-		[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
-	done
-	[ "$keyjson" = yes ] && rm -f /etc/docker/key.json
+	engine_stop "$tmp"
 	ip netns del "$ns" 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -84,19 +69,7 @@ ip -n "$ns" link set tap0 up
 
 step "dockerd"
 t=$(date +%s%N)
-# `ip netns exec` remounts /sys: mount the cgroup hierarchies again inside.
-mounts=$(awk '$2 ~ "^/sys/fs/cgroup" {printf "mkdir -p %s && mount -t %s -o %s %s %s\n", $2, $3, $4, $1, $2}' /proc/self/mounts)
-echo '{}' >"$tmp/daemon.json"
-setsid ip netns exec "$ns" sh -ec "$mounts
-exec dockerd --host $DOCKER_HOST --data-root $tmp/data --exec-root $tmp/exec --pidfile $tmp/docker.pid \
-	--config-file $tmp/daemon.json --containerd-namespace $id --containerd-plugins-namespace $id-plugins \
-	--cgroup-parent /$id --userland-proxy=false --bridge none --log-level warn" >"$tmp/dockerd.log" 2>&1 &
-echo $! >"$tmp/dockerd.pid"
-for i in $(seq 300); do
-	"$docker" version >/dev/null 2>&1 && break
-	sleep 0.1
-done
-"$docker" version >/dev/null || { cat "$tmp/dockerd.log"; exit 1; }
+engine_start "$ns" "$tmp" || exit 1
 ok "dockerd answers after $(ms "$t") ms"
 
 step "import and run the database"
