@@ -68,6 +68,20 @@ func TestInvalidUpChangesNothing(t *testing.T) {
 			}
 		})
 	}
+
+	// Commands on a project that never ran leave no trace either (stop
+	// says the project is not up; ps and down succeed).
+	for _, args := range [][]string{{"ps", "-a"}, {"down"}, {"stop"}} {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		out, err := e.cli(t, ctx, filepath.Join(dir, "bad0.yaml"), nil, append([]string{"-p", "neverran"}, args...)...).CombinedOutput()
+		cancel()
+		if err != nil && args[0] != "stop" {
+			t.Errorf("%s of a project that never ran: %v\n%s", args, err, out)
+		}
+		if after := e.snapshot(t); after != before {
+			t.Errorf("%s of a project that never ran changed the system:\n%s", args, diffLines(before, after))
+		}
+	}
 }
 
 // snapshot describes what an up could change: links, addresses, the

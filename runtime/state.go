@@ -49,9 +49,10 @@ func (d dirs) make() error {
 
 // lock takes the project's lock, waiting for another foldup that holds it
 // (a second `up`, a `down`). It returns the function that releases it.
-// The lock is an flock: the kernel drops it when its holder dies. An up
-// that fails before making anything removes the lock file it made
-// (removeIfUnused); whoever was waiting on that file then holds the lock
+// The lock is an flock: the kernel drops it when its holder dies. Releasing
+// it removes the project's directories if they hold nothing but the lock
+// file (an up that failed before making anything, a down of a project
+// that never ran): whoever was waiting on that file then holds the lock
 // of a file no longer at its path, which locks nothing, and tries again.
 func (d dirs) lock(wait func()) (func(), error) {
 	for try := 0; ; try++ {
@@ -78,7 +79,10 @@ func (d dirs) lock(wait func()) (func(), error) {
 		var held, there unix.Stat_t
 		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(d.lockFile(), &there) == nil &&
 			held.Dev == there.Dev && held.Ino == there.Ino {
-			return func() { f.Close() }, nil
+			return func() {
+				d.removeIfUnused()
+				f.Close()
+			}, nil
 		}
 		f.Close()
 		if try >= 100 {
@@ -88,9 +92,9 @@ func (d dirs) lock(wait func()) (func(), error) {
 }
 
 // removeIfUnused removes the project's directories when they hold nothing
-// but the lock file (an up that failed before making anything), and the
-// roots above them if they are empty then: bad input leaves no trace. The
-// caller holds the lock.
+// but the lock file, and the roots above them if they are empty then: bad
+// input leaves no trace. Anything up makes is in its journal first, so a
+// project with no journal has nothing. The caller holds the lock.
 func (d dirs) removeIfUnused() {
 	entries, err := os.ReadDir(d.state)
 	if err != nil || len(entries) != 1 || entries[0].Name() != filepath.Base(d.lockFile()) {

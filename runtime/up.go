@@ -92,12 +92,6 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		return nil, err
 	}
 	defer unlock()
-	made := false // the journal is open: something may be made
-	defer func() {
-		if !made {
-			d.removeIfUnused()
-		}
-	}()
 
 	r := &upRun{p: p, o: o, uo: uo, d: d, prog: prog, ports: map[string]network.Port{}}
 	if r.host = o.Host; r.host == nil {
@@ -159,7 +153,6 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	if r.j, err = openJournal(d.journalFile()); err != nil {
 		return nil, err
 	}
-	made = true
 	defer r.j.close()
 	if err := savePlan(d.planFile(), pl); err != nil {
 		return nil, err
