@@ -43,8 +43,9 @@ type Engine struct {
 	Dir    string // its state: data root, exec root, socket, log
 	Client *client.Client
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	script string // the shell command that starts dockerd
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // Start starts an engine inside ns and imports Image into it. The engine
@@ -64,18 +65,12 @@ func Start(t testing.TB, ns *nstest.NS) *Engine {
 		t.Fatal(err)
 	}
 	id := filepath.Base(dir)
-	e := &Engine{NS: ns, Dir: dir, Host: "unix://" + dir + "/docker.sock", done: make(chan struct{})}
+	e := &Engine{NS: ns, Dir: dir, Host: "unix://" + dir + "/docker.sock"}
 	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, keyErr := os.Stat("/etc/docker/key.json")
-	log, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// `ip netns exec` remounts /sys, which hides the cgroup hierarchies
-	// dockerd needs: mount them again inside that mount namespace.
-	script := cgroupMounts(t) + "exec dockerd" +
+	e.script = cgroupMounts(t) + "exec dockerd" +
 		" --host " + e.Host +
 		" --data-root " + dir + "/data" +
 		" --exec-root " + dir + "/exec" +
@@ -85,13 +80,9 @@ func Start(t testing.TB, ns *nstest.NS) *Engine {
 		" --containerd-plugins-namespace " + id + "-plugins" +
 		" --cgroup-parent /" + id +
 		" --userland-proxy=false --bridge none --log-level warn"
-	e.cmd = exec.Command("ip", "netns", "exec", ns.Name, "sh", "-ec", script)
-	e.cmd.Stdout, e.cmd.Stderr = log, log
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := e.cmd.Start(); err != nil {
+	if err := e.launch(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { e.cmd.Wait(); log.Close(); close(e.done) }()
 	t.Cleanup(func() {
 		e.stop(t)
 		removeCgroups(id)
@@ -102,18 +93,134 @@ func Start(t testing.TB, ns *nstest.NS) *Engine {
 			t.Errorf("removing engine state: %v", err)
 		}
 	})
-
-	if err := e.waitReady(30 * time.Second); err != nil {
-		t.Fatalf("dockerd did not start: %v\n%s", err, e.Log())
-	}
-	e.Client, err = client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
-	if err != nil {
+	if err := e.ready(); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.importBusybox(t.Context()); err != nil {
 		t.Fatalf("importing busybox: %v", err)
 	}
 	return e
+}
+
+// launch starts dockerd (again) with the engine's state. `ip netns exec`
+// remounts /sys, which hides the cgroup hierarchies dockerd needs: the
+// script mounts them again inside that mount namespace.
+func (e *Engine) launch() error {
+	log, err := os.OpenFile(filepath.Join(e.Dir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	e.done = make(chan struct{})
+	e.cmd = exec.Command("ip", "netns", "exec", e.NS.Name, "sh", "-ec", e.script)
+	e.cmd.Stdout, e.cmd.Stderr = log, log
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := e.cmd.Start(); err != nil {
+		log.Close()
+		return err
+	}
+	cmd, done := e.cmd, e.done
+	go func() { cmd.Wait(); log.Close(); close(done) }()
+	return nil
+}
+
+// ready waits for the engine to answer and connects e.Client to it.
+func (e *Engine) ready() error {
+	if err := e.waitReady(30 * time.Second); err != nil {
+		return fmt.Errorf("dockerd did not start: %v\n%s", err, e.Log())
+	}
+	c, err := client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	if e.Client != nil {
+		e.Client.Close()
+	}
+	e.Client = c
+	return nil
+}
+
+// Restart stops the engine as `systemctl restart docker` does (SIGTERM:
+// it stops its containers, and starts again those whose restart policy
+// says so) and starts it again with the same state.
+func (e *Engine) Restart(t testing.TB) {
+	t.Helper()
+	e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("dockerd did not stop in 30 s\n%s", e.Log())
+	}
+	syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL) // containerd
+	if err := e.launch(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ready(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PowerOff kills the engine, containerd, the shims and every container
+// process at once with SIGKILL, and empties the engine's exec root (a
+// tmpfs under /run on a real machine), as a power cut would. Boot starts
+// it again.
+func (e *Engine) PowerOff(t testing.TB) {
+	t.Helper()
+	syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+	<-e.done
+	// The shims run in sessions of their own.
+	killCommandsWith(e.Dir + "/exec/containerd/")
+	id := filepath.Base(e.Dir)
+	// Container processes live in their own sessions, under the engine's
+	// cgroup parent: kill them there until none is left.
+	for range 50 {
+		procs, _ := filepath.Glob("/sys/fs/cgroup/pids/" + id + "/*/cgroup.procs")
+		n := 0
+		for _, f := range procs {
+			b, _ := os.ReadFile(f)
+			for _, pid := range strings.Fields(string(b)) {
+				var p int
+				fmt.Sscan(pid, &p)
+				if p > 0 {
+					syscall.Kill(p, syscall.SIGKILL)
+					n++
+				}
+			}
+		}
+		if n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// dockerd's mounts were made in the mount namespace of `ip netns
+	// exec`, which ended with the last of its processes.
+	if err := os.RemoveAll(filepath.Join(e.Dir, "exec")); err != nil {
+		t.Fatalf("emptying the exec root: %v", err)
+	}
+}
+
+// killCommandsWith kills every process whose command line holds s.
+func killCommandsWith(s string) {
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
+			continue
+		}
+		var pid int
+		fmt.Sscanf(f, "/proc/%d/cmdline", &pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// Boot starts the engine after PowerOff, as the machine's init would.
+func (e *Engine) Boot(t testing.TB) {
+	t.Helper()
+	if err := e.launch(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ready(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Log returns what dockerd printed.

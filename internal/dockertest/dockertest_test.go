@@ -24,3 +24,31 @@ func TestEngine(t *testing.T) {
 		t.Fatalf("docker run printed %q", out)
 	}
 }
+
+// TestRestartAndPowerOff: a container with restart policy "always" is
+// running again after a restart; after a power cut and a boot the engine
+// knows its containers, none runs but the "always" one, and nothing of
+// the killed processes is left.
+func TestRestartAndPowerOff(t *testing.T) {
+	ns := nstest.New(t)
+	e := Start(t, ns)
+	docker := func(args ...string) string {
+		t.Helper()
+		return strings.TrimSpace(ns.MustRun(t, append([]string{"docker", "-H", e.Host}, args...)...))
+	}
+	docker("run", "-d", "--name", "always", "--restart", "always", "--init", "--network", "none", Image, "sleep", "3600")
+	docker("run", "-d", "--name", "once", "--init", "--network", "none", Image, "sleep", "3600")
+	e.Restart(t)
+	if got := docker("ps", "--format", "{{.Names}}"); got != "always" {
+		t.Errorf("running after a restart: %q, want always", got)
+	}
+	docker("start", "once")
+	e.PowerOff(t)
+	if out, _ := ns.Run(t, "pgrep", "-f", "sleep 3600"); strings.TrimSpace(out) != "" {
+		t.Errorf("container processes left after a power cut: %s", out)
+	}
+	e.Boot(t)
+	if got := docker("ps", "-a", "--format", "{{.Names}} {{.State}}"); !strings.Contains(got, "always running") || !strings.Contains(got, "once exited") {
+		t.Errorf("containers after a boot:\n%s\n%s", got, e.Log())
+	}
+}
