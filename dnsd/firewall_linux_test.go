@@ -30,7 +30,7 @@ func TestThroughFirewall(t *testing.T) {
 		Project: "dnsdtest",
 		Networks: []network.Net{{Bridge: "br0", Gateway4: netip.MustParseAddr("10.77.0.1"),
 			Gateway6: netip.MustParseAddr("fd77::1"), Isolated: true, Outbound: network.OutboundDrop}},
-		Ports: []network.Port{{Name: "vm1", Bridge: "br0", MAC: mac("02:fd:00:00:00:10"),
+		Ports: []network.Port{{Name: "vm1", Bridge: "br0", MAC: mac("02:fd:00:00:00:10"), RA: true,
 			IPv4: addrs("10.77.0.10"), IPv6: []netip.Addr{eui}}},
 	})
 	if err != nil {

@@ -55,6 +55,12 @@ type Port struct {
 	MAC    net.HardwareAddr
 	IPv4   []netip.Addr
 	IPv6   []netip.Addr
+	// RA lets foldup's router advertisements out to the port: a VM's
+	// tap, whose guest configures IPv6 from them. No other port gets
+	// them: Docker configures a container's address and gateway itself,
+	// and an advertisement that lands while it does makes the container
+	// fail to start ("failed to set IPv6 gateway ...: file exists").
+	RA bool
 }
 
 // Forward is a host port forwarded to a member's address.

@@ -80,6 +80,14 @@ const (
 // where a frame comes in is filtering where it goes out, without a
 // second base chain every bridged frame would cross.
 //
+// Router advertisements from foldup's server (the host, through the
+// bridge) go out only to the ports that want them (Port.RA): the VMs'
+// taps.
+//
+//	chain output { type filter hook output priority -200
+//	    icmpv6 type nd-router-advert oifname != @ra_ports drop
+//	}
+//
 //	chain mcast_ipv4 {
 //	    meta l4proto igmp accept; ip daddr 224.0.0.1 accept
 //	    iifname . ip daddr @mcast_ipv4 accept
@@ -105,13 +113,17 @@ func guardTable(cfg Config) *tableDef {
 	mc4 := newSet(t, "mcast_ipv4", []nftables.SetDatatype{ifT, ip4T})
 	mc6 := newSet(t, "mcast_ipv6", []nftables.SetDatatype{ifT, ip6T})
 	routerLL := newSet(t, "router_ll", []nftables.SetDatatype{ip6T})
+	raPorts := newSet(t, "ra_ports", []nftables.SetDatatype{ifT})
 
-	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL}, elems: map[*nftables.Set][]nftables.SetElement{}}
+	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts}, elems: map[*nftables.Set][]nftables.SetElement{}}
 	el := func(s *nftables.Set, k []byte) { d.elems[s] = append(d.elems[s], nftables.SetElement{Key: k}) }
 	for _, p := range cfg.Ports {
 		name := ifname(p.Name)
 		el(ports, name)
 		el(macs, key(name, p.MAC))
+		if p.RA {
+			el(raPorts, name)
+		}
 		for _, a := range p.IPv4 {
 			el(ip4, key(name, a.AsSlice()))
 			el(macIP4, key(name, p.MAC, a.AsSlice()))
@@ -217,6 +229,9 @@ func guardTable(cfg Config) *tableDef {
 		}
 		a.add(m6, v6, in(mc6, false, iif, ip6dst), accept)
 		a.add(m6, drop)
+
+		out := a.base("output", nftables.ChainTypeFilter, nftables.ChainHookOutput, -200)
+		a.add(out, etherType(etherIPv6), icmp6Type(134), in(raPorts, true, oif), drop)
 	}
 	return d
 }

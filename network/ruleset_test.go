@@ -23,9 +23,9 @@ func smallProject() Config {
 			{Bridge: "fub5e6f7a8b", Gateway4: mustAddr("10.80.2.1"), Outbound: OutboundNAT},
 		},
 		Ports: []Port{
-			{Name: "fut00000001", Bridge: "fub1a2b3c4d", MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56},
+			{Name: "fut00000001", Bridge: "fub1a2b3c4d", MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x56}, RA: true,
 				IPv4: []netip.Addr{mustAddr("10.80.1.10")}, IPv6: []netip.Addr{mustAddr("fd00:80:1::5054:ff:fe12:3456")}},
-			{Name: "fut00000002", Bridge: "fub5e6f7a8b", MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x57},
+			{Name: "fut00000002", Bridge: "fub5e6f7a8b", MAC: net.HardwareAddr{0x52, 0x54, 0, 0x12, 0x34, 0x57}, RA: true,
 				IPv4: []netip.Addr{mustAddr("10.80.2.10")}},
 			{Name: "veth1234567", Bridge: "fub1a2b3c4d", MAC: net.HardwareAddr{0x02, 0x42, 0x0a, 0x50, 0x01, 0x05},
 				IPv4: []netip.Addr{mustAddr("10.80.1.5")}},

@@ -498,7 +498,7 @@ func vmPorts(pl *planner.Plan) map[string]network.Port {
 			if n == nil || err != nil || nic.Tap == "" {
 				continue
 			}
-			p := network.Port{Name: nic.Tap, Bridge: n.Bridge, MAC: hw}
+			p := network.Port{Name: nic.Tap, Bridge: n.Bridge, MAC: hw, RA: true}
 			if nic.IPv4.IsValid() {
 				p.IPv4 = []netip.Addr{nic.IPv4}
 			}

@@ -86,6 +86,16 @@ func TestVMIPv6(t *testing.T) {
 		t.Fatalf("vm6's IPv6 default route is not via a link-local address of the bridge %v:\n%s", linkLocals(t, e, n.Bridge), routes)
 	}
 
+	// The advertisements reach the VM only: Docker configures the
+	// container (its route is Docker's, via the gateway), and an
+	// advertisement arriving while it does fails the container's start.
+	if c := e.netCounters(t, peerCtr); c["Icmp6InRouterAdvertisements"] != 0 {
+		t.Errorf("peer got %d router advertisements, want none", c["Icmp6InRouterAdvertisements"])
+	}
+	if out, _ := e.exec(t, peerCtr, "ip", "-6", "route", "show", "default"); !strings.Contains(out, "default via "+n.Gateway6.String()+" dev eth0") || strings.Contains(out, "proto ra") {
+		t.Errorf("peer's IPv6 default route is not Docker's via %s:\n%s", n.Gateway6, out)
+	}
+
 	// A container resolves the VM's AAAA record (through Docker's
 	// resolver, which asks foldup's) and reaches it by address and by
 	// name.
