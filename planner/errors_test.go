@@ -269,3 +269,25 @@ func TestDockerRangeAvoidsStatics(t *testing.T) {
 		}
 	}
 }
+
+// TestPortsOfOtherProjects: a host port another project forwards is
+// refused with the owner named, on the same address or either wildcard;
+// one on another address, or another protocol, is free.
+func TestPortsOfOtherProjects(t *testing.T) {
+	obs := Observed{ForwardedPorts: []ForwardedPort{
+		{Port: Port{HostPort: 8080, Target: 80, Protocol: "tcp"}, Owner: "web of project shop"},
+		{Port: Port{HostIP: "127.0.0.1", HostPort: 9000, Target: 9000, Protocol: "tcp"}, Owner: "api of project shop"},
+	}}
+	p := inline(t, `
+services:
+  web: {image: nginx, ports: ["127.0.0.2:8080:80", "8080:80/udp"]}
+  api: {image: api, ports: ["127.0.0.2:9000:9000"]}
+vms:
+  a: {kernel: vmlinuz, ports: ["127.0.0.1:9000:9000"]}`)
+	_, err := Compute(p, obs)
+	want := `foldup.yaml:3:23: services.web.ports: host port 8080/tcp is already forwarded to web of project shop` + "\n" +
+		`foldup.yaml:6:24: vms.a.ports: host port 9000/tcp is already forwarded to api of project shop`
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}

@@ -694,6 +694,10 @@ func (pl *planner) ports() {
 	}
 	type holder struct{ ip, member string }
 	holders := map[key][]holder{}
+	for _, fp := range pl.obs.ForwardedPorts {
+		k := key{fp.HostPort, fp.Protocol}
+		holders[k] = append(holders[k], holder{fp.HostIP, fp.Owner})
+	}
 	wildcard := func(ip string) bool { return ip == "" || ip == "0.0.0.0" || ip == "::" }
 	for _, m := range pl.plan.Members {
 		var cfgs []types.ServicePortConfig

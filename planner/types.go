@@ -146,6 +146,14 @@ type Observed struct {
 	Members map[string]MemberState
 	// DNSRunning says whether the project's DNS/DHCP server runs.
 	DNSRunning bool
+	// ForwardedPorts are the host ports other projects forward.
+	ForwardedPorts []ForwardedPort
+}
+
+// ForwardedPort is a host port that something else forwards already.
+type ForwardedPort struct {
+	Port
+	Owner string // who it is forwarded to, in words: "web of project shop"
 }
 
 // MemberState is what is observed of one member.

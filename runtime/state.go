@@ -91,6 +91,42 @@ func (d dirs) lock(wait func()) (func(), error) {
 	}
 }
 
+// lockHost takes the lock that every project's up holds while it chooses
+// subnets and host ports and makes its bridges: an flock of the state
+// root itself, so that two projects coming up at once cannot both take
+// what looked free to each. d.lock has made the root.
+func (d dirs) lockHost() (func(), error) {
+	root := filepath.Dir(d.state)
+	f, err := os.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", root, err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { f.Close() }) }, nil
+}
+
+// otherPlans returns the plans of the other projects under the state
+// root: those that are up, or were and are not down. A plan that cannot
+// be read is that project's trouble, not this one's, and is left out.
+func (d dirs) otherPlans() map[string]*planner.Plan {
+	root := filepath.Dir(d.state)
+	entries, _ := os.ReadDir(root)
+	plans := map[string]*planner.Plan{}
+	for _, en := range entries {
+		if !en.IsDir() || en.Name() == filepath.Base(d.state) {
+			continue
+		}
+		if pl, err := loadPlan(filepath.Join(root, en.Name(), "plan.json")); err == nil && pl != nil {
+			plans[en.Name()] = pl
+		}
+	}
+	return plans
+}
+
 // removeIfUnused removes the project's directories when they hold nothing
 // but the lock file, and the roots above them if they are empty then: bad
 // input leaves no trace. Anything up makes is in its journal first, so a

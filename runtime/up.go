@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
@@ -122,26 +123,33 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 			return nil, fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", r.dc.DaemonHost(), err)
 		}
 	}
-	if err := r.observe(ctx); err != nil {
-		return nil, err
-	}
-	pl, err := planner.Compute(p, r.obs)
-	if err != nil {
-		return nil, err
-	}
-	r.pl, res.Plan = pl, pl
-	// Check every container's configuration before anything is made, so
-	// that bad input changes nothing.
-	specs := map[string]*createSpec{}
-	for _, m := range pl.Members {
-		if m.Kind != planner.Container {
-			continue
+	// Plan, and check every container's configuration, before anything
+	// is made, so that bad input changes nothing.
+	var specs map[string]*createSpec
+	plan := func() error {
+		if err := r.observe(ctx); err != nil {
+			return err
 		}
-		cs, err := containerSpec(p, pl, m, d.state)
+		pl, err := planner.Compute(p, r.obs)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		specs[m.Name] = cs
+		r.pl, res.Plan = pl, pl
+		specs = map[string]*createSpec{}
+		for _, m := range pl.Members {
+			if m.Kind != planner.Container {
+				continue
+			}
+			cs, err := containerSpec(p, pl, m, d.state)
+			if err != nil {
+				return err
+			}
+			specs[m.Name] = cs
+		}
+		return nil
+	}
+	if err := plan(); err != nil {
+		return nil, err
 	}
 
 	// Images first, as docker compose does: a missing one that cannot be
@@ -149,6 +157,20 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	if err := r.images(ctx); err != nil {
 		return nil, err
 	}
+
+	// Subnets and host ports are chosen against the other projects' and
+	// the host's, which may have changed while the images were made: plan
+	// again under the host's lock, and hold it until this project's
+	// bridges hold its subnets.
+	unlockHost, err := d.lockHost()
+	if err != nil {
+		return nil, err
+	}
+	defer unlockHost()
+	if err := plan(); err != nil {
+		return nil, err
+	}
+	pl := r.pl
 
 	if r.j, err = openJournal(d.journalFile()); err != nil {
 		return nil, err
@@ -161,8 +183,15 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 
 	wanted := r.wanted()
 	done := map[int]chan struct{}{}
+	var networksLeft atomic.Int32
 	for _, s := range pl.Steps {
 		done[s.ID] = make(chan struct{})
+		if strings.HasPrefix(s.Target, "network:") {
+			networksLeft.Add(1)
+		}
+	}
+	if networksLeft.Load() == 0 {
+		unlockHost()
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range pl.Steps {
@@ -176,6 +205,9 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 			}
 			if err := r.step(gctx, s, wanted, specs); err != nil {
 				return err
+			}
+			if strings.HasPrefix(s.Target, "network:") && networksLeft.Add(-1) == 0 {
+				unlockHost()
 			}
 			close(done[s.ID])
 			return nil
@@ -278,6 +310,25 @@ func (r *upRun) observe(ctx context.Context) error {
 	r.obs.UsedSubnets, err = r.host.Prefixes(ours...)
 	if err != nil {
 		return err
+	}
+	// Other projects keep their subnets and host ports while they are up
+	// or stopped, even when a reboot has taken their bridges.
+	for project, pl := range r.d.otherPlans() {
+		for _, n := range pl.Networks {
+			if n.External {
+				continue
+			}
+			for _, pfx := range []netip.Prefix{n.Subnet4, n.Subnet6} {
+				if pfx.IsValid() {
+					r.obs.UsedSubnets = append(r.obs.UsedSubnets, pfx)
+				}
+			}
+		}
+		for _, m := range pl.Members {
+			for _, pt := range m.Ports {
+				r.obs.ForwardedPorts = append(r.obs.ForwardedPorts, planner.ForwardedPort{Port: pt, Owner: m.Name + " of project " + project})
+			}
+		}
 	}
 	if r.dc != nil {
 		more, err := dockerSubnets(ctx, r.dc, r.p.Name)
