@@ -2,11 +2,16 @@ package network
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
+
+// serverRate is how many DNS and DHCP packets over UDP a member port may
+// send a second, in bursts of as many (see guardTable).
+const serverRate = 2000
 
 const (
 	etherIPv4 = 0x0800
@@ -39,6 +44,7 @@ const (
 //	chain port_ipv4 {
 //	    ip daddr 127.0.0.0/8 drop              # the bridge has route_localnet on, for port forwards
 //	    udp sport 67 drop                      # no DHCP server but foldup's
+//	    udp dport { 53, 67 } update @server_rate { iifname limit rate over 2000/second burst 2000 packets } drop
 //	    ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept
 //	    iifname . ip saddr != @port_ipv4 drop
 //	    ip daddr 224.0.0.0/4 jump mcast_ipv4
@@ -53,6 +59,7 @@ const (
 //	chain port_ipv6 {
 //	    icmpv6 type nd-router-advert drop      # no router but foldup
 //	    udp sport 547 drop                     # no DHCPv6 server but foldup's
+//	    udp dport { 53, 547 } update @server_rate { iifname limit rate over 2000/second burst 2000 packets } drop
 //	    ip6 saddr @router_ll drop              # nothing from a bridge's link-local address
 //	    icmpv6 type nd-neighbor-advert jump port_na
 //	    ip6 saddr != :: ip6 saddr != fe80::/10 iifname . ip6 saddr != @port_ipv6 drop
@@ -65,6 +72,13 @@ const (
 //	    iifname . @th,64,128 != @port_ipv6 drop
 //	    accept
 //	}
+//
+// DNS and DHCP over UDP are rationed per port (server_rate: one token
+// bucket per interface, serverRate a second): a member that floods them,
+// to foldup's server or through it, loses its own excess in the kernel,
+// before the server's socket, whose queue the other members share. What
+// a member needs (a lease, its lookups, a load test's few hundred a
+// second) is far below it.
 //
 // Link-local addresses are the guests' own to form, so a port may send
 // from and advertise any, except the bridges' (router_ll, see
@@ -114,8 +128,10 @@ func guardTable(cfg Config) *tableDef {
 	mc6 := newSet(t, "mcast_ipv6", []nftables.SetDatatype{ifT, ip6T})
 	routerLL := newSet(t, "router_ll", []nftables.SetDatatype{ip6T})
 	raPorts := newSet(t, "ra_ports", []nftables.SetDatatype{ifT})
+	rate := newSet(t, "server_rate", []nftables.SetDatatype{ifT})
+	rate.Dynamic, rate.HasTimeout, rate.Timeout, rate.Size = true, true, time.Minute, 65535
 
-	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts}, elems: map[*nftables.Set][]nftables.SetElement{}}
+	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts, rate}, elems: map[*nftables.Set][]nftables.SetElement{}}
 	el := func(s *nftables.Set, k []byte) { d.elems[s] = append(d.elems[s], nftables.SetElement{Key: k}) }
 	for _, p := range cfg.Ports {
 		name := ifname(p.Name)
@@ -166,6 +182,12 @@ func guardTable(cfg Config) *tableDef {
 			return rule(l4proto(unix.IPPROTO_ICMPV6), is(payF(th, 0, 1), expr.CmpOpEq, []byte{t}))
 		}
 		linkLocal := netip.MustParsePrefix("fe80::/10")
+		// rationed: UDP to port p, beyond the port's share.
+		rationed := func(p uint16) []expr.Any {
+			return rule(l4proto(unix.IPPROTO_UDP), is(dport, expr.CmpOpEq, be16(p)), loadAt([]field{iif}),
+				&expr.Dynset{SrcRegKey: regFirst, SetName: rate.Name, SetID: rate.ID, Operation: unix.NFT_DYNSET_OP_UPDATE,
+					Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: serverRate, Unit: expr.LimitTimeSecond, Burst: serverRate, Over: true}}})
+		}
 
 		pre := a.base("prerouting", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, -200) // NF_BR_PRI_FILTER_BRIDGED
 		port, p4, parp, p6, pna := a.chain("port"), a.chain("port_ipv4"), a.chain("port_arp"), a.chain("port_ipv6"), a.chain("port_na")
@@ -187,6 +209,8 @@ func guardTable(cfg Config) *tableDef {
 		m4, m6 := a.chain("mcast_ipv4"), a.chain("mcast_ipv6")
 		a.add(p4, v4, prefix(ip4dst, loopback), drop)
 		a.add(p4, udpSport(67), drop)
+		a.add(p4, rationed(53), drop)
+		a.add(p4, rationed(67), drop)
 		a.add(p4, v4, is(ip4src, expr.CmpOpEq, []byte{0, 0, 0, 0}), udpSport(68), is(dport, expr.CmpOpEq, be16(67)), accept)
 		a.add(p4, v4, in(ip4, true, iif, ip4src), drop)
 		a.add(p4, v4, prefix(ip4dst, netip.MustParsePrefix("224.0.0.0/4")), jump(m4.Name))
@@ -200,6 +224,8 @@ func guardTable(cfg Config) *tableDef {
 
 		a.add(p6, icmp6Type(134), drop)
 		a.add(p6, udpSport(547), drop)
+		a.add(p6, rationed(53), drop)
+		a.add(p6, rationed(547), drop)
 		a.add(p6, v6, in(routerLL, false, ip6src), drop, comment("from a bridge's link-local address"))
 		a.add(p6, icmp6Type(136), jump(pna.Name))
 		// From :: (duplicate address detection) and link-local (formed

@@ -80,6 +80,9 @@ func (h *Host) apply(d *tableDef) error {
 		c.AddChain(&nftables.Chain{Name: name, Table: d.table})
 	}
 	for _, s := range d.sets {
+		if s.Dynamic {
+			continue // the packets fill it
+		}
 		have, err := c.GetSetElements(s)
 		if err != nil {
 			return fmt.Errorf("reading set %s: %w", s.Name, err)
