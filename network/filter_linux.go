@@ -24,13 +24,16 @@ import (
 //	    drop
 //	}
 //	chain to_net { ct state established,related accept; ct status dnat accept; drop }
-//	chain input { type filter hook input priority filter; iifname @isolated jump isolated_input }
-//	chain isolated_input {
+//	chain input { type filter hook input priority filter; iifname @bridges jump member_input }
+//	chain member_input {
 //	    ct state established,related accept
 //	    udp dport 67 accept; udp dport 547 accept      # DHCP, DHCPv6 (broadcast, multicast)
 //	    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept
 //	    meta l4proto { tcp, udp } th dport 53 iifname . ip daddr @gateway_ipv4 accept
 //	    meta l4proto { tcp, udp } th dport 53 iifname . ip6 daddr @gateway_ipv6 accept
+//	    icmp type echo-request iifname . ip daddr @gateway_ipv4 accept
+//	    icmpv6 type echo-request iifname . ip6 daddr @gateway_ipv6 accept
+//	    icmpv6 type echo-request ip6 daddr fe80::/10 accept
 //	    drop
 //	}
 //	chain prerouting { type nat hook prerouting priority dstnat; fib daddr type local jump ports }
@@ -49,6 +52,12 @@ import (
 //	    iifname @masquerade masquerade
 //	}
 //
+// Members reach the host itself (any of its addresses, through their
+// network's bridge) for DNS, DHCP, neighbour discovery and a ping of
+// their gateway, and for nothing else: a guest is not to talk to the
+// services the host runs for itself. Forwarded ports are not the host's:
+// their DNAT happens before.
+//
 // Traffic the host itself sends into a network (a health check, a port
 // forward from localhost) is not filtered: isolation keeps a network's
 // members in, not the host's operator out. A forwarded port is reachable
@@ -61,7 +70,6 @@ func filterTable(cfg Config) *tableDef {
 	set := func(name string, key ...nftables.SetDatatype) *nftables.Set { return newSet(t, name, key) }
 	bridges := set("bridges", ifT)
 	same := set("same", ifT, ifT)
-	isolated := set("isolated", ifT)
 	masq := set("masquerade", ifT)
 	mem4 := set("member_ipv4", ip4T)
 	mem6 := set("member_ipv6", ip6T)
@@ -75,7 +83,7 @@ func filterTable(cfg Config) *tableDef {
 
 	d := &tableDef{
 		table: t,
-		sets:  []*nftables.Set{bridges, same, isolated, masq, mem4, mem6, gw4, gw6, outbound, fwd4, fwd4At, fwd6, fwd6At},
+		sets:  []*nftables.Set{bridges, same, masq, mem4, mem6, gw4, gw6, outbound, fwd4, fwd4At, fwd6, fwd6At},
 		elems: map[*nftables.Set][]nftables.SetElement{},
 	}
 	el := func(s *nftables.Set, e nftables.SetElement) { d.elems[s] = append(d.elems[s], e) }
@@ -92,7 +100,6 @@ func filterTable(cfg Config) *tableDef {
 		v := &expr.Verdict{Kind: expr.VerdictAccept}
 		switch {
 		case n.Isolated:
-			el(isolated, nftables.SetElement{Key: br})
 			v = &expr.Verdict{Kind: expr.VerdictDrop}
 		case n.Outbound == OutboundDrop:
 			v = &expr.Verdict{Kind: expr.VerdictDrop}
@@ -165,8 +172,8 @@ func filterTable(cfg Config) *tableDef {
 		a.add(to, drop)
 
 		input := a.base("input", nftables.ChainTypeFilter, nftables.ChainHookInput, 0)
-		iso := a.chain("isolated_input")
-		a.add(input, in(isolated, false, iif), jump(iso.Name))
+		iso := a.chain("member_input")
+		a.add(input, in(bridges, false, iif), jump(iso.Name))
 		a.add(iso, established, accept)
 		a.add(iso, udpDport(67), accept)
 		a.add(iso, udpDport(547), accept)
@@ -177,6 +184,9 @@ func filterTable(cfg Config) *tableDef {
 			a.add(iso, l4proto(p), is(dport, expr.CmpOpEq, be16(53)), nfproto(unix.NFPROTO_IPV4), in(gw4, false, iif, ip4dst), accept)
 			a.add(iso, l4proto(p), is(dport, expr.CmpOpEq, be16(53)), nfproto(unix.NFPROTO_IPV6), in(gw6, false, iif, ip6dst), accept)
 		}
+		a.add(iso, l4proto(unix.IPPROTO_ICMP), is(payF(expr.PayloadBaseTransportHeader, 0, 1), expr.CmpOpEq, []byte{8}), nfproto(unix.NFPROTO_IPV4), in(gw4, false, iif, ip4dst), accept)
+		a.add(iso, l4proto(unix.IPPROTO_ICMPV6), is(payF(expr.PayloadBaseTransportHeader, 0, 1), expr.CmpOpEq, []byte{128}), nfproto(unix.NFPROTO_IPV6), in(gw6, false, iif, ip6dst), accept)
+		a.add(iso, l4proto(unix.IPPROTO_ICMPV6), is(payF(expr.PayloadBaseTransportHeader, 0, 1), expr.CmpOpEq, []byte{128}), nfproto(unix.NFPROTO_IPV6), prefix(ip6dst, netip.MustParsePrefix("fe80::/10")), accept)
 		a.add(iso, drop)
 
 		pre := a.base("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100)

@@ -128,9 +128,11 @@ func TestOutbound(t *testing.T) {
 	}
 }
 
-// TestIsolatedInput: an isolated network's members reach the host only
-// for DNS at the gateway, DHCP and NDP; a NAT network's are not limited.
-func TestIsolatedInput(t *testing.T) {
+// TestMemberInput: the members of any network, isolated or NAT, reach
+// the host itself only for DNS at their gateway, DHCP, NDP and a ping of
+// their gateway: not another port of the gateway, not another address of
+// the host's, not another network's gateway.
+func TestMemberInput(t *testing.T) {
 	l := newLab(t)
 	l.outside() // 192.0.2.1: another address of the host's
 	l.net(0, Net{Isolated: true, Outbound: OutboundDrop})
@@ -140,29 +142,41 @@ func TestIsolatedInput(t *testing.T) {
 		serve(t, l.host, "udp", p)
 		serve(t, l.host, "tcp", p)
 	}
-	if _, ok := connect(t, iso, "tcp", "10.77.0.1", "5353"); !ok {
-		t.Fatal("the host's server is not reachable before the firewall: the test shows nothing")
+	for _, m := range []*nstest.NS{iso, open} {
+		if _, ok := connect(t, m, "tcp", "192.0.2.1", "5353"); !ok {
+			t.Fatal("the host's server is not reachable before the firewall: the test shows nothing")
+		}
 	}
 	l.apply()
-	for _, proto := range []string{"udp", "tcp"} {
-		if _, ok := connect(t, iso, proto, "10.77.0.1", "53"); !ok {
-			t.Errorf("isolated: DNS over %s to the gateway blocked", proto)
+	for _, c := range []struct {
+		name    string
+		m       *nstest.NS
+		gw, gw6 string
+		otherGW string
+	}{{"isolated", iso, "10.77.0.1", "fd00:77::1", "10.78.0.1"}, {"NAT", open, "10.78.0.1", "fd00:78::1", "10.77.0.1"}} {
+		for _, proto := range []string{"udp", "tcp"} {
+			if _, ok := connect(t, c.m, proto, c.gw, "53"); !ok {
+				t.Errorf("%s: DNS over %s to the gateway blocked", c.name, proto)
+			}
+			if _, ok := connect(t, c.m, proto, c.gw6, "53"); !ok {
+				t.Errorf("%s: DNS over %s to the IPv6 gateway blocked", c.name, proto)
+			}
+			if _, ok := connect(t, c.m, proto, c.gw, "5353"); ok {
+				t.Errorf("%s: %s to another port of the gateway passed", c.name, proto)
+			}
+			if _, ok := connect(t, c.m, proto, "192.0.2.1", "53"); ok {
+				t.Errorf("%s: %s port 53 of another host address passed", c.name, proto)
+			}
+			if _, ok := connect(t, c.m, proto, c.otherGW, "53"); ok {
+				t.Errorf("%s: %s port 53 of the other network's gateway passed", c.name, proto)
+			}
 		}
-		if _, ok := connect(t, iso, proto, "fd00:77::1", "53"); !ok {
-			t.Errorf("isolated: DNS over %s to the IPv6 gateway blocked", proto)
+		if !ping(t, c.m, c.gw) {
+			t.Errorf("%s: ping to the gateway blocked", c.name)
 		}
-		if _, ok := connect(t, iso, proto, "10.77.0.1", "5353"); ok {
-			t.Errorf("isolated: %s to another port of the gateway passed", proto)
+		if ping(t, c.m, "192.0.2.1") {
+			t.Errorf("%s: ping to another host address passed", c.name)
 		}
-		if _, ok := connect(t, iso, proto, "192.0.2.1", "53"); ok {
-			t.Errorf("isolated: %s port 53 of another host address passed", proto)
-		}
-		if _, ok := connect(t, open, proto, "10.78.0.1", "5353"); !ok {
-			t.Errorf("NAT network: %s to the host blocked", proto)
-		}
-	}
-	if ping(t, iso, "10.77.0.1") {
-		t.Error("isolated: ping to the gateway passed")
 	}
 	// NDP still works: the gateway's IPv6 address was resolved above; a
 	// fresh neighbour entry is resolved again.
