@@ -39,6 +39,9 @@ type Net struct {
 	// member may send from or advertise. FirewallApply reads them from
 	// the bridge when none are given.
 	LinkLocal []netip.Addr
+	// MAC is the bridge's, the source of foldup's advertisements on it.
+	// FirewallApply reads it from the bridge when none is given.
+	MAC net.HardwareAddr
 }
 
 // Outbound policies.
@@ -113,7 +116,7 @@ func (h *Host) FirewallApply(cfg Config) error {
 func (h *Host) bridgeLinkLocals(cfg Config) (Config, error) {
 	nets := slices.Clone(cfg.Networks)
 	for i, n := range nets {
-		if len(n.LinkLocal) > 0 {
+		if len(n.LinkLocal) > 0 && len(n.MAC) > 0 {
 			continue
 		}
 		link, err := h.nl.LinkByName(n.Bridge)
@@ -124,16 +127,22 @@ func (h *Host) bridgeLinkLocals(cfg Config) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("looking up %s: %w", n.Bridge, err)
 		}
-		if hw := link.Attrs().HardwareAddr; len(hw) == 6 {
-			n.LinkLocal = append(n.LinkLocal, netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 8: hw[0] ^ 2, 9: hw[1], 10: hw[2], 11: 0xff, 12: 0xfe, 13: hw[3], 14: hw[4], 15: hw[5]}))
+		hw := link.Attrs().HardwareAddr
+		if len(n.MAC) == 0 && len(hw) == 6 {
+			n.MAC = hw
 		}
-		addrs, err := h.nl.AddrList(link, netlink.FAMILY_V6)
-		if err != nil {
-			return cfg, fmt.Errorf("reading %s's addresses: %w", n.Bridge, err)
-		}
-		for _, a := range addrs {
-			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.IsLinkLocalUnicast() && !slices.Contains(n.LinkLocal, ip) {
-				n.LinkLocal = append(n.LinkLocal, ip)
+		if len(n.LinkLocal) == 0 {
+			if len(hw) == 6 {
+				n.LinkLocal = append(n.LinkLocal, netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 8: hw[0] ^ 2, 9: hw[1], 10: hw[2], 11: 0xff, 12: 0xfe, 13: hw[3], 14: hw[4], 15: hw[5]}))
+			}
+			addrs, err := h.nl.AddrList(link, netlink.FAMILY_V6)
+			if err != nil {
+				return cfg, fmt.Errorf("reading %s's addresses: %w", n.Bridge, err)
+			}
+			for _, a := range addrs {
+				if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.IsLinkLocalUnicast() && !slices.Contains(n.LinkLocal, ip) {
+					n.LinkLocal = append(n.LinkLocal, ip)
+				}
 			}
 		}
 		nets[i] = n

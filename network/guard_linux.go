@@ -94,12 +94,14 @@ const (
 // where a frame comes in is filtering where it goes out, without a
 // second base chain every bridged frame would cross.
 //
-// Router advertisements from foldup's server (the host, through the
-// bridge) go out only to the ports that want them (Port.RA): the VMs'
-// taps.
+// Router advertisements from foldup's server (the host, through one of
+// the project's bridges, so from that bridge's MAC) go out only to the
+// ports that want them (Port.RA): the VMs' taps. Other bridges, another
+// project's or libvirt's, are left alone. (meta obrname would say the
+// bridge, but not every kernel has it.)
 //
 //	chain output { type filter hook output priority -200
-//	    icmpv6 type nd-router-advert oifname != @ra_ports drop
+//	    icmpv6 type nd-router-advert ether saddr @router_mac oifname != @ra_ports drop
 //	}
 //
 //	chain mcast_ipv4 {
@@ -128,10 +130,11 @@ func guardTable(cfg Config) *tableDef {
 	mc6 := newSet(t, "mcast_ipv6", []nftables.SetDatatype{ifT, ip6T})
 	routerLL := newSet(t, "router_ll", []nftables.SetDatatype{ip6T})
 	raPorts := newSet(t, "ra_ports", []nftables.SetDatatype{ifT})
+	routerMAC := newSet(t, "router_mac", []nftables.SetDatatype{ethT})
 	rate := newSet(t, "server_rate", []nftables.SetDatatype{ifT})
 	rate.Dynamic, rate.HasTimeout, rate.Timeout, rate.Size = true, true, time.Minute, 65535
 
-	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts, rate}, elems: map[*nftables.Set][]nftables.SetElement{}}
+	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts, routerMAC, rate}, elems: map[*nftables.Set][]nftables.SetElement{}}
 	el := func(s *nftables.Set, k []byte) { d.elems[s] = append(d.elems[s], nftables.SetElement{Key: k}) }
 	for _, p := range cfg.Ports {
 		name := ifname(p.Name)
@@ -154,6 +157,9 @@ func guardTable(cfg Config) *tableDef {
 	groups := map[string][]netip.Addr{}
 	lls := map[netip.Addr]bool{}
 	for _, n := range cfg.Networks {
+		if len(n.MAC) == 6 {
+			el(routerMAC, n.MAC)
+		}
 		groups[n.Bridge] = n.Multicast
 		for _, a := range n.LinkLocal {
 			if !lls[a] { // Docker gives every IPv6 bridge fe80::1
@@ -257,7 +263,7 @@ func guardTable(cfg Config) *tableDef {
 		a.add(m6, drop)
 
 		out := a.base("output", nftables.ChainTypeFilter, nftables.ChainHookOutput, -200)
-		a.add(out, etherType(etherIPv6), icmp6Type(134), in(raPorts, true, oif), drop)
+		a.add(out, etherType(etherIPv6), icmp6Type(134), in(routerMAC, false, ethSrc), in(raPorts, true, oif), drop)
 	}
 	return d
 }

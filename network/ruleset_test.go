@@ -19,7 +19,8 @@ func smallProject() Config {
 		Project: "shop",
 		Networks: []Net{
 			{Bridge: "fub1a2b3c4d", Gateway4: mustAddr("10.80.1.1"), Gateway6: mustAddr("fd00:80:1::1"),
-				Isolated: true, Outbound: OutboundDrop, Multicast: []netip.Addr{mustAddr("239.1.2.3")}, LinkLocal: []netip.Addr{mustAddr("fe80::1")}},
+				Isolated: true, Outbound: OutboundDrop, Multicast: []netip.Addr{mustAddr("239.1.2.3")}, LinkLocal: []netip.Addr{mustAddr("fe80::1")},
+				MAC: net.HardwareAddr{0x02, 0xfd, 0x12, 0x34, 0x56, 0x78}},
 			{Bridge: "fub5e6f7a8b", Gateway4: mustAddr("10.80.2.1"), Outbound: OutboundNAT},
 		},
 		Ports: []Port{
