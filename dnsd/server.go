@@ -198,6 +198,7 @@ func (s *Server) startIPv6(n Network, domain string) error {
 		return fmt.Errorf("dhcp6 on %s: %w", n.Interface, err)
 	}
 	s.closers = append(s.closers, conn)
+	bigReadBuffer(conn)
 	group := &net.UDPAddr{IP: dhcpv6.AllDHCPRelayAgentsAndServers}
 	if err := ipv6.NewPacketConn(conn).JoinGroup(ifi, group); err != nil {
 		return fmt.Errorf("dhcp6 on %s: joining %s: %w", n.Interface, group.IP, err)
