@@ -135,8 +135,9 @@ func (e *testEnv) downAtEnd(t *testing.T, project string) {
 }
 
 // assertGone checks that project has nothing left: no container, Docker
-// network or volume with its label, no bridge, no nftables table, no
-// supervisor.
+// network or volume with its label, no nftables table, no supervisor;
+// and, once no other project of the test's has a plan, no bridge, tap,
+// qemu or DOCKER-USER rule at all.
 func (e *testEnv) assertGone(t *testing.T, project string) {
 	t.Helper()
 	ctx := context.Background()
@@ -151,6 +152,21 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 	if vs, _ := dc.VolumeList(ctx, volume.ListOptions{Filters: f}); len(vs.Volumes) > 0 {
 		t.Errorf("volumes left: %v", vs.Volumes[0].Name)
 	}
+	if out := e.ns.MustRun(t, "nft", "list", "tables"); strings.Contains(out, "foldup-"+project+"\n") {
+		t.Errorf("nft tables left:\n%s", out)
+	}
+	d := e.o.withDefaults().dirs(project)
+	if _, err := os.Stat(d.run); err == nil {
+		t.Errorf("run directory %s left", d.run)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "supervise.*"+project+".*"+e.dir).Output(); len(out) > 0 {
+		t.Errorf("supervisor processes left: %s", out)
+	}
+	// What is not named after the project is checked once no other
+	// project of the test's is left.
+	if others, _ := filepath.Glob(filepath.Join(e.o.withDefaults().StateRoot, "*", "plan.json")); len(others) > 0 {
+		return
+	}
 	out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "bridge")
 	if strings.TrimSpace(out) != "" {
 		t.Errorf("bridges left:\n%s", out)
@@ -161,18 +177,8 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 	if out, _ := exec.Command("pgrep", "-af", "qemu-system.*"+e.dir).Output(); len(out) > 0 {
 		t.Errorf("qemu processes left: %s", out)
 	}
-	if out := e.ns.MustRun(t, "nft", "list", "tables"); strings.Contains(out, "foldup-"+project) {
-		t.Errorf("nft tables left:\n%s", out)
-	}
 	if out := e.ns.MustRun(t, "nft", "list", "ruleset"); strings.Contains(out, "foldup:") {
 		t.Errorf("DOCKER-USER rules left:\n%s", out)
-	}
-	d := e.o.withDefaults().dirs(project)
-	if _, err := os.Stat(d.run); err == nil {
-		t.Errorf("run directory %s left", d.run)
-	}
-	if out, _ := exec.Command("pgrep", "-f", "supervise.*"+project+".*"+e.dir).Output(); len(out) > 0 {
-		t.Errorf("supervisor processes left: %s", out)
 	}
 }
 
