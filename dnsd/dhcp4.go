@@ -89,10 +89,9 @@ func (d *dhcp4) handle(req *dhcpv4.DHCPv4, peer *net.UDPAddr) (*dhcpv4.DHCPv4, *
 		return nil, nil
 
 	case dhcpv4.MessageTypeDecline:
-		if requested.IsValid() {
+		if requested.IsValid() && d.s.leases.decline(k, requested) {
 			d.s.log.Warn("address declined: in use by something else", "network", d.n.Name,
 				"address", requested, "mac", req.ClientHWAddr.String())
-			d.s.leases.decline(k, requested)
 		}
 		return nil, nil
 

@@ -136,6 +136,20 @@ func TestDHCP4Decline(t *testing.T) {
 	if third := offer(); third != first {
 		t.Errorf("offered %s once %s's hold was over, want it", third, first)
 	}
+
+	// Another client declines what it was not offered: nothing changes,
+	// however many it sends.
+	held := len(d.s.leases.declined)
+	for i := range 1000 {
+		ip := netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)})
+		d.handle(request(t, dhcpv4.MessageTypeDecline, "02:bb:00:00:00:01", dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip.AsSlice()))), zero4)
+	}
+	if n := len(d.s.leases.declined); n != held {
+		t.Errorf("%d declined addresses after another client's 1,000 declines of addresses not its own, want %d", n, held)
+	}
+	if again := offer(); again != first {
+		t.Errorf("offered %s after others' declines, want %s still", again, first)
+	}
 }
 
 // TestDHCP4Expiry: an expired pool lease goes to whoever asks for it

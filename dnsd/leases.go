@@ -245,17 +245,23 @@ func (l *leases) release(k leaseKey, ip netip.Addr) {
 	}
 }
 
-// decline records that ip is in use by someone the server does not know
-// of: it is not offered again for a while.
-func (l *leases) decline(k leaseKey, ip netip.Addr) {
+// decline records that ip, which k was offered or holds, is in use by
+// someone the server does not know of: it is not offered again for a
+// while. It reports whether it was k's to decline: a client declines
+// only its own address (RFC 2131 4.4.1), and a decline of any other
+// would let one client grow the table without bound.
+func (l *leases) decline(k leaseKey, ip netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.declined[ip] = l.now().Add(declineHold)
-	if ls := l.byKey[k]; ls != nil && ls.IPv4 == ip {
-		delete(l.byKey, k)
-		delete(l.byIP, ip)
-		l.changed()
+	ls := l.byKey[k]
+	if ls == nil || ls.IPv4 != ip {
+		return false
 	}
+	l.declined[ip] = l.now().Add(declineHold)
+	delete(l.byKey, k)
+	delete(l.byIP, ip)
+	l.changed()
+	return true
 }
 
 // allocate picks a pool address for k: the one it asks for if free,

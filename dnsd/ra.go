@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -143,7 +144,9 @@ func (r *ra) multicast() {
 }
 
 func (r *ra) send(to netip.Addr) {
-	dst := &net.IPAddr{IP: to.AsSlice(), Zone: r.ifi.Name}
+	// The zone by index: a name would be looked up in the namespace of
+	// whatever thread sends, not necessarily the bridge's.
+	dst := &net.IPAddr{IP: to.AsSlice(), Zone: strconv.Itoa(r.ifi.Index)}
 	cm := &ipv6.ControlMessage{HopLimit: 255, IfIndex: r.ifi.Index}
 	if _, err := r.conn.WriteTo(r.msg, cm, dst); err != nil {
 		r.s.log.Debug("router advertisement", "network", r.n.Name, "to", to, "err", err)
