@@ -98,7 +98,7 @@ func (h *Host) FirewallApply(cfg Config) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
-	cfg, err := h.bridgeLinkLocals(cfg)
+	cfg, err := h.bridgeAddrs(cfg)
 	if err != nil {
 		return err
 	}
@@ -108,12 +108,12 @@ func (h *Host) FirewallApply(cfg Config) error {
 	return h.apply(guardTable(cfg))
 }
 
-// bridgeLinkLocals fills in the LinkLocal of each network that has none
-// from its bridge as it is now: its link-local addresses (Docker adds
-// fe80::1 to an IPv6 bridge) and the EUI-64 one of its MAC, which the
-// kernel forms only once the bridge has a port. A bridge not made yet
-// has none.
-func (h *Host) bridgeLinkLocals(cfg Config) (Config, error) {
+// bridgeAddrs fills in, from each network's bridge as it is now, the MAC
+// of each that has none, and the LinkLocal of each that has none: the
+// bridge's link-local addresses (Docker adds fe80::1 to an IPv6 bridge)
+// and the EUI-64 one of its MAC, which the kernel forms only once the
+// bridge has a port. A bridge not made yet has neither.
+func (h *Host) bridgeAddrs(cfg Config) (Config, error) {
 	nets := slices.Clone(cfg.Networks)
 	for i, n := range nets {
 		if len(n.LinkLocal) > 0 && len(n.MAC) > 0 {

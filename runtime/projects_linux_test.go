@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,5 +230,48 @@ func TestFiveProjects(t *testing.T) {
 			}
 		}
 		serves(t, i)
+	}
+}
+
+// TestOtherProjectsReserve: a project that is up keeps its subnet and
+// host ports even where nothing on the host shows them any more (its
+// bridge gone with a reboot, say: here only its plan is left). Another
+// project whose only address pool is that subnet finds none free, and
+// one forwarding the same host port is refused; neither makes anything.
+func TestOtherProjectsReserve(t *testing.T) {
+	e := newTestEnv(t)
+	ghost := &planner.Plan{
+		Networks: []*planner.Network{{Name: "default", Bridge: "fubghost0001", Subnet4: netip.MustParsePrefix("10.123.0.0/24")}},
+		Members:  []*planner.Member{{Name: "web", Ports: []planner.Port{{HostPort: 8123, Target: 80, Protocol: "tcp"}}}},
+	}
+	gd := e.o.withDefaults().dirs("ghost")
+	if err := gd.make(); err != nil {
+		t.Fatal(err)
+	}
+	if err := savePlan(gd.planFile(), ghost); err != nil {
+		t.Fatal(err)
+	}
+	p := e.load(t, "taker", `
+name: taker
+services:
+  web:
+    image: foldup-test/busybox:1
+    command: ["sleep", "3600"]
+    ports: ["8123:80"]
+x-foldup:
+  address_pools: [{base: 10.123.0.0/24, size: 24}]
+`)
+	e.downAtEnd(t, p.Name) // should up wrongly succeed
+	_, err := Up(t.Context(), p, UpOptions{InProcess: true}, e.o)
+	for _, want := range []string{
+		"networks.default: no free subnet left in the address pools",
+		"services.web.ports: host port 8123/tcp is already forwarded to web of project ghost",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("up of a project wanting ghost's subnet and port: %v\nwant %q", err, want)
+		}
+	}
+	if _, err := os.Stat(e.o.withDefaults().dirs("taker").state); err == nil {
+		t.Error("the refused project left its state directory")
 	}
 }

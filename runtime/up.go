@@ -183,10 +183,12 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 
 	wanted := r.wanted()
 	done := map[int]chan struct{}{}
+	// The host's lock goes once the last network step is done.
+	isNetwork := func(s *planner.Step) bool { return strings.HasPrefix(s.Target, "network:") }
 	var networksLeft atomic.Int32
 	for _, s := range pl.Steps {
 		done[s.ID] = make(chan struct{})
-		if strings.HasPrefix(s.Target, "network:") {
+		if isNetwork(s) {
 			networksLeft.Add(1)
 		}
 	}
@@ -206,7 +208,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 			if err := r.step(gctx, s, wanted, specs); err != nil {
 				return err
 			}
-			if strings.HasPrefix(s.Target, "network:") && networksLeft.Add(-1) == 0 {
+			if isNetwork(s) && networksLeft.Add(-1) == 0 {
 				unlockHost()
 			}
 			close(done[s.ID])

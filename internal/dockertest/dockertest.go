@@ -173,7 +173,9 @@ func (e *Engine) PowerOff(t testing.TB) {
 	// Container processes live in their own sessions, under the engine's
 	// cgroup parent: kill them there until none is left.
 	for range 50 {
-		procs, _ := filepath.Glob("/sys/fs/cgroup/pids/" + id + "/*/cgroup.procs")
+		procs, _ := filepath.Glob("/sys/fs/cgroup/pids/" + id + "/*/cgroup.procs") // cgroup v1
+		v2, _ := filepath.Glob("/sys/fs/cgroup/" + id + "/*/cgroup.procs")
+		procs = append(procs, v2...)
 		n := 0
 		for _, f := range procs {
 			b, _ := os.ReadFile(f)
