@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,27 +170,19 @@ func (e *Engine) PowerOff(t testing.TB) {
 	<-e.done
 	// The shims run in sessions of their own.
 	killCommandsWith(e.Dir + "/exec/containerd/")
-	id := filepath.Base(e.Dir)
 	// Container processes live in their own sessions, under the engine's
 	// cgroup parent: kill them there until none is left.
-	for range 50 {
-		procs, _ := filepath.Glob("/sys/fs/cgroup/pids/" + id + "/*/cgroup.procs") // cgroup v1
-		v2, _ := filepath.Glob("/sys/fs/cgroup/" + id + "/*/cgroup.procs")
-		procs = append(procs, v2...)
-		n := 0
-		for _, f := range procs {
-			b, _ := os.ReadFile(f)
-			for _, pid := range strings.Fields(string(b)) {
-				var p int
-				fmt.Sscan(pid, &p)
-				if p > 0 {
-					syscall.Kill(p, syscall.SIGKILL)
-					n++
-				}
-			}
-		}
-		if n == 0 {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := e.processes()
+		if len(pids) == 0 {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container processes %v still run 10 s after SIGKILL", pids)
+		}
+		for _, p := range pids {
+			syscall.Kill(p, syscall.SIGKILL)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -198,6 +191,24 @@ func (e *Engine) PowerOff(t testing.TB) {
 	if err := os.RemoveAll(filepath.Join(e.Dir, "exec")); err != nil {
 		t.Fatalf("emptying the exec root: %v", err)
 	}
+}
+
+// processes returns the processes in the engine's cgroups: its
+// containers' (cgroup v1 or v2).
+func (e *Engine) processes() []int {
+	id := filepath.Base(e.Dir)
+	procs, _ := filepath.Glob("/sys/fs/cgroup/pids/" + id + "/*/cgroup.procs")
+	v2, _ := filepath.Glob("/sys/fs/cgroup/" + id + "/*/cgroup.procs")
+	var pids []int
+	for _, f := range append(procs, v2...) {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if p, err := strconv.Atoi(s); err == nil && p > 0 {
+				pids = append(pids, p)
+			}
+		}
+	}
+	return pids
 }
 
 // killCommandsWith kills every process whose command line holds s.
