@@ -339,6 +339,7 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 	o = o.withDefaults()
 	d := o.dirs(project)
 	prog := newProgress(o.Out, o.Progress)
+	defer prog.close()
 	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
 	if err != nil {
 		return err

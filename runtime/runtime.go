@@ -30,7 +30,8 @@ type Options struct {
 	SupervisorCommand []string
 	// Out receives progress lines; nil discards them.
 	Out io.Writer
-	// Progress is "plain", "json" or "quiet" (default plain).
+	// Progress is "auto" (the default: tty if Out is a terminal, else
+	// plain), "tty", "plain", "json" or "quiet".
 	Progress string
 	Logger   *slog.Logger
 }

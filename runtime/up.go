@@ -88,6 +88,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	o = o.withDefaults()
 	d := o.dirs(p.Name)
 	prog := newProgress(o.Out, o.Progress)
+	defer prog.close()
 	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + p.Name) })
 	if err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/foldup/foldup/internal/term"
 )
 
 // Bar returns a progress function for Fetch that reports the download of
@@ -17,7 +19,7 @@ import (
 // and then prints nothing more. It makes no output for a Fetch that finds
 // the image in the cache. The function is for one Fetch at a time.
 func Bar(w io.Writer, name string) func(done, total int64) {
-	b := &bar{w: w, name: name, tty: isTerminal(w), now: time.Now}
+	b := &bar{w: w, name: name, tty: term.Is(w), now: time.Now}
 	return b.update
 }
 

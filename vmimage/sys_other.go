@@ -4,7 +4,6 @@ package vmimage
 
 import (
 	"errors"
-	"io"
 	"os"
 )
 
@@ -15,5 +14,3 @@ var errNoLock = errors.New("vmimage: locking the image cache needs Linux")
 func tryLock(*os.File) (bool, error) { return false, errNoLock }
 
 func blockLock(*os.File) error { return errNoLock }
-
-func isTerminal(io.Writer) bool { return false }

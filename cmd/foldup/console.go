@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/foldup/foldup/internal/term"
 	"github.com/foldup/foldup/runtime"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -26,7 +27,7 @@ go quiet, and exits.`,
 				return err
 			}
 			in := cmd.InOrStdin()
-			if f, ok := in.(*os.File); ok && isTerminal(f) {
+			if f, ok := in.(*os.File); ok && term.Is(f) {
 				restore, err := rawTerminal(int(f.Fd()))
 				if err != nil {
 					return err

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/foldup/foldup/internal/term"
 	"github.com/foldup/foldup/runtime"
 	"github.com/foldup/foldup/spec"
 	"github.com/spf13/cobra"
@@ -51,9 +52,25 @@ func (rf *runtimeFlags) register(cmd *cobra.Command) {
 	pf.StringVar(&rf.dockerHost, "docker-host", "", "Docker engine to use (default: $DOCKER_HOST, else the engine's socket)")
 	pf.StringVar(&rf.stateRoot, "state-root", envOr("FOLDUP_STATE_ROOT", runtime.DefaultStateRoot), "where projects keep their journal, plan and leases")
 	pf.StringVar(&rf.runRoot, "run-root", envOr("FOLDUP_RUN_ROOT", runtime.DefaultRunRoot), "where supervisors keep their sockets")
-	pf.StringVar(&rf.progress, "progress", "plain", "progress output: plain, json or quiet")
+	rf.progress = "auto"
+	pf.Var((*progressMode)(&rf.progress), "progress", "progress output: auto (tty on a terminal, else plain), tty, plain, json or quiet")
 	pf.MarkHidden("state-root")
 	pf.MarkHidden("run-root")
+}
+
+// progressMode is --progress's value: one of the modes docker compose has.
+type progressMode string
+
+func (m *progressMode) String() string { return string(*m) }
+func (m *progressMode) Type() string   { return "string" }
+
+func (m *progressMode) Set(v string) error {
+	switch v {
+	case "auto", "tty", "plain", "json", "quiet":
+		*m = progressMode(v)
+		return nil
+	}
+	return fmt.Errorf("must be one of auto, tty, plain, json, quiet")
 }
 
 func envOr(key, def string) string {
@@ -139,7 +156,7 @@ func foreground(ctx context.Context, cmd *cobra.Command, project string, res *ru
 	defer stopLogs()
 	logsDone := make(chan error, 1)
 	go func() {
-		logsDone <- runtime.Logs(logCtx, project, runtime.LogOptions{Follow: true, NoColor: !isTerminal(cmd.OutOrStdout())}, o, cmd.OutOrStdout())
+		logsDone <- runtime.Logs(logCtx, project, runtime.LogOptions{Follow: true, NoColor: !term.Is(cmd.OutOrStdout())}, o, cmd.OutOrStdout())
 	}()
 	var supDone <-chan error
 	if res.Supervisor != nil {
@@ -172,15 +189,6 @@ func foreground(ctx context.Context, cmd *cobra.Command, project string, res *ru
 		res.Supervisor.Stop()
 	}
 	return err
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func newDownCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
@@ -264,7 +272,7 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 				return err
 			}
 			lo.Members = args
-			if !isTerminal(cmd.OutOrStdout()) {
+			if !term.Is(cmd.OutOrStdout()) {
 				lo.NoColor = true
 			}
 			return runtime.Logs(cmd.Context(), name, lo, rf.options(cmd.ErrOrStderr()), cmd.OutOrStdout())
@@ -325,7 +333,7 @@ func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 				return err
 			}
 			in, isFile := cmd.InOrStdin().(*os.File)
-			eo.Tty = !noTTY && isFile && isTerminal(in) && isTerminal(cmd.OutOrStdout())
+			eo.Tty = !noTTY && isFile && term.Is(in) && term.Is(cmd.OutOrStdout())
 			if interactive {
 				eo.Stdin = cmd.InOrStdin()
 			}
