@@ -42,11 +42,37 @@ func (d *dhcp4) serve() {
 }
 
 // handle answers one request: the reply and where to send it, or nil
-// when the request gets no answer (not ours, not a client we know).
+// when the request gets no answer (not ours, not a client we know, or a
+// reply longer than the client takes).
 func (d *dhcp4) handle(req *dhcpv4.DHCPv4, peer *net.UDPAddr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+	resp, to := d.answer(req, peer)
+	if resp == nil || len(resp.ToBytes()) > maxReply4(req) {
+		return nil, nil
+	}
+	return resp, to
+}
+
+// maxReply4 is the longest reply req's client takes: the size it states
+// (RFC 2132 9.10), else 576 bytes (RFC 2131 2), and never more than an
+// Ethernet frame holds.
+func maxReply4(req *dhcpv4.DHCPv4) int {
+	n, err := req.MaxMessageSize()
+	if err != nil || n < 576 {
+		return 576
+	}
+	return min(int(n), 1500-20-8)
+}
+
+func (d *dhcp4) answer(req *dhcpv4.DHCPv4, peer *net.UDPAddr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if req.OpCode != dhcpv4.OpcodeBootRequest || req.HWType != iana.HWTypeEthernet ||
 		len(req.ClientHWAddr) != 6 || addrOf(req.GatewayIPAddr).IsValid() {
 		return nil, nil // relays are not supported: members are on the link
+	}
+	// A reply echoes the client identifier (RFC 6842): one longer than
+	// an option can hold (sent in pieces, RFC 3396) would make a reply
+	// longer than the client may take.
+	if len(req.Options.Get(dhcpv4.OptionClientIdentifier)) > 255 {
+		return nil, nil
 	}
 	k := leaseKey{d.n.Name, string(req.ClientHWAddr)}
 	now := d.s.now()

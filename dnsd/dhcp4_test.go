@@ -222,7 +222,7 @@ func FuzzDHCP4(f *testing.F) {
 			return
 		}
 		if resp, to := d.handle(req, zero4); resp != nil {
-			if to == nil || len(resp.ToBytes()) > 1500 {
+			if to == nil || len(resp.ToBytes()) > maxReply4(req) {
 				t.Fatalf("reply %v to %v", resp, to)
 			}
 		}

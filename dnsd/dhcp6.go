@@ -38,7 +38,8 @@ func (d *dhcp6) serve() {
 // address), or returns nil.
 func (d *dhcp6) handle(msg *dhcpv6.Message, from netip.Addr) *dhcpv6.Message {
 	cid := msg.Options.ClientID()
-	if cid == nil {
+	// A DUID is at most 130 bytes (RFC 8415 11.1); replies echo it.
+	if cid == nil || len(msg.Options.GetOne(dhcpv6.OptionClientID).ToBytes()) > 130 {
 		return nil
 	}
 	sid := msg.Options.ServerID()
@@ -76,7 +77,7 @@ func (d *dhcp6) handle(msg *dhcpv6.Message, from netip.Addr) *dhcpv6.Message {
 		// Are the client's addresses still on this link?
 		code := iana.StatusSuccess
 		for _, ia := range msg.Options.IANA() {
-			for _, a := range ia.Options.Addresses() {
+			for _, a := range ia.Options.Addresses()[:min(len(ia.Options.Addresses()), maxIAs)] {
 				if ip, _ := netip.AddrFromSlice(a.IPv6Addr); !d.n.Subnet6.Contains(ip) {
 					code = iana.StatusNotOnLink
 				}
@@ -117,7 +118,10 @@ func (d *dhcp6) handle(msg *dhcpv6.Message, from netip.Addr) *dhcpv6.Message {
 	if d.n.Lease > 0 {
 		lease = d.n.Lease
 	}
-	for i, ia := range ias {
+	// A member has one address: the first IA gets it, the next few are
+	// told there is none, and the rest get no answer, so that a request
+	// full of IAs gets a reply no longer than a real client's.
+	for i, ia := range ias[:min(len(ias), maxIAs)] {
 		out := &dhcpv6.OptIANA{IaId: ia.IaId, T1: lease / 2, T2: lease * 4 / 5}
 		if i == 0 {
 			out.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: b.ip.AsSlice(), PreferredLifetime: lease, ValidLifetime: lease})
@@ -125,7 +129,7 @@ func (d *dhcp6) handle(msg *dhcpv6.Message, from netip.Addr) *dhcpv6.Message {
 			out.Options.Add(&dhcpv6.OptStatusCode{StatusCode: iana.StatusNoAddrsAvail, StatusMessage: "one address a member"})
 		}
 		// Addresses the client has that are not its address end now.
-		for _, a := range ia.Options.Addresses() {
+		for _, a := range ia.Options.Addresses()[:min(len(ia.Options.Addresses()), maxIAs)] {
 			if ip, _ := netip.AddrFromSlice(a.IPv6Addr); ip != b.ip {
 				out.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: a.IPv6Addr})
 			}
@@ -135,6 +139,10 @@ func (d *dhcp6) handle(msg *dhcpv6.Message, from netip.Addr) *dhcpv6.Message {
 	d.config(resp)
 	return resp
 }
+
+// maxIAs is how many IAs a reply answers, and how many of an IA's stale
+// addresses it ends.
+const maxIAs = 4
 
 // config adds the DNS server and search list.
 func (d *dhcp6) config(resp *dhcpv6.Message) {

@@ -49,7 +49,21 @@ func projectFilter(project string, more ...filters.KeyValuePair) filters.Args {
 // with Docker's masquerade off (foldup's table decides NAT) and Docker's
 // IPAM limited to its range. An existing one with the project's label is
 // kept.
-func dockerNetwork(ctx context.Context, dc *client.Client, project string, n *planner.Network) error {
+// isPodman reports whether dc is Podman's Docker-compatible service.
+func isPodman(ctx context.Context, dc *client.Client) (bool, error) {
+	v, err := dc.ServerVersion(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range v.Components {
+		if strings.HasPrefix(c.Name, "Podman") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func dockerNetwork(ctx context.Context, dc *client.Client, project string, n *planner.Network, podman bool) error {
 	if nw, err := dc.NetworkInspect(ctx, n.DockerName, network.InspectOptions{}); err == nil {
 		if nw.Labels[LabelProject] != project {
 			return fmt.Errorf("docker network %s exists and is not this project's (no %s=%s label)", n.DockerName, LabelProject, project)
@@ -61,7 +75,9 @@ func dockerNetwork(ctx context.Context, dc *client.Client, project string, n *pl
 	ipam := &network.IPAM{Driver: "default"}
 	if n.Subnet4.IsValid() {
 		c := network.IPAMConfig{Subnet: n.Subnet4.String(), Gateway: n.Gateway4.String()}
-		if n.DockerRange4.IsValid() {
+		// Podman's IPAM (CNI host-local) hands out only addresses in the
+		// range, even those asked for: foldup's own containers' too.
+		if n.DockerRange4.IsValid() && !podman {
 			c.IPRange = n.DockerRange4.String()
 		}
 		ipam.Config = append(ipam.Config, c)

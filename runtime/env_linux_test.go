@@ -67,8 +67,15 @@ func TestMain(m *testing.M) {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvOn(t, dockertest.Start)
+}
+
+// newTestEnvOn is newTestEnv with the engine start starts: Docker's or
+// Podman's.
+func newTestEnvOn(t *testing.T, start func(testing.TB, *nstest.NS) *dockertest.Engine) *testEnv {
+	t.Helper()
 	ns := nstest.New(t)
-	eng := dockertest.Start(t, ns)
+	eng := start(t, ns)
 	host, err := network.Open(ns.Handle)
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,9 @@ type upRun struct {
 	j    *journal
 	host *network.Host
 	dc   *client.Client // nil when the project runs without Docker
+	// podman: the engine is Podman's Docker-compatible service, which
+	// refuses to create a network whose subnet a host interface has.
+	podman bool
 	prog *progress
 	obs  planner.Observed
 
@@ -122,6 +125,9 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		defer r.dc.Close()
 		if _, err := r.dc.Ping(ctx); err != nil {
 			return nil, fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", r.dc.DaemonHost(), err)
+		}
+		if r.podman, err = isPodman(ctx, r.dc); err != nil {
+			return nil, err
 		}
 	}
 	// Plan, and check every container's configuration, before anything
@@ -429,6 +435,16 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 	if err := r.j.record(KindBridge, n.Bridge); err != nil {
 		return ev.fail(err)
 	}
+	if r.podman {
+		// Podman's network first, while no interface has its subnet;
+		// it takes the bridge made next when a container joins.
+		if err := r.j.record(KindDockerNetwork, n.DockerName); err != nil {
+			return ev.fail(err)
+		}
+		if err := dockerNetwork(ctx, r.dc, r.p.Name, n, r.podman); err != nil {
+			return ev.fail(err)
+		}
+	}
 	var addrs []netip.Prefix
 	if n.Gateway4.IsValid() {
 		addrs = append(addrs, netip.PrefixFrom(n.Gateway4, n.Subnet4.Bits()))
@@ -445,11 +461,11 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 			return ev.fail(err)
 		}
 	}
-	if r.dc != nil {
+	if r.dc != nil && !r.podman {
 		if err := r.j.record(KindDockerNetwork, n.DockerName); err != nil {
 			return ev.fail(err)
 		}
-		if err := dockerNetwork(ctx, r.dc, r.p.Name, n); err != nil {
+		if err := dockerNetwork(ctx, r.dc, r.p.Name, n, r.podman); err != nil {
 			return ev.fail(err)
 		}
 	}

@@ -44,9 +44,10 @@ type Engine struct {
 	Dir    string // its state: data root, exec root, socket, log
 	Client *client.Client
 
-	script string // the shell command that starts dockerd
-	cmd    *exec.Cmd
-	done   chan struct{}
+	script  string // the shell command that starts dockerd
+	logName string // its log's file in Dir; "" for dockerd.log
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // Start starts an engine inside ns and imports Image into it. The engine
@@ -107,7 +108,7 @@ func Start(t testing.TB, ns *nstest.NS) *Engine {
 // remounts /sys, which hides the cgroup hierarchies dockerd needs: the
 // script mounts them again inside that mount namespace.
 func (e *Engine) launch() error {
-	log, err := os.OpenFile(filepath.Join(e.Dir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := os.OpenFile(e.logFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -236,9 +237,16 @@ func (e *Engine) Boot(t testing.TB) {
 	}
 }
 
-// Log returns what dockerd printed.
+func (e *Engine) logFile() string {
+	if e.logName == "" {
+		return filepath.Join(e.Dir, "dockerd.log")
+	}
+	return filepath.Join(e.Dir, e.logName)
+}
+
+// Log returns what the engine printed.
 func (e *Engine) Log() string {
-	b, _ := os.ReadFile(filepath.Join(e.Dir, "dockerd.log"))
+	b, _ := os.ReadFile(e.logFile())
 	return string(b)
 }
 

@@ -1,6 +1,8 @@
 package dockertest
 
 import (
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,4 +60,39 @@ func TestRestartAndPowerOff(t *testing.T) {
 	if got := docker("ps", "-a", "--format", "{{.Names}} {{.State}}"); !strings.Contains(got, "always running") || !strings.Contains(got, "once exited") {
 		t.Errorf("containers after a boot:\n%s\n%s", got, e.Log())
 	}
+}
+
+// TestPodman: Podman's Docker-compatible service runs a container of
+// Image, in the test's namespace, and leaves nothing in the host's own
+// Podman and CNI directories.
+func TestPodman(t *testing.T) {
+	before := hostPodmanState()
+	t.Cleanup(func() { // after the engine's
+		if after := hostPodmanState(); after != before {
+			t.Errorf("the host's Podman and CNI directories changed:\n%s\nbefore:\n%s", after, before)
+		}
+	})
+	ns := nstest.New(t)
+	e := StartPodman(t, ns)
+	out := ns.MustRun(t, "docker", "-H", e.Host, "run", "--rm", "--network", "none",
+		"--ulimit", "nofile=16384:16384", "--ulimit", "nproc=4096:4096", Image, "echo", "hello from podman")
+	if !strings.Contains(out, "hello from podman") {
+		t.Fatalf("docker run printed %q", out)
+	}
+	ns.MustRun(t, "docker", "-H", e.Host, "network", "create", "--subnet", "10.99.0.0/24", "probe")
+}
+
+// hostPodmanState lists what the host has in the directories Podman and
+// its CNI plugins write to.
+func hostPodmanState() string {
+	var b strings.Builder
+	for _, d := range []string{"/etc/cni/net.d", "/var/lib/cni", "/var/lib/containers", "/run/libpod", "/run/containers", "/run/runc", "/run/crun"} {
+		filepath.WalkDir(d, func(path string, _ fs.DirEntry, err error) error {
+			if err == nil {
+				b.WriteString(path + "\n")
+			}
+			return nil
+		})
+	}
+	return b.String()
 }
