@@ -76,8 +76,8 @@ type upRun struct {
 	// podman: the engine is Podman's Docker-compatible service, which
 	// refuses to create a network whose subnet a host interface has.
 	podman bool
-	prog *progress
-	obs  planner.Observed
+	prog   *progress
+	obs    planner.Observed
 
 	mu       sync.Mutex
 	ports    map[string]network.Port // registered member ports by interface
