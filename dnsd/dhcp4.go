@@ -29,27 +29,29 @@ type binding struct {
 // serve answers requests until the connection is closed.
 func (d *dhcp4) serve() {
 	servePackets(d.conn, d.s.log.With("network", d.n.Name, "proto", "dhcp4"), func(b []byte, peer *net.UDPAddr) ([]byte, net.Addr) {
-		req, err := dhcpv4.FromBytes(b)
-		if err != nil {
-			return nil, nil
+		if reply, to := d.respond(b, peer); reply != nil {
+			return reply, to
 		}
-		resp, to := d.handle(req, peer)
-		if resp == nil {
-			return nil, nil
-		}
-		return resp.ToBytes(), to
+		return nil, nil
 	})
 }
 
-// handle answers one request: the reply and where to send it, or nil
-// when the request gets no answer (not ours, not a client we know, or a
-// reply longer than the client takes).
-func (d *dhcp4) handle(req *dhcpv4.DHCPv4, peer *net.UDPAddr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
-	resp, to := d.answer(req, peer)
-	if resp == nil || len(resp.ToBytes()) > maxReply4(req) {
+// respond answers one datagram: the reply's bytes and where to send them,
+// or nil when it gets no answer (see handle), or when the reply would be
+// longer than the client takes.
+func (d *dhcp4) respond(b []byte, peer *net.UDPAddr) ([]byte, *net.UDPAddr) {
+	req, err := dhcpv4.FromBytes(b)
+	if err != nil {
 		return nil, nil
 	}
-	return resp, to
+	resp, to := d.handle(req, peer)
+	if resp == nil {
+		return nil, nil
+	}
+	if reply := resp.ToBytes(); len(reply) <= maxReply4(req) {
+		return reply, to
+	}
+	return nil, nil
 }
 
 // maxReply4 is the longest reply req's client takes: the size it states
@@ -63,16 +65,12 @@ func maxReply4(req *dhcpv4.DHCPv4) int {
 	return min(int(n), 1500-20-8)
 }
 
-func (d *dhcp4) answer(req *dhcpv4.DHCPv4, peer *net.UDPAddr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
+// handle answers one request: the reply and where to send it, or nil
+// when the request gets no answer (not ours, not a client we know).
+func (d *dhcp4) handle(req *dhcpv4.DHCPv4, peer *net.UDPAddr) (*dhcpv4.DHCPv4, *net.UDPAddr) {
 	if req.OpCode != dhcpv4.OpcodeBootRequest || req.HWType != iana.HWTypeEthernet ||
 		len(req.ClientHWAddr) != 6 || addrOf(req.GatewayIPAddr).IsValid() {
 		return nil, nil // relays are not supported: members are on the link
-	}
-	// A reply echoes the client identifier (RFC 6842): one longer than
-	// an option can hold (sent in pieces, RFC 3396) would make a reply
-	// longer than the client may take.
-	if len(req.Options.Get(dhcpv4.OptionClientIdentifier)) > 255 {
-		return nil, nil
 	}
 	k := leaseKey{d.n.Name, string(req.ClientHWAddr)}
 	now := d.s.now()

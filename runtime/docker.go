@@ -5,7 +5,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"github.com/compose-spec/compose-go/v2/types"
 	"io"
 	"net/netip"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	composetypes "github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -44,25 +44,22 @@ func projectFilter(project string, more ...filters.KeyValuePair) filters.Args {
 	return filters.NewArgs(append(more, filters.Arg("label", LabelProject+"="+project))...)
 }
 
+// isPodman reports whether an engine of version v is Podman's
+// Docker-compatible service.
+func isPodman(v types.Version) bool {
+	for _, c := range v.Components {
+		if strings.HasPrefix(c.Name, "Podman") {
+			return true
+		}
+	}
+	return false
+}
+
 // dockerNetwork makes Docker's network for n, bound to foldup's bridge
 // (which exists already, so Docker adopts it and leaves it on removal),
 // with Docker's masquerade off (foldup's table decides NAT) and Docker's
-// IPAM limited to its range. An existing one with the project's label is
-// kept.
-// isPodman reports whether dc is Podman's Docker-compatible service.
-func isPodman(ctx context.Context, dc *client.Client) (bool, error) {
-	v, err := dc.ServerVersion(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, c := range v.Components {
-		if strings.HasPrefix(c.Name, "Podman") {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
+// IPAM limited to its range (not on Podman). An existing one with the
+// project's label is kept.
 func dockerNetwork(ctx context.Context, dc *client.Client, project string, n *planner.Network, podman bool) error {
 	if nw, err := dc.NetworkInspect(ctx, n.DockerName, network.InspectOptions{}); err == nil {
 		if nw.Labels[LabelProject] != project {
@@ -142,7 +139,7 @@ func ensureImage(ctx context.Context, dc *client.Client, p *spec.Project, servic
 	img := imageName(p, svc)
 	policy := svc.PullPolicy
 	if rebuild && svc.Build != nil {
-		policy = types.PullPolicyBuild
+		policy = composetypes.PullPolicyBuild
 	}
 	_, err := dc.ImageInspect(ctx, img)
 	missing := errdefs.IsNotFound(err)
@@ -150,12 +147,12 @@ func ensureImage(ctx context.Context, dc *client.Client, p *spec.Project, servic
 		return err
 	}
 	switch {
-	case svc.Build != nil && (missing || policy == types.PullPolicyBuild):
+	case svc.Build != nil && (missing || policy == composetypes.PullPolicyBuild):
 		return buildImage(ctx, dc, p, service, img, out)
-	case policy == types.PullPolicyAlways:
+	case policy == composetypes.PullPolicyAlways:
 	case !missing:
 		return nil
-	case policy == types.PullPolicyNever:
+	case policy == composetypes.PullPolicyNever:
 		return fmt.Errorf("image %s is not in the engine (pull_policy: never)", img)
 	}
 	rc, err := dc.ImagePull(ctx, img, imagePullOptions())

@@ -29,6 +29,9 @@ import (
 //
 // Mode "auto" (or "") is tty when the writer is a terminal, plain when not.
 // A progress in tty mode must be closed, which draws its final state.
+// ProgressModes are the values Options.Progress takes.
+var ProgressModes = []string{"auto", "tty", "plain", "json", "quiet"}
+
 type progress struct {
 	mu   sync.Mutex
 	w    io.Writer
@@ -285,7 +288,7 @@ func (v *ttyView) render(now time.Time) []string {
 	}
 	// A long name does not push every status off the screen: names are
 	// cut to leave room for the icon, the status and the timer.
-	nameW = min(nameW, max(v.size.Width-1-len(" ✔ ")-2-statusW-len("  99.9s"), 12))
+	nameW = min(nameW, max(v.size.Width-1-utf8.RuneCountInString(" ✔ ")-2-statusW-len("  99.9s"), 12))
 	out := []string{v.paint(fmt.Sprintf("[+] Running %d/%d", done, len(v.lines)), "1")}
 	for _, l := range shown {
 		icon, color := spinner[v.frame%len(spinner)], ""

@@ -115,10 +115,10 @@ func TestProgressTTY(t *testing.T) {
 
 	want := `Waiting for another foldup to finish with project demo
 [+] Running 4/4
- ✔ Network demo_lan                        Created
- ✔ Container demo-db-1                     Started
- ✘ Container demo-web-1-with-a-name-far-…  Error: exit stat
- ✔ Volume demo_data                        Created
+ ✔ Network demo_lan                          Created
+ ✔ Container demo-db-1                       Started
+ ✘ Container demo-web-1-with-a-name-far-to…  Error: exit st
+ ✔ Volume demo_data                          Created
 Volume late  Removed
 `
 	got := regexp.MustCompile(` +[0-9]+\.[0-9]s\n`).ReplaceAllString(s.text(), "\n")

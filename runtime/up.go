@@ -123,12 +123,11 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 			return nil, err
 		}
 		defer r.dc.Close()
-		if _, err := r.dc.Ping(ctx); err != nil {
+		v, err := r.dc.ServerVersion(ctx)
+		if err != nil {
 			return nil, fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", r.dc.DaemonHost(), err)
 		}
-		if r.podman, err = isPodman(ctx, r.dc); err != nil {
-			return nil, err
-		}
+		r.podman = isPodman(v)
 	}
 	// Plan, and check every container's configuration, before anything
 	// is made, so that bad input changes nothing.
@@ -435,13 +434,16 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 	if err := r.j.record(KindBridge, n.Bridge); err != nil {
 		return ev.fail(err)
 	}
+	engineNetwork := func() error {
+		if err := r.j.record(KindDockerNetwork, n.DockerName); err != nil {
+			return err
+		}
+		return dockerNetwork(ctx, r.dc, r.p.Name, n, r.podman)
+	}
 	if r.podman {
 		// Podman's network first, while no interface has its subnet;
 		// it takes the bridge made next when a container joins.
-		if err := r.j.record(KindDockerNetwork, n.DockerName); err != nil {
-			return ev.fail(err)
-		}
-		if err := dockerNetwork(ctx, r.dc, r.p.Name, n, r.podman); err != nil {
+		if err := engineNetwork(); err != nil {
 			return ev.fail(err)
 		}
 	}
@@ -462,10 +464,7 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 		}
 	}
 	if r.dc != nil && !r.podman {
-		if err := r.j.record(KindDockerNetwork, n.DockerName); err != nil {
-			return ev.fail(err)
-		}
-		if err := dockerNetwork(ctx, r.dc, r.p.Name, n, r.podman); err != nil {
+		if err := engineNetwork(); err != nil {
 			return ev.fail(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -65,12 +66,11 @@ func (m *progressMode) String() string { return string(*m) }
 func (m *progressMode) Type() string   { return "string" }
 
 func (m *progressMode) Set(v string) error {
-	switch v {
-	case "auto", "tty", "plain", "json", "quiet":
-		*m = progressMode(v)
-		return nil
+	if !slices.Contains(runtime.ProgressModes, v) {
+		return fmt.Errorf("must be one of %s", strings.Join(runtime.ProgressModes, ", "))
 	}
-	return fmt.Errorf("must be one of auto, tty, plain, json, quiet")
+	*m = progressMode(v)
+	return nil
 }
 
 func envOr(key, def string) string {

@@ -37,7 +37,8 @@ import (
 // Image is the name of the busybox image every engine has.
 const Image = "foldup-test/busybox:1"
 
-// Engine is a running private dockerd.
+// Engine is a running private engine: dockerd, or Podman's Docker-compatible
+// service (StartPodman; Restart and PowerOff are for dockerd only).
 type Engine struct {
 	NS     *nstest.NS
 	Host   string // DOCKER_HOST value: unix:///...
@@ -82,17 +83,27 @@ func Start(t testing.TB, ns *nstest.NS) *Engine {
 		" --containerd-plugins-namespace " + id + "-plugins" +
 		" --cgroup-parent /" + id +
 		" --userland-proxy=false --bridge none --log-level warn"
+	e.run(t, func() {
+		removeCgroups(id)
+		if keyErr != nil {
+			os.Remove("/etc/docker/key.json") // dockerd 20.10 writes it whatever --data-root says
+		}
+	})
+	return e
+}
+
+// run launches the engine, waits for it and imports Image. When the test
+// ends the engine is stopped, cleanup runs and e.Dir is removed.
+func (e *Engine) run(t testing.TB, cleanup func()) {
+	t.Helper()
 	if err := e.launch(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		e.stop(t)
-		removeCgroups(id)
-		if keyErr != nil {
-			os.Remove("/etc/docker/key.json") // dockerd 20.10 writes it whatever --data-root says
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("removing engine state: %v", err)
+		cleanup()
+		if err := os.RemoveAll(e.Dir); err != nil {
+			t.Errorf("removing the engine's state: %v", err)
 		}
 	})
 	if err := e.ready(); err != nil {
@@ -101,7 +112,6 @@ func Start(t testing.TB, ns *nstest.NS) *Engine {
 	if err := e.importBusybox(t.Context()); err != nil {
 		t.Fatalf("importing busybox: %v", err)
 	}
-	return e
 }
 
 // launch starts dockerd (again) with the engine's state. `ip netns exec`
@@ -128,7 +138,7 @@ func (e *Engine) launch() error {
 // ready waits for the engine to answer and connects e.Client to it.
 func (e *Engine) ready() error {
 	if err := e.waitReady(30 * time.Second); err != nil {
-		return fmt.Errorf("dockerd did not start: %v\n%s", err, e.Log())
+		return fmt.Errorf("the engine did not start: %v\n%s", err, e.Log())
 	}
 	c, err := client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -264,7 +274,7 @@ func (e *Engine) waitReady(limit time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-e.done:
-			return fmt.Errorf("dockerd exited")
+			return fmt.Errorf("the engine exited")
 		default:
 		}
 		if resp, err := hc.Get("http://docker/_ping"); err == nil {
@@ -291,7 +301,7 @@ func (e *Engine) stop(t testing.TB) {
 	select {
 	case <-e.done:
 	case <-time.After(20 * time.Second):
-		t.Errorf("dockerd did not stop in 20 s; killing it")
+		t.Errorf("the engine did not stop in 20 s; killing it")
 		syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 		<-e.done
 	}

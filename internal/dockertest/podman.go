@@ -57,23 +57,10 @@ network_config_dir = "` + dir + `/cni"
 		"export CONTAINERS_CONF=" + dir + "/containers.conf\n" +
 		"exec podman --root " + dir + "/root --runroot " + dir + "/run system service --time=0 " + e.Host
 	e.logName = "podman.log"
-	if err := e.launch(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		e.stop(t)
+	e.run(t, func() {
 		for _, d := range made {
 			os.Remove(d)
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			t.Errorf("removing podman's state: %v", err)
-		}
 	})
-	if err := e.ready(); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.importBusybox(t.Context()); err != nil {
-		t.Fatalf("importing busybox: %v", err)
-	}
 	return e
 }
