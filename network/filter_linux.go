@@ -49,7 +49,7 @@ import (
 //	    ct status dnat oifname @bridges ip saddr @member_ipv4 masquerade  # hairpin from a member
 //	    ct status dnat oifname @bridges ip6 saddr @member_ipv6 masquerade
 //	    oifname @bridges return
-//	    iifname @masquerade masquerade
+//	    iifname @outbound_nat masquerade
 //	}
 //
 // Members reach the host itself (any of its addresses, through their
@@ -70,7 +70,7 @@ func filterTable(cfg Config) *tableDef {
 	set := func(name string, key ...nftables.SetDatatype) *nftables.Set { return newSet(t, name, key) }
 	bridges := set("bridges", ifT)
 	same := set("same", ifT, ifT)
-	masq := set("masquerade", ifT)
+	masq := set("outbound_nat", ifT)
 	mem4 := set("member_ipv4", ip4T)
 	mem6 := set("member_ipv6", ip6T)
 	gw4 := set("gateway_ipv4", ifT, ip4T)
