@@ -6,10 +6,13 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"time"
 )
 
 var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
@@ -21,35 +24,146 @@ var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
 // this skips seconds of in-guest decompression. Anything else (a raw
 // vmlinux, a unikernel, another compression, no PVH note) is booted as it
 // is.
+//
+// Hashing a kernel takes tens of milliseconds, on the path of every VM's
+// start; so, as git's index does, the cache also remembers which name a
+// file had by its identity (device, inode, size, mtime, ctime) and skips
+// the hash while that identity holds. Any write to the file changes its
+// ctime, which no one can set back.
 func BootKernel(path, cacheDir string) (string, error) {
-	data, err := os.ReadFile(path)
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return "", err
+	}
+	id, hasID := identify(st)
+	entry := filepath.Join(cacheDir, fmt.Sprintf("stat-%d-%d", id.dev, id.ino))
+	if hasID {
+		if name, ok := id.lookup(entry); ok {
+			if boot, ok := cached(path, filepath.Join(cacheDir, name)); ok {
+				return boot, nil
+			}
+		}
+	}
+
+	data, err := io.ReadAll(fh)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(data)
-	cached := filepath.Join(cacheDir, "vmlinux-"+hex.EncodeToString(sum[:16]))
-	if _, err := os.Stat(cached); err == nil {
-		return cached, nil
+	name := "vmlinux-" + hex.EncodeToString(sum[:16])
+	boot, ok := cached(path, filepath.Join(cacheDir, name))
+	if !ok {
+		if boot, err = extract(path, data, filepath.Join(cacheDir, name)); err != nil {
+			return "", err
+		}
 	}
-	if _, err := os.Stat(cached + ".none"); err == nil {
-		return path, nil // looked before: nothing to extract
+	if boot == path {
+		name += ".none"
 	}
+	// An identity is recorded only once the file has been still for a
+	// while: a write landing within the same clock tick as the one hashed
+	// could leave mtime and ctime as they were.
+	if hasID && time.Since(id.ctime) > racyWindow {
+		id.record(entry, name) // a cache: failing to write it costs a hash next time
+	}
+	return boot, nil
+}
+
+// racyWindow is how long a file must have been unchanged for its identity
+// to be trusted in place of its content.
+var racyWindow = 2 * time.Second
+
+// cached reports what a previous BootKernel of path made at file (the
+// extracted vmlinux, or file+".none" when there was nothing to extract):
+// the kernel to boot, and whether there was anything.
+func cached(path, file string) (string, bool) {
+	file = strings.TrimSuffix(file, ".none")
+	if _, err := os.Stat(file); err == nil {
+		return file, true
+	}
+	if _, err := os.Stat(file + ".none"); err == nil {
+		return path, true
+	}
+	return "", false
+}
+
+// extract makes file, the PVH vmlinux of the compressed kernel data read
+// from path, or file+".none" when there is none, and returns the kernel
+// to boot.
+func extract(path string, data []byte, file string) (string, error) {
 	vmlinux, ok := extractPVH(data)
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		return "", err
 	}
 	if !ok {
-		os.WriteFile(cached+".none", nil, 0o644)
+		os.WriteFile(file+".none", nil, 0o644)
 		return path, nil
 	}
-	tmp := cached + ".tmp"
+	tmp := file + ".tmp"
 	if err := os.WriteFile(tmp, vmlinux, 0o644); err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp, cached); err != nil {
+	if err := os.Rename(tmp, file); err != nil {
 		return "", err
 	}
-	return cached, nil
+	return file, nil
+}
+
+// identity is what the kernel says of a file that changes whenever its
+// content does.
+type identity struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime time.Time
+}
+
+func (id identity) line(name string) string {
+	return fmt.Sprintf("%d %d %d %s\n", id.size, id.mtime.UnixNano(), id.ctime.UnixNano(), name)
+}
+
+// lookup returns the cache name recorded at entry for a file of this
+// identity.
+func (id identity) lookup(entry string) (string, bool) {
+	b, err := os.ReadFile(entry)
+	if err != nil {
+		return "", false
+	}
+	line := string(b)
+	i := strings.LastIndexByte(strings.TrimSuffix(line, "\n"), ' ')
+	if i < 0 {
+		return "", false
+	}
+	name := strings.TrimSuffix(line[i+1:], "\n")
+	if line != id.line(name) || !strings.HasPrefix(name, "vmlinux-") || strings.ContainsRune(name, '/') {
+		return "", false
+	}
+	return name, true
+}
+
+// record writes entry, one per file (device and inode), replaced when
+// the file changes.
+func (id identity) record(entry, name string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(entry), ".stat-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(id.line(name))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), entry)
 }
 
 // extractPVH finds the XZ payload of a bzImage, decompresses it, and
