@@ -74,6 +74,7 @@ var ErrNoFile = errors.New("no foldup.yaml, compose.yaml or docker-compose.yml f
 // Load reads, merges, interpolates and validates the files opts names. On
 // failure it returns an ErrorList with every problem found.
 func Load(ctx context.Context, opts Options) (*Project, error) {
+	warmSchemas()
 	environ := opts.Environ
 	if environ == nil {
 		environ = os.Environ()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	composeschema "github.com/compose-spec/compose-go/v2/schema"
 	"github.com/foldup/foldup"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -51,6 +52,21 @@ func compiled() (*jsonschema.Schema, error) {
 	})
 	return compiledSchema, schemaErr
 }
+
+// warmSchemas starts compiling the two JSON schemas a load needs,
+// foldup's and compose-go's own, each on a goroutine of its own. Compiling
+// them is most of the time a small project takes to load, once per
+// process; this way they compile side by side, and while the files are
+// read and parsed. Both compilations are behind a sync.Once, so the load
+// waits for them where it needs them.
+func warmSchemas() {
+	warmOnce.Do(func() {
+		go compiled()
+		go composeschema.Validate(map[string]any{})
+	})
+}
+
+var warmOnce sync.Once
 
 // validateSchema checks one interpolated document against schema.json and
 // returns every violation, positioned.
