@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/image"
 	"github.com/foldup/foldup/internal/nstest"
@@ -46,8 +47,15 @@ func TestRestartAndPowerOff(t *testing.T) {
 	}
 	docker("start", "once")
 	// The check after the power cut would pass if processes looked in
-	// the wrong place: it must see these first.
-	if pids := e.processes(); len(pids) != 4 { // docker-init and sleep, twice
+	// the wrong place: it must see these first. docker start returns
+	// once docker-init runs, which forks sleep a moment later.
+	var pids []int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if pids = e.processes(); len(pids) == 4 || time.Now().After(deadline) { // docker-init and sleep, twice
+			break
+		}
+	}
+	if len(pids) != 4 {
 		t.Fatalf("processes in the engine's cgroups: %v, want 4", pids)
 	}
 	e.PowerOff(t)
