@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/foldup/foldup/internal/atomicfile"
 )
 
 var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
@@ -41,7 +43,7 @@ func BootKernel(path, cacheDir string) (string, error) {
 		return "", err
 	}
 	id, hasID := identify(st)
-	entry := filepath.Join(cacheDir, fmt.Sprintf("stat-%d-%d", id.dev, id.ino))
+	entry := filepath.Join(cacheDir, fmt.Sprintf("stat-%d-%d", id.dev, id.ino)) // used only when hasID
 	if hasID {
 		if name, ok := id.lookup(entry); ok {
 			if boot, ok := cached(path, filepath.Join(cacheDir, name)); ok {
@@ -122,8 +124,10 @@ type identity struct {
 	mtime, ctime time.Time
 }
 
-func (id identity) line(name string) string {
-	return fmt.Sprintf("%d %d %d %s\n", id.size, id.mtime.UnixNano(), id.ctime.UnixNano(), name)
+// prefix is what an entry for a file of this identity starts with; the
+// cache name follows, then a newline.
+func (id identity) prefix() string {
+	return fmt.Sprintf("%d %d %d ", id.size, id.mtime.UnixNano(), id.ctime.UnixNano())
 }
 
 // lookup returns the cache name recorded at entry for a file of this
@@ -133,13 +137,9 @@ func (id identity) lookup(entry string) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	line := string(b)
-	i := strings.LastIndexByte(strings.TrimSuffix(line, "\n"), ' ')
-	if i < 0 {
-		return "", false
-	}
-	name := strings.TrimSuffix(line[i+1:], "\n")
-	if line != id.line(name) || !strings.HasPrefix(name, "vmlinux-") || strings.ContainsRune(name, '/') {
+	rest, ok := strings.CutPrefix(string(b), id.prefix())
+	name, nl := strings.CutSuffix(rest, "\n")
+	if !ok || !nl || !strings.HasPrefix(name, "vmlinux-") || strings.ContainsAny(name, "/ \n") {
 		return "", false
 	}
 	return name, true
@@ -148,22 +148,7 @@ func (id identity) lookup(entry string) (string, bool) {
 // record writes entry, one per file (device and inode), replaced when
 // the file changes.
 func (id identity) record(entry, name string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(entry), ".stat-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(id.line(name))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), entry)
+	return atomicfile.WriteFile(entry, []byte(id.prefix()+name+"\n"), 0o644)
 }
 
 // extractPVH finds the XZ payload of a bzImage, decompresses it, and
