@@ -8,6 +8,13 @@
 # (its own data root and socket); nothing is pulled (the image is a
 # busybox-static rootfs imported offline). Needs root, dockerd, docker-compose,
 # busybox-static. Usage: bench/up.sh [RUNS]
+#
+# Beside the times it counts CPU: the whole machine's busy time (user,
+# nice, system, irq, softirq in /proc/stat) during each `up -d`, less the
+# client's own (foldup, or docker-compose) and, for foldup, its
+# supervisor's. What is left is the engine's (dockerd, containerd, the
+# shims, runc and the hooks they run): no client can bring `up` below that
+# CPU time divided by the number of CPUs.
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
@@ -64,17 +71,32 @@ mkdir -p "$P"
 
 now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc; }
+HZ=$(getconf CLK_TCK)
+NCPU=$(nproc)
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# children: the CPU ticks of this script's waited-for children so far.
+children() { awk '{print $16 + $17}' /proc/$$/stat; }
+# engine B0 B1 C0 C1 [OWN]: seconds of CPU the machine spent between the
+# two busy counts, less the client's ticks (C1-C0) and OWN other ticks.
+engine() { echo "scale=2; ($2 - $1 - ($4 - $3) - ${5:-0}) / $HZ" | bc; }
 foldup() { ip netns exec $NS env DOCKER_HOST=$DOCKER_HOST FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run \
 	"$PWD/bin/foldup" -f "$P/docker-compose.yml" -p benchf --progress quiet "$@"; }
 compose() { docker-compose -f "$P/docker-compose.yml" -p benchc "$@" >/dev/null 2>&1; }
 
 : > "$D/times"
 for r in $(seq $RUNS); do
-	t0=$(now); foldup up -d; t1=$(now); foldup down; t2=$(now)
+	c0=$(children); b0=$(busy); t0=$(now); foldup up -d; t1=$(now); b1=$(busy); c1=$(children)
+	sup=$(awk '{print $14 + $15}' "/proc/$(cat "$D/run/benchf/supervisor.pid")/stat")
+	foldup down; t2=$(now)
 	echo "foldup up $(elapsed $t0 $t1)" >> "$D/times"; echo "foldup down $(elapsed $t1 $t2)" >> "$D/times"
-	t0=$(now); compose up -d; t1=$(now); compose down; t2=$(now)
+	echo "foldup own $(echo "scale=2; ($c1 - $c0 + $sup) / $HZ" | bc)" >> "$D/times"
+	echo "foldup engine $(engine $b0 $b1 $c0 $c1 $sup)" >> "$D/times"
+	c0=$(children); b0=$(busy); t0=$(now); compose up -d; t1=$(now); b1=$(busy); c1=$(children)
+	compose down; t2=$(now)
 	echo "compose up $(elapsed $t0 $t1)" >> "$D/times"; echo "compose down $(elapsed $t1 $t2)" >> "$D/times"
-	echo "run $r: $(tail -4 "$D/times" | tr '\n' ' ')"
+	echo "compose own $(echo "scale=2; ($c1 - $c0) / $HZ" | bc)" >> "$D/times"
+	echo "compose engine $(engine $b0 $b1 $c0 $c1)" >> "$D/times"
+	echo "run $r: $(tail -8 "$D/times" | tr '\n' ' ')"
 done
 
 # The engine's floor: 20 `docker run -d` at once on one user network, then
@@ -82,10 +104,12 @@ done
 # pid: a bare `wait` would also wait for the backgrounded dockerd.)
 [ "${FLOOR:-1}" = 1 ] && $DOCKER network create floor >/dev/null
 [ "${FLOOR:-1}" = 1 ] && for r in $(seq $RUNS); do
-	t0=$(now)
+	c0=$(children); b0=$(busy); t0=$(now)
 	pids=
 	for i in $(seq $N); do timeout 120 $DOCKER run -d --init --network floor --name floor$i bench/busybox:1 sleep 3600 >/dev/null & pids="$pids $!"; done
-	wait $pids; t1=$(now)
+	wait $pids; t1=$(now); b1=$(busy); c1=$(children)
+	echo "floor own $(echo "scale=2; ($c1 - $c0) / $HZ" | bc)" >> "$D/times"
+	echo "floor engine $(engine $b0 $b1 $c0 $c1)" >> "$D/times"
 	pids=
 	for i in $(seq $N); do timeout 120 $DOCKER rm -f floor$i >/dev/null & pids="$pids $!"; done
 	wait $pids; t2=$(now)
@@ -99,3 +123,7 @@ printf '%-8s %12s %12s\n' "" "up -d (s)" "down (s)"
 for w in foldup compose $([ "${FLOOR:-1}" = 1 ] && echo floor); do printf '%-8s %12.2f %12.2f\n' $w "$(median $w up)" "$(median $w down)"; done
 echo "ratio foldup/compose: up $(echo "scale=2; $(median foldup up) / $(median compose up)" | bc)," \
 	"down $(echo "scale=2; $(median foldup down) / $(median compose down)" | bc)  (medians of $RUNS, $N services)"
+echo "CPU during up -d (s; medians): client's own, and the engine's (the machine's less the client's):"
+for w in foldup compose $([ "${FLOOR:-1}" = 1 ] && echo floor); do printf '%-8s own %6.2f  engine %6.2f\n' $w "$(median $w own)" "$(median $w engine)"; done
+echo "the engine's CPU in foldup's up over $NCPU CPUs: $(echo "scale=2; $(median foldup engine) / $NCPU" | bc) s," \
+	"against 0.4x compose's up: $(echo "scale=2; 0.4 * $(median compose up) / 1" | bc) s"
