@@ -17,8 +17,14 @@
 # an --addn-hosts file, --local for the domain). Each round runs dnsperf
 # against each server saturated (-c 4 -q 100, 15 s), then at a fixed
 # LAT_QPS (40,000/s, below both maxima, 10 s) to compare latency at equal
-# load. dnsperf 2.10 has no latency histogram: the percentiles are computed
-# from its -v output, a line per answer with its latency.
+# load. At saturation dnsperf, alone on the other CPU, must be the cheaper
+# side, so it runs without -v there: dnsperf 2.10 has no latency histogram,
+# the percentiles come from -v's line per answer with its latency, and
+# writing those lines costs it up to a third of its rate. The saturating
+# runs give dnsperf's own average and maximum; the percentiles come from
+# the fixed-rate runs. The ratio is given as the ratio of the medians and
+# as the median of the rounds' own ratios (each server's run in a round
+# is back to back with the other's).
 #
 # rss: VmRSS after startup, and after 55,000 queries over every name.
 #
@@ -108,6 +114,8 @@ HZ=$(getconf CLK_TCK)
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}'; }
+# paired "A1 A2 ..." "B1 B2 ...": the median of A_i/B_i.
+paired() { median $(awk -v a="$1" -v b="$2" 'BEGIN {n = split(a, x, " "); split(b, y, " "); for (i = 1; i <= n; i++) printf "%.3f ", x[i] / y[i]}'); }
 
 if [ -n "${FOLDUP:-}" ]; then
 	F=$FOLDUP
@@ -175,32 +183,40 @@ same_answers() {
 
 # ---- dns ------------------------------------------------------------------
 
-# dnsperf_run NS PORT PID OUT ARGS...: one dnsperf run, verbose (a line per
-# answer with its latency) into OUT.v; prints "qps lost completed avg_ms
-# p50_ms p99_ms p999_ms max_ms server_cpu% rcodes".
+# dnsperf_run NS PORT PID OUT lat|nolat ARGS...: one dnsperf run; prints "qps
+# lost completed avg_ms p50_ms p99_ms p999_ms max_ms server_cpu% rcodes".
+# With lat dnsperf writes (-v) a line per answer with its latency into
+# OUT.v, for the percentiles; with nolat it does not, and they are "-".
 dnsperf_run() {
-	ns=$1 port=$2 pid=$3 out=$4
-	shift 4
+	ns=$1 port=$2 pid=$3 out=$4 verbose=$5
+	shift 5
 	t0=$(ticks "$pid")
 	s0=$(date +%s.%N)
-	ip netns exec "$ns" taskset -c "$GEN_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$Q" -v "$@" >"$out.v" 2>"$out.err"
+	if [ "$verbose" = lat ]; then
+		ip netns exec "$ns" taskset -c "$GEN_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$Q" -v "$@" >"$out.v" 2>"$out.err"
+	else
+		ip netns exec "$ns" taskset -c "$GEN_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$Q" "$@" >"$out.v" 2>"$out.err"
+	fi
 	s1=$(date +%s.%N)
 	t1=$(ticks "$pid")
 	sed -n '/^Statistics:/,$p' "$out.v" >"$out"
-	awk '$1 == ">" && $NF ~ /^[0-9.]+$/ {print $NF}' "$out.v" | sort -n -S 200M >"$out.lat"
+	pct="- - -"
+	if [ "$verbose" = lat ]; then
+		awk '$1 == ">" && $NF ~ /^[0-9.]+$/ {print $NF}' "$out.v" | sort -n -S 200M >"$out.lat"
+		n=$(wc -l <"$out.lat")
+		pct=$(awk -v n="$n" 'BEGIN {i50 = int(n * .5 + .999); i99 = int(n * .99 + .999); i999 = int(n * .999 + .999)}
+			NR == i50 {p50 = $1} NR == i99 {p99 = $1} NR == i999 {p999 = $1}
+			END {printf "%.3f %.3f %.3f", p50 * 1000, p99 * 1000, p999 * 1000}' "$out.lat")
+		rm -f "$out.lat"
+	fi
 	rm -f "$out.v"
-	n=$(wc -l <"$out.lat")
-	pct=$(awk -v n="$n" 'BEGIN {i50 = int(n * .5 + .999); i99 = int(n * .99 + .999); i999 = int(n * .999 + .999)}
-		NR == i50 {p50 = $1} NR == i99 {p99 = $1} NR == i999 {p999 = $1} {m = $1}
-		END {printf "%.3f %.3f %.3f %.3f", p50 * 1000, p99 * 1000, p999 * 1000, m * 1000}' "$out.lat")
-	rm -f "$out.lat"
 	awk -v pct="$pct" -v cpu="$(awk -v a="$t0" -v b="$t1" -v s0="$s0" -v s1="$s1" -v hz="$HZ" 'BEGIN {printf "%.0f", (b - a) / hz / (s1 - s0) * 100}')" '
 		/Queries per second:/ {qps = $4}
 		/Queries lost:/ {lost = $3}
 		/Queries completed:/ {done = $3}
-		/Average Latency/ {avg = $4 * 1000}
+		/Average Latency/ {avg = $4 * 1000; max = $8; sub(/\)/, "", max); max *= 1000}
 		/Response codes:/ {sub(/^ *Response codes: */, ""); gsub(/ /, ""); rc = $0}
-		END {printf "%.0f %d %d %.3f %s %s %s\n", qps, lost, done, avg, pct, cpu, rc}' "$out"
+		END {printf "%.0f %d %d %.3f %s %.3f %s %s\n", qps, lost, done, avg, pct, max, cpu, rc}' "$out"
 }
 
 # pair DIR MEMBERS RECORDS NS: a project of MEMBERS containers and RECORDS
@@ -224,7 +240,7 @@ bench_dns() {
 	netns "$NS"
 	pair "$D" 100 100 "$NS"
 	same_answers "$NS" 5300 5301 svc1.bench.foldup.internal svc100.bench.foldup.internal rec1.bench.foldup.internal rec100.bench.foldup.internal
-	fq="" dq="" fp99="" dp99="" flost="" dlost="" fl99="" dl99=""
+	fq="" dq="" favg="" davg="" flost="" dlost="" fl99="" dl99=""
 	printf '%-8s %-7s %8s %6s %9s %7s %7s %7s %8s %7s %5s  %s\n' round server qps lost completed "avg ms" "p50 ms" "p99 ms" "p99.9" "max ms" "cpu%" rcodes
 	r=1
 	while [ $r -le "$ROUNDS" ]; do
@@ -232,10 +248,10 @@ bench_dns() {
 		[ $((r % 2)) = 0 ] && order="dnsmasq foldup"
 		for s in $order; do
 			if [ $s = foldup ]; then port=5300 pid=$FPID; else port=5301 pid=$DPID; fi
-			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-$s-$r" -l "$DNS_SECONDS" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING")
+			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-$s-$r" nolat -l "$DNS_SECONDS" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING")
 			printf '%-8s %-7s %8s %6s %9s %7s %7s %7s %8s %7s %5s  %s\n' "$r" $s "$@"
-			if [ $s = foldup ]; then fq="$fq $1" flost="$flost $2" fp99="$fp99 $6"; else dq="$dq $1" dlost="$dlost $2" dp99="$dp99 $6"; fi
-			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-lat-$s-$r" -l "$LAT_SECONDS" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -Q "$LAT_QPS")
+			if [ $s = foldup ]; then fq="$fq $1" flost="$flost $2" favg="$favg $4"; else dq="$dq $1" dlost="$dlost $2" davg="$davg $4"; fi
+			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-lat-$s-$r" lat -l "$LAT_SECONDS" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -Q "$LAT_QPS")
 			printf '%-8s %-7s %8s %6s %9s %7s %7s %7s %8s %7s %5s  %s\n' "$r@$LAT_QPS" $s "$@"
 			if [ $s = foldup ]; then fl99="$fl99 $6"; else dl99="$dl99 $6"; fi
 		done
@@ -244,8 +260,9 @@ bench_dns() {
 	stop $FPID
 	stop $DPID
 	fqm=$(median $fq) dqm=$(median $dq)
-	echo "median at saturation: foldup $fqm qps (p99 $(median $fp99) ms, lost $(echo $flost | tr ' ' '+'))," \
-		"dnsmasq $dqm qps (p99 $(median $dp99) ms, lost $(echo $dlost | tr ' ' '+')); foldup/dnsmasq $(ratio "$fqm" "$dqm")x"
+	echo "median at saturation: foldup $fqm qps (average $(median $favg) ms, lost $(echo $flost | tr ' ' '+'))," \
+		"dnsmasq $dqm qps (average $(median $davg) ms, lost $(echo $dlost | tr ' ' '+')); foldup/dnsmasq $(ratio "$fqm" "$dqm")x"
+	echo "median of the rounds' foldup/dnsmasq: $(paired "$fq" "$dq")x"
 	echo "median p99 at $LAT_QPS qps: foldup $(median $fl99) ms, dnsmasq $(median $dl99) ms"
 }
 
@@ -414,7 +431,7 @@ bench_rss() {
 			sleep 2
 			a=$(rss $pid VmRSS)
 			# every name 5 times (55,000 queries) at 20,000 a second
-			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-rss" -n 5 -l 10 -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -Q 20000)
+			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-rss" nolat -n 5 -l 10 -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -Q 20000)
 			sleep 1
 			b=$(rss $pid VmRSS)
 			h=$(rss $pid VmHWM)
