@@ -121,7 +121,7 @@ func benchThroughput(b *testing.B, brnf string) {
 		}},
 		{"foldup", func() error { return h.FirewallApply(cfg) }},
 	}
-	clear := func() {
+	reset := func() {
 		if err := h.FirewallRemove("bench"); err != nil {
 			b.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func benchThroughput(b *testing.B, brnf string) {
 	for r := range rounds {
 		for k := range settings {
 			i := (k + r) % len(settings)
-			clear()
+			reset()
 			if err := settings[i].set(); err != nil {
 				b.Fatal(err)
 			}
@@ -147,7 +147,7 @@ func benchThroughput(b *testing.B, brnf string) {
 		}
 	}
 	b.StopTimer()
-	clear()
+	reset()
 	ratio := func(i int) float64 {
 		var rs []float64
 		for r := range rounds {
