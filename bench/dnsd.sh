@@ -26,7 +26,11 @@
 # as the median of the rounds' own ratios (each server's run in a round
 # is back to back with the other's).
 #
-# rss: VmRSS after startup, and after 55,000 queries over every name.
+# rss: VmRSS after startup, and after 55,000 queries over every name, with
+# its anonymous part (RssAnon): the rest is the binary's and libraries'
+# pages mapped from the page cache, which grows with foldup's binary (it
+# links the Docker client, compose-go and qemu's driver too) and is shared
+# with every other foldup process.
 #
 # dhcp: perfdhcp always acts as a relay (giaddr = its address, hops 1,
 # port 67), which foldup does not serve. An nftables rule in the client
@@ -415,11 +419,12 @@ bench_rss() {
 	# what the servers take with next to nothing to serve
 	pair "$W/rss0" 1 0 "$NS"
 	sleep 2
-	echo "baseline, 1 member and no records: foldup $(rss $FPID VmRSS) kB, dnsmasq $(rss $DPID VmRSS) kB"
+	echo "baseline, 1 member and no records: foldup $(rss $FPID VmRSS) kB ($(rss $FPID RssAnon) kB anonymous)," \
+		"dnsmasq $(rss $DPID VmRSS) kB ($(rss $DPID RssAnon) kB anonymous)"
 	stop $FPID
 	stop $DPID
-	printf '%-6s %-8s %10s %10s %10s %8s\n' round server "start kB" "after kB" "peak kB" "qps"
-	fs="" fa="" ds="" da=""
+	printf '%-6s %-8s %10s %10s %10s %10s %8s\n' round server "start kB" "after kB" "anon kB" "peak kB" "qps"
+	fs="" fa="" fn="" ds="" da="" dn=""
 	r=1
 	while [ $r -le "$ROUNDS" ]; do
 		order="foldup dnsmasq"
@@ -434,15 +439,17 @@ bench_rss() {
 			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-rss" nolat -n 5 -l 10 -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -Q 20000)
 			sleep 1
 			b=$(rss $pid VmRSS)
+			n=$(rss $pid RssAnon)
 			h=$(rss $pid VmHWM)
 			stop $pid
-			printf '%-6s %-8s %10s %10s %10s %8s %s\n' "$r" $s "$a" "$b" "$h" "$1" "${10}"
-			if [ $s = foldup ]; then fs="$fs $a" fa="$fa $b"; else ds="$ds $a" da="$da $b"; fi
+			printf '%-6s %-8s %10s %10s %10s %10s %8s %s\n' "$r" $s "$a" "$b" "$n" "$h" "$1" "${10}"
+			if [ $s = foldup ]; then fs="$fs $a" fa="$fa $b" fn="$fn $n"; else ds="$ds $a" da="$da $b" dn="$dn $n"; fi
 		done
 		r=$((r + 1))
 	done
 	echo "median VmRSS after startup: foldup $(median $fs) kB, dnsmasq $(median $ds) kB;" \
-		"after the queries: foldup $(median $fa) kB, dnsmasq $(median $da) kB"
+		"after the queries: foldup $(median $fa) kB, dnsmasq $(median $da) kB;" \
+		"of which anonymous: foldup $(median $fn) kB, dnsmasq $(median $dn) kB"
 }
 
 case "$what" in
