@@ -121,3 +121,61 @@ func TestBootQMP(t *testing.T) {
 		t.Errorf("Stop of a stopped qemu = %v", err)
 	}
 }
+
+// TestBootUnikernel boots a kernel that is not Linux: vmtest's few bytes
+// of multiboot image, which write the command line they were given to the
+// serial port and halt. BootKernel must hand it over as it is, and qemu must run it from
+// Args' command line with no initrd, as nobody, under the sandbox.
+func TestBootUnikernel(t *testing.T) {
+	systest.Root(t)
+	systest.Command(t, "qemu-system-x86_64")
+	dir, err := os.MkdirTemp("/tmp", "fu-q-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	kernel := filepath.Join(dir, "echo.mb")
+	if err := os.WriteFile(kernel, vmtest.MultibootEcho(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boot, err := BootKernel(kernel, filepath.Join(dir, "cache"))
+	if err != nil || boot != kernel {
+		t.Fatalf("BootKernel(a multiboot image) = %s, %v; want it as it is", boot, err)
+	}
+	const marker = "FOLDUP-UNIKERNEL greeting=hello"
+	c := Config{
+		Name: "uk", CPUs: 1, Memory: 32 << 20,
+		Kernel: boot, Cmdline: marker,
+		QMP: filepath.Join(dir, "qmp"), Console: filepath.Join(dir, "con"),
+		ConsoleLog: filepath.Join(dir, "console.log"), PidFile: filepath.Join(dir, "pid"),
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := Start(t.Context(), c, &syscall.Credential{Uid: 65534, Gid: 65534}, nil, filepath.Join(dir, "qemu.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(c.ConsoleLog)
+		if strings.Contains(string(b), marker+"\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "qemu.log"))
+			t.Fatalf("the unikernel wrote no %q in 30 s; console:\n%q\nqemu:\n%s", marker, b, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// It ignores the power button, as such kernels do: Stop quits.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := Stop(ctx, c.QMP, pid, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if syscall.Kill(pid, 0) == nil && !isZombie(pid) {
+		t.Errorf("qemu %d still runs after Stop", pid)
+	}
+}

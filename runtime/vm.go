@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/foldup/foldup/cloudinit"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
@@ -651,15 +652,15 @@ func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
 		st := MemberStatus{Name: m.Name, Member: m.Name, Service: m.Service, Kind: planner.VM, Image: rec.Image, State: "exited", Status: "Exited"}
 		if !rec.Exited.IsZero() {
 			st.ExitCode = rec.ExitCode
-			st.Status = fmt.Sprintf("Exited (%d) %s ago", rec.ExitCode, strings.ToLower(humanDuration(time.Since(rec.Exited))))
+			st.Status = fmt.Sprintf("Exited (%d) %s ago", rec.ExitCode, units.HumanDuration(time.Since(rec.Exited)))
 			if wantsRestart(rec) {
 				st.State = "restarting"
-				st.Status = fmt.Sprintf("Restarting (%d) %s ago", rec.ExitCode, strings.ToLower(humanDuration(time.Since(rec.Exited))))
+				st.Status = fmt.Sprintf("Restarting (%d) %s ago", rec.ExitCode, units.HumanDuration(time.Since(rec.Exited)))
 			}
 		}
 		if pid != 0 {
 			st.State = "running"
-			st.Status = "Up " + humanDuration(time.Since(rec.Started))
+			st.Status = "Up " + units.HumanDuration(time.Since(rec.Started))
 			st.ID = "qemu:" + strconv.Itoa(pid)
 			if h := vmHealth(f); h != nil && rec.Health != nil && !rec.Health.Disable {
 				st.Health = h.Status
@@ -677,16 +678,4 @@ func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
 		out = append(out, st)
 	}
 	return out
-}
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return "Less than a second"
-	case d < time.Minute:
-		return fmt.Sprintf("%d seconds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()))
-	}
-	return fmt.Sprintf("%d hours", int(d.Hours()))
 }

@@ -31,6 +31,15 @@ func TestEngineScripts(t *testing.T) {
 			return false, nil
 		},
 		UpdateScripts: *update,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// multiboot FILE: writes vmtest's unikernel to FILE.
+			"multiboot": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: multiboot FILE")
+				}
+				ts.Check(os.WriteFile(ts.MkAbs(args[0]), vmtest.MultibootEcho(), 0o644))
+			},
+		},
 		Setup: func(env *testscript.Env) error {
 			state := filepath.Join(env.WorkDir, ".state")
 			// qemu runs as nobody: it must get through to its VM's

@@ -5,6 +5,7 @@
 package vmtest
 
 import (
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,4 +83,43 @@ func Example(t testing.TB) string {
 		systest.Need(t, err == nil, "needs "+filepath.Join(dir, f)+": run scripts/example-images.sh "+dir)
 	}
 	return dir
+}
+
+// MultibootEcho returns a tiny unikernel: a multiboot (version 1) image,
+// the format most unikernels ship in, laid out with the a.out kludge (a
+// flat binary whose header says where it loads). Entered in 32-bit
+// protected mode with EBX pointing to the multiboot information, its code
+// writes the command line to COM1, then a newline, and halts for good.
+func MultibootEcho() []byte {
+	const (
+		magic = 0x1badb002
+		flags = 1 << 16 // the address fields below are valid
+		load  = 0x100000
+		hdr   = 32 // header's size; the code follows it
+	)
+	code := []byte{
+		0x8b, 0x73, 0x10, // mov esi, [ebx+16]: the command line
+		0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8: COM1
+		0xac,       // next: lodsb
+		0x84, 0xc0, // test al, al
+		0x74, 0x03, // jz done
+		0xee,       // out dx, al
+		0xeb, 0xf8, // jmp next
+		0xb0, 0x0a, // done: mov al, '\n'
+		0xee,       // out dx, al
+		0xfa, 0xf4, // halt: cli; hlt
+		0xeb, 0xfc, // jmp halt
+	}
+	b := make([]byte, hdr, hdr+len(code))
+	for i, v := range []uint32{
+		magic, flags, -(magic + flags) & 0xffffffff,
+		load,       // header_addr: the header is the image's first bytes
+		load,       // load_addr
+		0,          // load_end_addr: the whole file
+		0,          // bss_end_addr: none
+		load + hdr, // entry_addr
+	} {
+		binary.LittleEndian.PutUint32(b[4*i:], v)
+	}
+	return append(b, code...)
 }
