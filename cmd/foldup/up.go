@@ -9,10 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -149,9 +147,6 @@ process running the project's DNS/DHCP server and returns.`,
 // foreground streams the project's logs until Ctrl-C (or SIGTERM), then
 // stops its containers and the supervisor this process runs.
 func foreground(ctx context.Context, cmd *cobra.Command, project string, res *runtime.Result, o runtime.Options) error {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLogs()
 	logsDone := make(chan error, 1)
@@ -163,8 +158,7 @@ func foreground(ctx context.Context, cmd *cobra.Command, project string, res *ru
 		supDone = res.Supervisor.Done()
 	}
 	select {
-	case <-sigs:
-	case <-ctx.Done():
+	case <-ctx.Done(): // Ctrl-C or SIGTERM (see interruptible)
 	case err := <-supDone:
 		return fmt.Errorf("the supervisor stopped: %v", err)
 	case err := <-logsDone:
@@ -174,15 +168,7 @@ func foreground(ctx context.Context, cmd *cobra.Command, project string, res *ru
 		}
 	}
 	fmt.Fprintln(cmd.ErrOrStderr(), "Gracefully stopping... (press Ctrl+C again to force)")
-	// The first Ctrl-C may be both ctx's end and a signal still queued
-	// here: only one that comes after this point forces the exit.
-	for len(sigs) > 0 {
-		<-sigs
-	}
-	go func() {
-		<-sigs
-		os.Exit(130)
-	}()
+	forceOnInterrupt.Store(true)
 	stopLogs()
 	err := runtime.Stop(context.WithoutCancel(ctx), project, nil, nil, o)
 	if res.Supervisor != nil {
