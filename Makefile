@@ -29,6 +29,9 @@ FUZZTIME ?= 1m
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./spec
 	$(GO) test -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) ./planner
+	for t in FuzzDNS FuzzDHCP4 FuzzDHCPv6 FuzzRS; do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./dnsd || exit 1; \
+	done
 
 # schema.json, after editing internal/schemagen/foldup.json or upgrading compose-go.
 generate:
