@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/netip"
@@ -8,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/foldup/foldup/internal/nstest"
 	"github.com/foldup/foldup/internal/systest"
@@ -142,10 +142,20 @@ var pkt, _ = filepath.Abs("testdata/pkt.py")
 func seen(t *testing.T, sniffNS *nstest.NS, sniff []string, sendNS *nstest.NS, send []string) bool {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), "ip", append([]string{"netns", "exec", sniffNS.Name, "python3", pkt}, sniff...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let it bind
+	// Send only once the sniffer's socket is bound: a fixed wait was
+	// too short for python's start on a loaded machine, and the frame
+	// went by unseen.
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "listening\n" {
+		cmd.Wait()
+		t.Fatalf("sniffer in %s did not start: %q", sniffNS.Name, line)
+	}
 	sendNS.MustRun(t, append([]string{"python3", pkt}, send...)...)
 	return cmd.Wait() == nil
 }

@@ -12,6 +12,9 @@
     pkt.py serve PROTO PORT SECONDS                      answer each tcp connection or udp datagram
                                                          with the peer's address, for SECONDS
     pkt.py connect PROTO HOST PORT                       print what the server answers; exit 1 if nothing
+
+The sniff-* commands and serve print "listening" once their socket is
+bound (and joined), so that a test sends only then.
 """
 import socket, struct, sys, time
 
@@ -20,6 +23,7 @@ def mac(s):
 
 def sniff(s, secs, match):
     """Exit status 0 if a packet read from s within secs satisfies match."""
+    print("listening", flush=True)
     s.settimeout(0.2)
     end = time.time() + secs
     while time.time() < end:
@@ -63,6 +67,7 @@ def main(argv):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", port))
+        print("listening", flush=True)
         s.settimeout(secs)
         try:
             s.recv(2048)
@@ -110,6 +115,7 @@ def main(argv):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", port))
             s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4si", socket.inet_aton(group), b"\0" * 4, idx))
+        print("listening", flush=True)
         s.settimeout(secs)
         try:
             while True:
