@@ -21,11 +21,6 @@ import (
 func TestBootQMP(t *testing.T) {
 	systest.Root(t)
 	kernel, initrd := vmtest.Images(t)
-	dir, err := os.MkdirTemp("/tmp", "fu-q-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	boot, err := BootKernel(kernel, filepath.Join(vmtest.Dir(), "cache"))
 	if err != nil {
 		t.Fatal(err)
@@ -38,20 +33,10 @@ func TestBootQMP(t *testing.T) {
 		t.Fatalf("BootKernel again = %s, %v; want the cached %s", again, err, boot)
 	}
 
-	c := Config{
+	c, pid := startAsNobody(t, tempDir(t), Config{
 		Name: "t1", CPUs: 1, Memory: 256 << 20,
 		Kernel: boot, Initrd: initrd, Cmdline: "console=ttyS0 quiet panic=-1",
-		QMP: filepath.Join(dir, "qmp"), Console: filepath.Join(dir, "con"),
-		ConsoleLog: filepath.Join(dir, "console.log"), PidFile: filepath.Join(dir, "pid"),
-	}
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	pid, err := Start(t.Context(), c, &syscall.Credential{Uid: 65534, Gid: 65534}, nil, filepath.Join(dir, "qemu.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	})
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -83,17 +68,7 @@ func TestBootQMP(t *testing.T) {
 		t.Errorf("qemu does not run as nobody:\n%s", status)
 	}
 	// The guest's init reports on the console.
-	deadline := time.Now().Add(40 * time.Second)
-	for {
-		b, _ := os.ReadFile(c.ConsoleLog)
-		if strings.Contains(string(b), "FOLDUP-READY") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no FOLDUP-READY on the console in 40 s:\n%s", b)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitConsole(t, c, "FOLDUP-READY", 40*time.Second)
 	if err := q.Powerdown(ctx); err != nil {
 		t.Error(err)
 	}
@@ -124,16 +99,13 @@ func TestBootQMP(t *testing.T) {
 
 // TestBootUnikernel boots a kernel that is not Linux: vmtest's few bytes
 // of multiboot image, which write the command line they were given to the
-// serial port and halt. BootKernel must hand it over as it is, and qemu must run it from
-// Args' command line with no initrd, as nobody, under the sandbox.
+// serial port and halt. BootKernel must hand it over as it is, and qemu
+// must run it from Args' command line with no initrd, as nobody, under the
+// sandbox.
 func TestBootUnikernel(t *testing.T) {
 	systest.Root(t)
 	systest.Command(t, "qemu-system-x86_64")
-	dir, err := os.MkdirTemp("/tmp", "fu-q-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := tempDir(t)
 	kernel := filepath.Join(dir, "echo.mb")
 	if err := os.WriteFile(kernel, vmtest.MultibootEcho(), 0o644); err != nil {
 		t.Fatal(err)
@@ -143,32 +115,8 @@ func TestBootUnikernel(t *testing.T) {
 		t.Fatalf("BootKernel(a multiboot image) = %s, %v; want it as it is", boot, err)
 	}
 	const marker = "FOLDUP-UNIKERNEL greeting=hello"
-	c := Config{
-		Name: "uk", CPUs: 1, Memory: 32 << 20,
-		Kernel: boot, Cmdline: marker,
-		QMP: filepath.Join(dir, "qmp"), Console: filepath.Join(dir, "con"),
-		ConsoleLog: filepath.Join(dir, "console.log"), PidFile: filepath.Join(dir, "pid"),
-	}
-	if err := os.Chown(dir, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	pid, err := Start(t.Context(), c, &syscall.Credential{Uid: 65534, Gid: 65534}, nil, filepath.Join(dir, "qemu.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, _ := os.ReadFile(c.ConsoleLog)
-		if strings.Contains(string(b), marker+"\n") {
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "qemu.log"))
-			t.Fatalf("the unikernel wrote no %q in 30 s; console:\n%q\nqemu:\n%s", marker, b, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	c, pid := startAsNobody(t, dir, Config{Name: "uk", CPUs: 1, Memory: 32 << 20, Kernel: boot, Cmdline: marker})
+	waitConsole(t, c, marker+"\n", 30*time.Second)
 	// It ignores the power button, as such kernels do: Stop quits.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -177,5 +125,53 @@ func TestBootUnikernel(t *testing.T) {
 	}
 	if syscall.Kill(pid, 0) == nil && !isZombie(pid) {
 		t.Errorf("qemu %d still runs after Stop", pid)
+	}
+}
+
+// tempDir is a directory under /tmp, removed when the test ends: qemu,
+// as nobody, can reach it there, where t.TempDir's parents would stop it.
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "fu-q-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// startAsNobody gives c its sockets, console log and pid file in dir,
+// hands dir to nobody and starts qemu as nobody, killed when the test
+// ends. It returns c as started, and qemu's pid.
+func startAsNobody(t *testing.T, dir string, c Config) (Config, int) {
+	t.Helper()
+	c.QMP, c.Console = filepath.Join(dir, "qmp"), filepath.Join(dir, "con")
+	c.ConsoleLog, c.PidFile = filepath.Join(dir, "console.log"), filepath.Join(dir, "pid")
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	pid, err := Start(t.Context(), c, &syscall.Credential{Uid: 65534, Gid: 65534}, nil, filepath.Join(dir, "qemu.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	return c, pid
+}
+
+// waitConsole waits for want on c's console, failing the test after d
+// with the console and qemu's own log.
+func waitConsole(t *testing.T, c Config, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		b, _ := os.ReadFile(c.ConsoleLog)
+		if strings.Contains(string(b), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(filepath.Dir(c.ConsoleLog), "qemu.log"))
+			t.Fatalf("no %q on the console in %v:\n%s\nqemu:\n%s", want, d, b, log)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -1,3 +1,5 @@
+// Command foldup runs virtual machines and containers side by side on one
+// private network, from one foldup.yaml.
 package main
 
 import "os"
