@@ -145,26 +145,28 @@ func TestFiveProjects(t *testing.T) {
 		}
 	}
 
-	// serves checks that project i's forwarded ports reach its own web
-	// server and VM, through the host's loopback.
-	serves := func(t *testing.T, i int) {
+	// fetch waits up to d for the host's port to answer want.
+	fetch := func(t *testing.T, port int, want string, d time.Duration) {
 		t.Helper()
-		want := fmt.Sprintf("hello from p%d", i)
-		if out, err := e.ns.Run(t, "busybox", "wget", "-q", "-O", "-", fmt.Sprintf("http://127.0.0.1:808%d/", i)); err != nil || strings.TrimSpace(out) != want {
-			t.Errorf("host port 808%d: %q, %v; want %q", i, out, err, want)
-		}
-		if !haveVM || i > 2 {
-			return
-		}
-		// The VM serves once it has its lease.
-		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			out, err := e.ns.Run(t, "timeout", "3", "busybox", "wget", "-q", "-O", "-", fmt.Sprintf("http://127.0.0.1:909%d/", i))
-			if strings.TrimSpace(out) == "hello from vm" {
-				break
+		for deadline := time.Now().Add(d); ; time.Sleep(200 * time.Millisecond) {
+			out, err := e.ns.Run(t, "timeout", "3", "busybox", "wget", "-q", "-O", "-", fmt.Sprintf("http://127.0.0.1:%d/", port))
+			if strings.TrimSpace(out) == want {
+				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("host port 909%d: %q, %v; want hello from vm", i, out, err)
+				t.Fatalf("host port %d: %q, %v; want %q", port, out, err, want)
 			}
+		}
+	}
+	// serves checks that project i's forwarded ports reach its own web
+	// server and VM, through the host's loopback. up -d returns once the
+	// web container has started, as Compose's does, not once its httpd
+	// listens: the first fetch may come before that.
+	serves := func(t *testing.T, i int) {
+		t.Helper()
+		fetch(t, 8080+i, fmt.Sprintf("hello from p%d", i), 30*time.Second)
+		if haveVM && i <= 2 {
+			fetch(t, 9090+i, "hello from vm", 90*time.Second) // once it has its lease
 		}
 	}
 	for i := 1; i <= n; i++ {
