@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/foldup/foldup/internal/nstest"
@@ -294,5 +296,51 @@ func TestGuardOtherVersion(t *testing.T) {
 	}
 	if !ping(t, s.members[0], "10.77.0.11") {
 		t.Error("members cannot reach each other after the table was replaced")
+	}
+}
+
+// TestGuardConcurrentApply: two appliers at once, as up and the
+// supervisor are when a recreated container starts, each bringing the
+// sets to its own list of ports. Each reads the sets, then writes the
+// difference: both may delete one element, and the second delete found
+// nothing (ENOENT, which failed an up in CI). Every apply must succeed,
+// and the tables end as the last one left them.
+func TestGuardConcurrentApply(t *testing.T) {
+	systest.Command(t, "nft")
+	s := newSegment(t, 1)
+	port := func(i int) Port {
+		return Port{Name: fmt.Sprintf("fuv%d", i), MAC: net.HardwareAddr{2, 0, 0, 0, 1, byte(i)}, IPv4: []netip.Addr{netip.AddrFrom4([4]byte{10, 77, 0, byte(100 + i)})}}
+	}
+	cfgs := [2]Config{s.cfg, s.cfg}
+	cfgs[0].Ports = append(slices.Clone(s.ports), port(1), port(2))
+	cfgs[1].Ports = append(slices.Clone(s.ports), port(3))
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*40)
+	for g := range 2 {
+		h, err := Open(s.host.Handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		wg.Go(func() {
+			for i := range 40 {
+				errs <- h.FirewallApply(cfgs[(g+i)%2])
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent apply: %v", err)
+		}
+	}
+	// Once alone again, an apply brings the sets to exactly its ports.
+	if err := s.h.FirewallApply(cfgs[1]); err != nil {
+		t.Fatal(err)
+	}
+	out := s.host.MustRun(t, "nft", "list", "table", "bridge", "foldup-test")
+	if !strings.Contains(out, `"fuv3" . 10.77.0.103`) || strings.Contains(out, "fuv1") || strings.Contains(out, "fuv2") {
+		t.Errorf("after the last apply, the ports are not cfgs[1]'s:\n%s", out)
 	}
 }

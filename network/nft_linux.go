@@ -73,6 +73,30 @@ func (h *Host) apply(d *tableDef) error {
 			return fmt.Errorf("creating table %s: %w", d.table.Name, err)
 		}
 	}
+	// Another foldup may bring the same sets to its own list at the same
+	// time (up, and the supervisor as a recreated container starts): each
+	// reads the elements, then writes the difference, so the later write
+	// can delete what the other just deleted (ENOENT) or add what it just
+	// added (EEXIST). A batch is all or nothing: read again and retry.
+	for range 10 {
+		err = h.update(c, d)
+		var fe *errFlush
+		if !errors.As(err, &fe) || !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+	}
+	return err
+}
+
+// errFlush is update's batch failing, as opposed to reading the sets.
+type errFlush struct{ err error }
+
+func (e *errFlush) Error() string { return e.err.Error() }
+func (e *errFlush) Unwrap() error { return e.err }
+
+// update adds d's missing chains and brings each of its sets' elements
+// to d's, in one batch.
+func (h *Host) update(c *nftables.Conn, d *tableDef) error {
 	for _, name := range d.chains {
 		if ch, err := c.ListChain(d.table, name); err == nil && ch != nil {
 			continue
@@ -118,7 +142,7 @@ func (h *Host) apply(d *tableDef) error {
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("updating table %s: %w", d.table.Name, err)
+		return &errFlush{fmt.Errorf("updating table %s: %w", d.table.Name, err)}
 	}
 	return nil
 }
