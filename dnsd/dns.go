@@ -31,7 +31,7 @@ type DNS struct {
 
 	mu      sync.Mutex     // guards following fields
 	servers []*dns.Server  // TCP
-	udp     []*net.UDPConn // served by serveUDP
+	udp     []*udpSocket   // served by serveUDP
 	wg      sync.WaitGroup // the UDP loops
 }
 
@@ -62,24 +62,23 @@ func (s *DNS) Update(cfg Config) error {
 // returns once every socket is bound.
 func (s *DNS) Listen(addrs ...netip.AddrPort) error {
 	var started []*dns.Server
-	var udp []*net.UDPConn
+	var udp []*udpSocket
 	fail := func() {
 		shutdown(started)
-		for _, pc := range udp {
-			pc.Close()
+		for _, u := range udp {
+			u.Close()
 		}
 	}
 	for _, ap := range addrs {
-		pc, err := net.ListenPacket("udp", ap.String())
+		u, err := listenUDP(ap)
 		if err != nil {
 			fail()
 			return err
 		}
 		// TCP on the port UDP got (port 0 asks for any).
-		tcpAt := netip.AddrPortFrom(ap.Addr(), uint16(pc.LocalAddr().(*net.UDPAddr).Port))
-		l, err := net.Listen("tcp", tcpAt.String())
+		l, err := net.Listen("tcp", u.LocalAddr().String())
 		if err != nil {
-			pc.Close()
+			u.Close()
 			fail()
 			return err
 		}
@@ -89,15 +88,14 @@ func (s *DNS) Listen(addrs ...netip.AddrPort) error {
 		go srv.ActivateAndServe()
 		<-ready
 		started = append(started, srv)
-		bigReadBuffer(pc.(*net.UDPConn))
-		udp = append(udp, pc.(*net.UDPConn))
+		udp = append(udp, u)
 	}
 	s.mu.Lock()
 	s.servers = append(s.servers, started...)
 	s.udp = append(s.udp, udp...)
 	s.mu.Unlock()
-	for _, pc := range udp {
-		s.wg.Go(func() { s.serveUDP(pc) })
+	for _, u := range udp {
+		s.wg.Go(func() { s.serveUDP(u) })
 	}
 	return nil
 }
@@ -108,8 +106,8 @@ func (s *DNS) Addrs() []netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []netip.AddrPort
-	for _, pc := range s.udp {
-		out = append(out, pc.LocalAddr().(*net.UDPAddr).AddrPort())
+	for _, u := range s.udp {
+		out = append(out, u.LocalAddr())
 	}
 	return out
 }
@@ -118,8 +116,8 @@ func (s *DNS) Addrs() []netip.AddrPort {
 func (s *DNS) Close() error {
 	s.mu.Lock()
 	err := shutdown(s.servers)
-	for _, pc := range s.udp {
-		pc.Close()
+	for _, u := range s.udp {
+		u.Close()
 	}
 	s.servers, s.udp = nil, nil
 	s.mu.Unlock()

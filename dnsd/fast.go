@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // The UDP fast path. Almost every query a project's members send is one
@@ -147,32 +145,26 @@ func (s *DNS) fastAnswer(b, out []byte, from netip.Addr) (n int, ok bool) {
 // how many answers one writes (sendmmsg) when queries queue up.
 const batchSize = 32
 
-// batchConn is what ipv4.PacketConn and ipv6.PacketConn share.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+// packet is one datagram the UDP loop reads or writes.
+type packet struct {
+	buf   []byte // read into buf; holds buf[:n]
+	n     int
+	peer  netip.AddrPort // sender, or receiver
+	scope uint32         // the peer's IPv6 scope (interface index), if any
 }
 
-// serveUDP answers queries on pc until it is closed: the fast path in
+// serveUDP answers queries on u until it is closed: the fast path in
 // this loop, a batch of queries at a time; everything else on a goroutine
 // of its own.
-func (s *DNS) serveUDP(pc *net.UDPConn) {
-	var bc batchConn = ipv4.NewPacketConn(pc)
-	if pc.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Is6() {
-		bc = ipv6.NewPacketConn(pc)
-	}
-	in := make([]ipv4.Message, batchSize)
-	out := make([]ipv4.Message, batchSize)
+func (s *DNS) serveUDP(u *udpSocket) {
+	in := make([]packet, batchSize)
+	out := make([]packet, batchSize)
 	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, 4096)}
-		out[i].Buffers = [][]byte{make([]byte, maxUDP)}
-	}
-	outBufs := make([][]byte, batchSize)
-	for i := range out {
-		outBufs[i] = out[i].Buffers[0]
+		in[i].buf = make([]byte, 4096)
+		out[i].buf = make([]byte, maxUDP)
 	}
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := u.readBatch(in)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -180,25 +172,22 @@ func (s *DNS) serveUDP(pc *net.UDPConn) {
 			continue
 		}
 		k := 0
-		for _, m := range in[:n] {
-			from, ok := m.Addr.(*net.UDPAddr)
-			if !ok {
-				continue
-			}
-			ap := from.AddrPort()
-			b := m.Buffers[0][:m.N]
-			if size, ok := s.fastAnswer(b, outBufs[k], ap.Addr().Unmap()); ok {
-				out[k].Buffers[0] = outBufs[k][:size]
-				out[k].Addr = from
+		for _, p := range in[:n] {
+			b := p.buf[:p.n]
+			if size, ok := s.fastAnswer(b, out[k].buf, p.peer.Addr()); ok {
+				out[k].n, out[k].peer, out[k].scope = size, p.peer, p.scope
 				k++
 				continue
 			}
-			go s.slowUDP(pc, append([]byte(nil), b...), ap)
+			go s.slowUDP(u, append([]byte(nil), b...), p.peer, p.scope)
 		}
 		for sent := 0; sent < k; {
-			w, err := bc.WriteBatch(out[sent:k], 0)
+			w, err := u.writeBatch(out[sent:k])
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
 			if err != nil {
-				break
+				w = 1 // that querier is unreachable; answer the others
 			}
 			sent += w
 		}
@@ -207,7 +196,7 @@ func (s *DNS) serveUDP(pc *net.UDPConn) {
 
 // slowUDP answers one query the fast path left: the same handler as
 // TCP's, with truncation to what the querier takes over UDP.
-func (s *DNS) slowUDP(pc *net.UDPConn, b []byte, from netip.AddrPort) {
+func (s *DNS) slowUDP(u *udpSocket, b []byte, from netip.AddrPort, scope uint32) {
 	if len(b) > 2 && b[2]&0x80 != 0 {
 		return // a response: never answer one
 	}
@@ -219,9 +208,9 @@ func (s *DNS) slowUDP(pc *net.UDPConn, b []byte, from netip.AddrPort) {
 		}
 		req = &dns.Msg{MsgHdr: dns.MsgHdr{Id: binary.BigEndian.Uint16(b)}}
 	}
-	resp := s.answer(req, from.Addr().Unmap())
+	resp := s.answer(req, from.Addr())
 	resp.Truncate(reqUDPLimit(req))
 	if out, err := resp.Pack(); err == nil {
-		pc.WriteToUDPAddrPort(out, from)
+		u.writeTo(out, from, scope)
 	}
 }
