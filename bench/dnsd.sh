@@ -3,7 +3,8 @@
 # the same run, alternating the two servers ROUNDS times (default 3) and
 # printing each round's figures, the medians and foldup's ratio.
 #
-#   bench/dnsd.sh dns    dnsperf on loopback, 200 names, 15 s a run
+#   bench/dnsd.sh dns    dnsperf on loopback, 200 names, 15 s a run, and
+#                        the ceiling: dnsperf against bench/dnsnoop
 #   bench/dnsd.sh dhcp   perfdhcp DORA across a veth: max rate without drops
 #   bench/dnsd.sh rss    VmRSS with 1,000 members and 10,000 records
 #   bench/dnsd.sh all    the three
@@ -24,7 +25,10 @@
 # runs give dnsperf's own average and maximum; the percentiles come from
 # the fixed-rate runs. The ratio is given as the ratio of the medians and
 # as the median of the rounds' own ratios (each server's run in a round
-# is back to back with the other's).
+# is back to back with the other's). Each round also runs dnsperf, the
+# same way, against bench/dnsnoop, which answers nothing (it sends each
+# query back as an empty response): no server can be faster, so its rate
+# is the most dnsperf drives on its CPU, the ceiling of any ratio.
 #
 # rss: VmRSS after startup, and after 55,000 queries over every name, with
 # its anonymous part (RssAnon): the rest is the binary's and libraries'
@@ -244,17 +248,35 @@ bench_dns() {
 	netns "$NS"
 	pair "$D" 100 100 "$NS"
 	same_answers "$NS" 5300 5301 svc1.bench.foldup.internal svc100.bench.foldup.internal rec1.bench.foldup.internal rec100.bench.foldup.internal
-	fq="" dq="" favg="" davg="" flost="" dlost="" fl99="" dl99=""
+	# The ceiling: bench/dnsnoop sends each query back as its own empty
+	# answer, the least work any server can do, so its rate is the most
+	# dnsperf can drive on its CPU in this run.
+	"$(scripts/go.sh)" build -o "$W/dnsnoop" ./bench/dnsnoop
+	start ip netns exec "$NS" taskset -c "$SRV_CPU" "$W/dnsnoop" -listen 127.0.0.1:5302
+	CPID=$PID
+	wait_udp "$NS" 5302
+	fq="" dq="" cq="" favg="" davg="" flost="" dlost="" fl99="" dl99=""
 	printf '%-8s %-7s %8s %6s %9s %7s %7s %7s %8s %7s %5s  %s\n' round server qps lost completed "avg ms" "p50 ms" "p99 ms" "p99.9" "max ms" "cpu%" rcodes
 	r=1
 	while [ $r -le "$ROUNDS" ]; do
-		order="foldup dnsmasq"
-		[ $((r % 2)) = 0 ] && order="dnsmasq foldup"
+		case $((r % 3)) in
+		1) order="foldup dnsmasq ceiling" ;;
+		2) order="dnsmasq ceiling foldup" ;;
+		0) order="ceiling foldup dnsmasq" ;;
+		esac
 		for s in $order; do
-			if [ $s = foldup ]; then port=5300 pid=$FPID; else port=5301 pid=$DPID; fi
+			case $s in
+			foldup) port=5300 pid=$FPID ;;
+			dnsmasq) port=5301 pid=$DPID ;;
+			ceiling) port=5302 pid=$CPID ;;
+			esac
 			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-$s-$r" nolat -l "$DNS_SECONDS" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING")
 			printf '%-8s %-7s %8s %6s %9s %7s %7s %7s %8s %7s %5s  %s\n' "$r" $s "$@"
-			if [ $s = foldup ]; then fq="$fq $1" flost="$flost $2" favg="$favg $4"; else dq="$dq $1" dlost="$dlost $2" davg="$davg $4"; fi
+			case $s in
+			foldup) fq="$fq $1" flost="$flost $2" favg="$favg $4" ;;
+			dnsmasq) dq="$dq $1" dlost="$dlost $2" davg="$davg $4" ;;
+			ceiling) cq="$cq $1"; continue ;;
+			esac
 			set -- $(dnsperf_run "$NS" $port $pid "$W/dnsperf-lat-$s-$r" lat -l "$LAT_SECONDS" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -Q "$LAT_QPS")
 			printf '%-8s %-7s %8s %6s %9s %7s %7s %7s %8s %7s %5s  %s\n' "$r@$LAT_QPS" $s "$@"
 			if [ $s = foldup ]; then fl99="$fl99 $6"; else dl99="$dl99 $6"; fi
@@ -263,10 +285,12 @@ bench_dns() {
 	done
 	stop $FPID
 	stop $DPID
-	fqm=$(median $fq) dqm=$(median $dq)
+	stop $CPID
+	fqm=$(median $fq) dqm=$(median $dq) cqm=$(median $cq)
 	echo "median at saturation: foldup $fqm qps (average $(median $favg) ms, lost $(echo $flost | tr ' ' '+'))," \
 		"dnsmasq $dqm qps (average $(median $davg) ms, lost $(echo $dlost | tr ' ' '+')); foldup/dnsmasq $(ratio "$fqm" "$dqm")x"
 	echo "median of the rounds' foldup/dnsmasq: $(paired "$fq" "$dq")x"
+	echo "ceiling (dnsnoop, no work): $cqm qps; ceiling/dnsmasq $(ratio "$cqm" "$dqm")x (rounds' median $(paired "$cq" "$dq")x), foldup/ceiling $(ratio "$fqm" "$cqm")x"
 	echo "median p99 at $LAT_QPS qps: foldup $(median $fl99) ms, dnsmasq $(median $dl99) ms"
 }
 
