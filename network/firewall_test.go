@@ -148,17 +148,24 @@ func seen(t *testing.T, sniffNS *nstest.NS, sniff []string, sendNS *nstest.NS, s
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Send only once the sniffer's socket is bound: a fixed wait was
-	// too short for python's start on a loaded machine, and the frame
-	// went by unseen.
+	// Send only once the sniffer's socket is bound, and start its time
+	// only once the sender is done: under CI's load either python's
+	// start could take longer than the sniffer's whole wait, and a frame
+	// that went by unseen, or was not yet sent, looked dropped.
 	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "listening\n" {
+		in.Close()
 		cmd.Wait()
 		t.Fatalf("sniffer in %s did not start: %q", sniffNS.Name, line)
 	}
 	sendNS.MustRun(t, append([]string{"python3", pkt}, send...)...)
+	in.Close() // end of file: the sender is done
 	return cmd.Wait() == nil
 }
 

@@ -14,25 +14,37 @@
     pkt.py connect PROTO HOST PORT                       print what the server answers; exit 1 if nothing
 
 The sniff-* commands and serve print "listening" once their socket is
-bound (and joined), so that a test sends only then.
+bound (and joined), so that a test sends only then. A sniffer's SECONDS
+start when it reads a line (or end of file) on its standard input: the
+test writes one once the sender has sent, however long the sender took
+to start, so that a slow start under load is not taken for a dropped
+packet. (It gives up after 120 s without that line.)
 """
-import socket, struct, sys, time
+import select, socket, struct, sys, time
 
 def mac(s):
     return bytes(int(x, 16) for x in s.split(":"))
 
 def sniff(s, secs, match):
-    """Exit status 0 if a packet read from s within secs satisfies match."""
+    """Exit status 0 if a packet read from s satisfies match before secs
+    have passed since standard input said the sender is done."""
     print("listening", flush=True)
-    s.settimeout(0.2)
-    end = time.time() + secs
+    s.setblocking(False)
+    wait = [s, sys.stdin]
+    end = time.time() + 120
     while time.time() < end:
-        try:
-            f = s.recv(2048)
-        except socket.timeout:
-            continue
-        if match(f):
-            return 0
+        ready, _, _ = select.select(wait, [], [], max(0.0, end - time.time()))
+        if sys.stdin in ready:
+            sys.stdin.readline()
+            wait = [s]
+            end = time.time() + secs
+        if s in ready:
+            try:
+                f = s.recv(2048)
+            except BlockingIOError:
+                continue
+            if match(f):
+                return 0
     return 1
 
 def main(argv):
@@ -67,13 +79,7 @@ def main(argv):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("0.0.0.0", port))
-        print("listening", flush=True)
-        s.settimeout(secs)
-        try:
-            s.recv(2048)
-            return 0
-        except socket.timeout:
-            return 1
+        return sniff(s, secs, lambda f: True)
     if cmd == "icmp6":
         iface, typ = argv[2], int(argv[3])
         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
@@ -115,15 +121,7 @@ def main(argv):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", port))
             s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4si", socket.inet_aton(group), b"\0" * 4, idx))
-        print("listening", flush=True)
-        s.settimeout(secs)
-        try:
-            while True:
-                data, _ = s.recvfrom(2048)
-                if data == b"foldup-test":
-                    return 0
-        except socket.timeout:
-            return 1
+        return sniff(s, secs, lambda f: f == b"foldup-test")
     if cmd == "serve":
         proto, port, secs = argv[2], int(argv[3]), float(argv[4])
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
