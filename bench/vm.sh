@@ -42,6 +42,9 @@ now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc; }
 # waitline FILE: until the lease line is in FILE (at most 60 s)
 waitline() { for i in $(seq 600); do grep -q FOLDUP-LEASE "$1" 2>/dev/null && return 0; sleep 0.02; done; echo "no lease in $1" >&2; return 1; }
+# guest_uptime FILE: the guest's own uptime when it printed the lease line: the
+# part of launch → lease spent inside the guest, from its kernel's start.
+guest_uptime() { sed -n 's/.*FOLDUP-LEASE.* uptime=\([0-9.]*\).*/\1/p' "$1" | head -1; }
 
 foldup() { ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet "$@"; }
 cat > "$D/one.yaml" <<EOY
@@ -83,17 +86,19 @@ bare() { # KERNEL
 for r in $(seq $RUNS); do
 	t0=$(now); foldup -f "$D/one.yaml" up -d
 	waitline "$D/state/vmb/vm/vm1/console.log"; t1=$(now)
+	echo "foldup-guest $(guest_uptime "$D/state/vmb/vm/vm1/console.log")" >> "$D/times"
 	foldup -f "$D/one.yaml" down -v
 	echo "foldup $(elapsed $t0 $t1)" >> "$D/times"
 
 	t0=$(now); bare "$PVH"; waitline "$D/q.log"; t1=$(now)
+	echo "bare-guest $(guest_uptime "$D/q.log")" >> "$D/times"
 	kill "$(cat "$D/q.pid")"; sleep 0.3
 	echo "bare $(elapsed $t0 $t1)" >> "$D/times"
 
 	t0=$(now); bare "$IMG/vmlinuz"; waitline "$D/q.log"; t1=$(now)
 	kill "$(cat "$D/q.pid")"; sleep 0.3
 	echo "bare-bz $(elapsed $t0 $t1)" >> "$D/times"
-	echo "run $r: $(tail -3 "$D/times" | tr '\n' ' ')"
+	echo "run $r: $(tail -5 "$D/times" | tr '\n' ' ')"
 done
 for r in $(seq 5); do
 	t0=$(now); foldup -f "$D/four.yaml" up -d
@@ -115,4 +120,5 @@ printf '%-9s %s\n' "" "launch → lease, median (s; $RUNS runs, four: 5)"
 for w in foldup bare bare-bz four; do printf '%-9s %8.2f\n' $w "$(median $w)"; done
 echo "4 VMs' qemu RSS (MiB, median): $(median four-rss)"
 echo "ratio foldup/bare (same kernel file): $(echo "scale=3; $(median foldup) / $(median bare)" | bc) of the medians, $(paired foldup bare) median of the runs' ratios"
+echo "of which inside the guest (its uptime at the lease line), median: foldup $(median foldup-guest) s, bare $(median bare-guest) s; runs' ratio $(paired foldup-guest bare-guest)"
 echo "ratio foldup/bare-bz (Debian's kernel as is): $(echo "scale=2; $(median foldup) / $(median bare-bz)" | bc)"

@@ -5,9 +5,10 @@
 #   DIR/vmlinuz        Debian's kernel (bzImage, as the package ships it)
 #   DIR/initrd.img     busybox + virtio modules + /init: brings eth0 up,
 #                      takes a DHCP lease (udhcpc), serves "hello from
-#                      <hostname>" on :80, prints FOLDUP-LEASE/FOLDUP-READY
-#                      lines on the console; with foldup.peer=NAME and
-#                      foldup.txt=NAME on the kernel command line it also
+#                      <hostname>" on :80, prints FOLDUP-LEASE (with the
+#                      guest's uptime) and FOLDUP-READY lines on the
+#                      console; with foldup.peer=NAME and foldup.txt=NAME
+#                      on the kernel command line it also
 #                      looks NAME up and fetches its page (FOLDUP-DNS,
 #                      FOLDUP-HTTP) and prints a TXT record (FOLDUP-TXT)
 #
@@ -63,7 +64,7 @@ bound|renew)
 	[ -n "${domain:-}" ] && echo "search $domain" >>/etc/resolv.conf
 	for d in ${dns:-}; do echo "nameserver $d" >>/etc/resolv.conf; done
 	[ -n "${hostname:-}" ] && hostname "$hostname"
-	echo "FOLDUP-LEASE event=$1 ip=$ip mask=${mask:-} router=${router:-} dns=${dns:-} hostname=${hostname:-} domain=${domain:-} lease=${lease:-} mtu=${mtu:-}" >/dev/console
+	echo "FOLDUP-LEASE event=$1 ip=$ip mask=${mask:-} router=${router:-} dns=${dns:-} hostname=${hostname:-} domain=${domain:-} lease=${lease:-} mtu=${mtu:-} uptime=$(cut -d' ' -f1 /proc/uptime)" >/dev/console
 	;;
 esac
 SCRIPT
@@ -79,7 +80,7 @@ ip link set lo up
 for m in $(cat /lib/modules/order); do
 	[ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
-for i in $(seq 100); do [ -e /sys/class/net/eth0 ] && break; sleep 0.1; done
+for i in $(seq 1000); do [ -e /sys/class/net/eth0 ] && break; sleep 0.01; done
 ip link set eth0 up
 udhcpc -i eth0 -s /etc/udhcpc.sh -t 60 -T 1 -A 1 -b -q -x hostname:"$(hostname)" >/dev/null 2>&1
 echo "hello from $(hostname)" >/www/index.html
