@@ -23,7 +23,7 @@ import (
 // datagram. A thread blocked in recvmmsg is on the socket's wait queue
 // only while the queue is empty, as a poll()-based server such as
 // dnsmasq is; a busy server costs its queriers nothing extra. On
-// loopback, with dnsperf as the querier, that is worth ~6 % of dnsperf's
+// loopback, with dnsperf as the querier, that was worth ~10 % of dnsperf's
 // rate (bench/RESULTS.md).
 type udpSocket struct {
 	f      *os.File // owns the descriptor; closes it once no call uses it
