@@ -13,18 +13,19 @@ func bindToDevice(fd uintptr, ifname string) error { return unix.BindToDevice(in
 // of a few thousand members starting at once should wait, not be lost.
 const readBuffer = 4 << 20
 
-// bigReadBuffer raises conn's receive buffer to readBuffer, beyond
-// net.core.rmem_max when the process may (CAP_NET_ADMIN); else as far as
-// the limit allows.
+// bigReadBuffer raises conn's receive buffer to readBuffer (see
+// raiseReadBuffer).
 func bigReadBuffer(conn *net.UDPConn) {
 	if rc, err := conn.SyscallConn(); err == nil {
-		var serr error
-		rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer)
-		})
-		if serr == nil {
-			return
-		}
+		rc.Control(func(fd uintptr) { raiseReadBuffer(int(fd)) })
 	}
-	conn.SetReadBuffer(readBuffer)
+}
+
+// raiseReadBuffer raises a socket's receive buffer to readBuffer, beyond
+// net.core.rmem_max when the process may (CAP_NET_ADMIN), else as far as
+// the limit allows.
+func raiseReadBuffer(fd int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
+	}
 }

@@ -68,12 +68,7 @@ func listenUDP(ap netip.AddrPort) (*udpSocket, error) {
 	if err != nil {
 		return fail("getsockname", err)
 	}
-	// A burst of a few thousand members starting at once should wait in
-	// the queue, not be lost: past net.core.rmem_max when the process
-	// may (CAP_NET_ADMIN), else as far as the limit allows.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
-	}
+	raiseReadBuffer(fd)
 	u := &udpSocket{f: os.NewFile(uintptr(fd), "udp "+ap.String()), local: ap}
 	switch b := bound.(type) {
 	case *unix.SockaddrInet4:
@@ -125,36 +120,55 @@ func (u *udpSocket) scratch(n int) {
 func (u *udpSocket) readBatch(ps []packet) (int, error) {
 	u.scratch(len(ps))
 	for i := range ps {
-		u.iovs[i].Base = &ps[i].buf[0]
-		u.iovs[i].SetLen(len(ps[i].buf))
-		u.hdrs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
-			Name:    (*byte)(unsafe.Pointer(&u.names[i])),
-			Namelen: unix.SizeofSockaddrInet6,
-			Iov:     &u.iovs[i],
-		}}
-		u.hdrs[i].Hdr.SetIovlen(1)
+		u.header(i, ps[i].buf, len(ps[i].buf), unix.SizeofSockaddrInet6)
 	}
-	var n uintptr
+	n, err := u.mmsg(unix.SYS_RECVMMSG, len(ps), unix.MSG_WAITFORONE)
+	if err != nil {
+		return 0, err
+	}
+	for i := range n {
+		ps[i].n = int(u.hdrs[i].Len)
+		ps[i].peer, ps[i].scope = peer(&u.names[i])
+	}
+	return n, nil
+}
+
+// header points message header i at size bytes of buf and at sockaddr
+// slot i, of which namelen bytes count.
+func (u *udpSocket) header(i int, buf []byte, size int, namelen uint32) {
+	u.iovs[i].Base = &buf[0]
+	u.iovs[i].SetLen(size)
+	u.hdrs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
+		Name:    (*byte)(unsafe.Pointer(&u.names[i])),
+		Namelen: namelen,
+		Iov:     &u.iovs[i],
+	}}
+	u.hdrs[i].Hdr.SetIovlen(1)
+}
+
+// mmsg makes one recvmmsg or sendmmsg (trap) over the first n headers,
+// again if a signal interrupts it, and returns how many messages it
+// took. After Close it returns net.ErrClosed.
+func (u *udpSocket) mmsg(trap uintptr, n, flags int) (int, error) {
+	var r uintptr
 	var errno unix.Errno
 	err := u.rc.Control(func(fd uintptr) {
 		for {
-			n, _, errno = unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&u.hdrs[0])), uintptr(len(ps)), unix.MSG_WAITFORONE, 0, 0)
+			r, _, errno = unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&u.hdrs[0])), uintptr(n), uintptr(flags), 0, 0)
 			if errno != unix.EINTR {
 				return
 			}
 		}
 	})
-	if err != nil || u.closed.Load() {
+	switch {
+	case err != nil || u.closed.Load():
 		return 0, net.ErrClosed
-	}
-	if errno != 0 {
+	case errno != 0 && trap == unix.SYS_RECVMMSG:
 		return 0, os.NewSyscallError("recvmmsg", errno)
+	case errno != 0:
+		return 0, os.NewSyscallError("sendmmsg", errno)
 	}
-	for i := range int(n) {
-		ps[i].n = int(u.hdrs[i].Len)
-		ps[i].peer, ps[i].scope = peer(&u.names[i])
-	}
-	return int(n), nil
+	return int(r), nil
 }
 
 // peer reads a sockaddr the kernel wrote: the address (IPv4 as such,
@@ -205,32 +219,9 @@ func (u *udpSocket) writeBatch(ps []packet) (int, error) {
 	}
 	u.scratch(len(ps))
 	for i := range ps {
-		u.iovs[i].Base = &ps[i].buf[0]
-		u.iovs[i].SetLen(ps[i].n)
-		u.hdrs[i] = unix.Mmsghdr{Hdr: unix.Msghdr{
-			Name:    (*byte)(unsafe.Pointer(&u.names[i])),
-			Namelen: putPeer(&u.names[i], &ps[i]),
-			Iov:     &u.iovs[i],
-		}}
-		u.hdrs[i].Hdr.SetIovlen(1)
+		u.header(i, ps[i].buf, ps[i].n, putPeer(&u.names[i], &ps[i]))
 	}
-	var n uintptr
-	var errno unix.Errno
-	err := u.rc.Control(func(fd uintptr) {
-		for {
-			n, _, errno = unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&u.hdrs[0])), uintptr(len(ps)), 0, 0, 0)
-			if errno != unix.EINTR {
-				return
-			}
-		}
-	})
-	if err != nil {
-		return 0, net.ErrClosed
-	}
-	if errno != 0 {
-		return 0, os.NewSyscallError("sendmmsg", errno)
-	}
-	return int(n), nil
+	return u.mmsg(unix.SYS_SENDMMSG, len(ps), 0)
 }
 
 // writeTo sends one datagram; any goroutine may call it.

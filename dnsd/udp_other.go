@@ -19,7 +19,7 @@ func listenUDP(ap netip.AddrPort) (*udpSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn.SetReadBuffer(readBuffer)
+	bigReadBuffer(conn)
 	return &udpSocket{conn: conn}, nil
 }
 
