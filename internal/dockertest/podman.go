@@ -18,9 +18,10 @@ const PodmanUlimits = "{nofile: 16384, nproc: 4096}"
 
 // StartPodman starts Podman's Docker-compatible API service inside ns and
 // imports Image into it. All of its state is the test's: its storage and
-// run root in a temporary directory, and the host-wide directories Podman
-// and its CNI plugins write to (network configurations, IPAM leases,
-// caches) hidden under tmpfs mounts in the mount namespace it runs in.
+// run root in a temporary directory, and the host-wide directories Podman,
+// its CNI plugins and its OCI runtime write to (network configurations,
+// IPAM leases, caches, runc's or crun's container state) hidden under
+// tmpfs mounts in the mount namespace it runs in.
 // It is stopped in t.Cleanup, its containers removed first.
 func StartPodman(t testing.TB, ns *nstest.NS) *Engine {
 	t.Helper()
@@ -45,7 +46,7 @@ network_config_dir = "` + dir + `/cni"
 	}
 	// A directory that must be made on the host to mount on goes at the
 	// end (empty: what was written went to the tmpfs).
-	hidden := []string{"/var/lib/cni", "/var/lib/containers", "/etc/cni/net.d", "/run/libpod", "/run/containers"}
+	hidden := []string{"/var/lib/cni", "/var/lib/containers", "/etc/cni/net.d", "/run/libpod", "/run/containers", "/run/runc", "/run/crun"}
 	var made []string
 	for _, d := range hidden {
 		if _, err := os.Stat(d); os.IsNotExist(err) {
