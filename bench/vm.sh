@@ -11,6 +11,13 @@
 # (5 runs). A guest's boot under TCG varies by ±0.3 s from run to run, so
 # the ratio reported is the median of each run's foldup/bare, beside the
 # ratio of the medians.
+# PIN=CPUS (taskset's list, e.g. PIN=0) runs both sides of each pair on
+# those CPUs only: foldup's `up`, its supervisor and its qemu, and bare
+# qemu. On this kind of machine a vCPU is at times much slower than at
+# others, or than the other vCPU (a guest's boot then takes 3.1-4.2 s
+# instead of 2.2-2.9 s, in spells of minutes); pinned, both sides of a
+# pair at least meet the same CPU, and foldup's own processes share it
+# with its qemu: the harder test for foldup.
 # Everything runs in a fresh network namespace. Needs root, qemu, dnsmasq
 # (dnsmasq-base), and the images of scripts/images.sh.
 set -eu
@@ -46,6 +53,8 @@ waitline() { for i in $(seq 600); do grep -q FOLDUP-LEASE "$1" 2>/dev/null && re
 # part of launch → lease spent inside the guest, from its kernel's start.
 guest_uptime() { sed -n 's/.*FOLDUP-LEASE.* uptime=\([0-9.]*\).*/\1/p' "$1" | head -1; }
 
+P=""
+[ -n "${PIN:-}" ] && P="taskset -c $PIN"
 foldup() { ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet "$@"; }
 cat > "$D/one.yaml" <<EOY
 name: vmb
@@ -75,7 +84,7 @@ PVH=$(ls -t /var/cache/foldup/kernels/vmlinux-* | grep -v none | head -1)
 
 bare() { # KERNEL
 	rm -f "$D/q.log" "$D/q.pid"
-	ip netns exec $NS qemu-system-x86_64 -name vm1 -machine q35 -accel tcg,thread=multi -cpu max -smp 1 -m 256 \
+	$P ip netns exec $NS qemu-system-x86_64 -name vm1 -machine q35 -accel tcg,thread=multi -cpu max -smp 1 -m 256 \
 		-nodefaults -no-user-config -display none -vga none -kernel "$1" -initrd "$IMG/initrd.img" \
 		-append "console=ttyS0 quiet panic=-1" -chardev file,id=c,path="$D/q.log" -serial chardev:c \
 		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:90:00:02 \
@@ -84,7 +93,7 @@ bare() { # KERNEL
 
 : > "$D/times"
 for r in $(seq $RUNS); do
-	t0=$(now); foldup -f "$D/one.yaml" up -d
+	t0=$(now); $P ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet -f "$D/one.yaml" up -d
 	waitline "$D/state/vmb/vm/vm1/console.log"; t1=$(now)
 	echo "foldup-guest $(guest_uptime "$D/state/vmb/vm/vm1/console.log")" >> "$D/times"
 	foldup -f "$D/one.yaml" down -v
@@ -117,6 +126,7 @@ paired() {
 median() { grep "^$1 " "$D/times" | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 printf '%-9s %s\n' "" "launch → lease, median (s; $RUNS runs, four: 5)"
+[ -n "$P" ] && echo "pairs run under: $P (the four VMs unpinned)"
 for w in foldup bare bare-bz four; do printf '%-9s %8.2f\n' $w "$(median $w)"; done
 echo "4 VMs' qemu RSS (MiB, median): $(median four-rss)"
 echo "ratio foldup/bare (same kernel file): $(echo "scale=3; $(median foldup) / $(median bare)" | bc) of the medians, $(paired foldup bare) median of the runs' ratios"
