@@ -61,7 +61,7 @@ func (d *foldupDecoder) check() {
 		return true, ok
 	}
 	for _, name := range slices.Sorted(maps.Keys(d.all)) {
-		if !labelRE.MatchString(name) {
+		if !isLabel(name) {
 			d.keyErrorf([]string{"vms", name}, "%q is not a VM name: it is the VM's hostname, DNS name and directory, so letters, digits, - and _ (at most 63, no - first or last)", name)
 		}
 		if _, ok := svc(name); ok {

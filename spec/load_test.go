@@ -561,3 +561,32 @@ func TestLoadNameOnly(t *testing.T) {
 		t.Errorf("NameOnly with a bad field: got %v", err)
 	}
 }
+
+func TestLabelAndChainNames(t *testing.T) {
+	for _, c := range []struct {
+		s     string
+		label bool
+		chain bool
+	}{
+		{"a", true, true},
+		{"_", true, false},
+		{"a-b", true, false},
+		{"a_b", true, true},
+		{"-a", false, false},
+		{"a-", false, false},
+		{"1a", true, false},
+		{"", false, false},
+		{"a.b", false, false},
+		{strings.Repeat("a", 63), true, true},
+		{strings.Repeat("a", 64), false, true},
+		{strings.Repeat("a", 255), false, true},
+		{strings.Repeat("a", 256), false, false},
+	} {
+		if got := isLabel(c.s); got != c.label {
+			t.Errorf("isLabel(%q) = %v, want %v", c.s, got, c.label)
+		}
+		if got := isChain(c.s); got != c.chain {
+			t.Errorf("isChain(%q) = %v, want %v", c.s, got, c.chain)
+		}
+	}
+}
