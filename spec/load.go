@@ -74,7 +74,6 @@ var ErrNoFile = errors.New("no foldup.yaml, compose.yaml or docker-compose.yml f
 // Load reads, merges, interpolates and validates the files opts names. On
 // failure it returns an ErrorList with every problem found.
 func Load(ctx context.Context, opts Options) (*Project, error) {
-	warmSchemas()
 	environ := opts.Environ
 	if environ == nil {
 		environ = os.Environ()
@@ -266,8 +265,16 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 	for i, src := range srcs {
 		docs[i] = interpolate(src, src.raw, nil, cfg.env, &errs).(map[string]any)
 	}
-	for i, src := range srcs {
-		errs = append(errs, validateSchema(src, docs[i])...)
+	compose := usesCompose(docs)
+	if compose {
+		warmComposeSchema() // compiles while foldup's does
+	}
+	if sch, err := compiled(docs); err != nil {
+		errs = append(errs, &Error{Pos: Pos{File: srcs[0].display}, Msg: "schema: " + err.Error()})
+	} else {
+		for i, src := range srcs {
+			errs = append(errs, validateSchema(sch, src, docs[i])...)
+		}
 	}
 
 	p := &Project{
@@ -296,7 +303,7 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 		return nil, errs.Err()
 	}
 
-	compose, err := loadCompose(ctx, p, srcs, vmNames, cfg)
+	composeProject, err := loadCompose(ctx, p, srcs, vmNames, cfg, compose)
 	if err != nil {
 		// Explain compose-go's one error with foldup's own checks, which
 		// find them all and know where they are; fall back to compose-go's
@@ -307,12 +314,12 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 		}
 		return nil, errs.Err()
 	}
-	for k := range compose.Extensions {
+	for k := range composeProject.Extensions {
 		if strings.HasPrefix(k, hiddenPrefix) {
-			delete(compose.Extensions, k)
+			delete(composeProject.Extensions, k)
 		}
 	}
-	p.Compose = compose
+	p.Compose = composeProject
 	d.decodeWithCompose(docs, cfg.profiles)
 	if err := errs.Err(); err != nil {
 		return nil, err
@@ -385,8 +392,11 @@ func interpolate(src *source, v any, path []string, env types.Mapping, errs *Err
 // loadCompose hands the Compose part of the sources to compose-go. foldup's
 // top-level keys are renamed to x- extensions, which Compose ignores, and
 // depends_on entries naming VMs are taken out, since compose-go would call
-// them undefined services.
-func loadCompose(ctx context.Context, p *Project, srcs []*source, vmNames map[string]bool, cfg loadConfig) (*types.Project, error) {
+// them undefined services. Without a Compose section (validate false)
+// compose-go is not asked to validate: its checks, schema and semantic,
+// have nothing to look at then but the name, which foldup has checked, and
+// x- extensions.
+func loadCompose(ctx context.Context, p *Project, srcs []*source, vmNames map[string]bool, cfg loadConfig, validate bool) (*types.Project, error) {
 	details := types.ConfigDetails{
 		WorkingDir:  cfg.workingDir,
 		Environment: cfg.env,
@@ -400,11 +410,28 @@ func loadCompose(ctx context.Context, p *Project, srcs []*source, vmNames map[st
 	}
 	return loader.LoadWithContext(ctx, details, func(o *loader.Options) {
 		o.SetProjectName(p.Name, true)
+		o.SkipValidation = !validate
 		o.Profiles = cfg.profiles
 		if len(o.Profiles) == 0 {
 			o.Profiles = nil
 		}
 	})
+}
+
+// usesCompose reports whether docs have a section for compose-go to
+// validate: a top-level key other than the project's name, foldup's own
+// sections and x- extensions.
+func usesCompose(docs []map[string]any) bool {
+	for _, doc := range docs {
+		for k := range doc {
+			switch {
+			case k == "name" || k == "vms" || k == "dns" || strings.HasPrefix(k, "x-"):
+			default:
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hiddenPrefix names the extensions that carry foldup's own sections

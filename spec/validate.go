@@ -21,60 +21,138 @@ import (
 	"golang.org/x/text/message"
 )
 
+// The schema a load validates against covers the top-level sections its
+// files use and nothing more. Compiling all of schema.json takes ~30 ms of a
+// new process (checking it against its metaschema is half of that), and
+// Compose's service schema is most of it: a project of VMs alone does not
+// need it. A section's schema is the same whichever others come with it,
+// and unknown keys are refused by the root's additionalProperties as
+// before, so the errors are those the whole schema gives
+// (TestSchemaSubsets).
+
 var (
-	schemaOnce     sync.Once
-	compiledSchema *jsonschema.Schema
-	schemaErr      error
+	schemaDocOnce sync.Once
+	schemaDoc     map[string]any // schema.json as jsonschema reads it; never changed
+	schemaDocErr  error
+
+	schemasMu sync.Mutex
+	schemas   = map[string]*subsetSchema{} // by sorted, comma-joined sections
 )
 
-func compiled() (*jsonschema.Schema, error) {
-	schemaOnce.Do(func() {
+type subsetSchema struct {
+	once sync.Once
+	sch  *jsonschema.Schema
+	err  error
+}
+
+// compiled returns the schema for docs: that of the top-level sections
+// they use, compiled once per process for each set of sections.
+func compiled(docs []map[string]any) (*jsonschema.Schema, error) {
+	schemaDocOnce.Do(func() {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(foldup.Schema))
-		if err != nil {
-			schemaErr = err
-			return
+		schemaDoc, _ = doc.(map[string]any)
+		if schemaDoc == nil && err == nil {
+			err = errors.New("schema.json is not an object")
 		}
-		c := jsonschema.NewCompiler()
-		c.AssertFormat()
-		c.RegisterFormat(&jsonschema.Format{Name: "duration", Validate: func(v any) error {
-			s, ok := v.(string)
-			if !ok {
-				return nil
-			}
-			_, err := time.ParseDuration(s)
-			return err
-		}})
-		if err := c.AddResource("foldup.schema.json", doc); err != nil {
-			schemaErr = err
-			return
-		}
-		compiledSchema, schemaErr = c.Compile("foldup.schema.json")
+		schemaDocErr = err
 	})
-	return compiledSchema, schemaErr
-}
-
-// warmSchemas starts compiling the two JSON schemas a load needs,
-// foldup's and compose-go's own, each on a goroutine of its own. Compiling
-// them is most of the time a small project takes to load, once per
-// process; this way they compile side by side, and while the files are
-// read and parsed. Both compilations are behind a sync.Once, so the load
-// waits for them where it needs them.
-func warmSchemas() {
-	warmOnce.Do(func() {
-		go compiled()
-		go composeschema.Validate(map[string]any{})
-	})
-}
-
-var warmOnce sync.Once
-
-// validateSchema checks one interpolated document against schema.json and
-// returns every violation, positioned.
-func validateSchema(src *source, doc map[string]any) ErrorList {
-	sch, err := compiled()
-	if err != nil {
-		return ErrorList{{Pos: Pos{File: src.display}, Msg: "schema: " + err.Error()}}
+	if schemaDocErr != nil {
+		return nil, schemaDocErr
 	}
+	known, _ := schemaDoc["properties"].(map[string]any)
+	var sections []string
+	for _, doc := range docs {
+		for k := range doc {
+			if _, ok := known[k]; ok && !slices.Contains(sections, k) {
+				sections = append(sections, k)
+			}
+		}
+	}
+	slices.Sort(sections)
+	key := strings.Join(sections, ",")
+	schemasMu.Lock()
+	e := schemas[key]
+	if e == nil {
+		e = &subsetSchema{}
+		schemas[key] = e
+	}
+	schemasMu.Unlock()
+	e.once.Do(func() { e.sch, e.err = compileSubset(subsetDoc(schemaDoc, sections)) })
+	return e.sch, e.err
+}
+
+func compileSubset(doc map[string]any) (*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	c.RegisterFormat(&jsonschema.Format{Name: "duration", Validate: func(v any) error {
+		s, ok := v.(string)
+		if !ok {
+			return nil
+		}
+		_, err := time.ParseDuration(s)
+		return err
+	}})
+	if err := c.AddResource("foldup.schema.json", doc); err != nil {
+		return nil, err
+	}
+	return c.Compile("foldup.schema.json")
+}
+
+// subsetDoc is the schema document root with only the given sections'
+// properties and the $defs they reach. The values are shared with root,
+// never copied or changed.
+func subsetDoc(root map[string]any, sections []string) map[string]any {
+	out := make(map[string]any, len(root))
+	for k, v := range root {
+		out[k] = v
+	}
+	all, _ := root["properties"].(map[string]any)
+	props := map[string]any{}
+	for _, s := range sections {
+		if v, ok := all[s]; ok {
+			props[s] = v
+		}
+	}
+	out["properties"] = props
+	defs, _ := root["$defs"].(map[string]any)
+	kept := map[string]any{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				// schema.json's references are all local, #/$defs/NAME...
+				name, _, _ := strings.Cut(strings.TrimPrefix(ref, "#/$defs/"), "/")
+				if _, done := kept[name]; !done && defs[name] != nil {
+					kept[name] = defs[name]
+					walk(defs[name])
+				}
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	delete(out, "$defs")
+	walk(out)
+	out["$defs"] = kept
+	return out
+}
+
+// warmComposeSchema starts compiling compose-go's JSON schema, on a
+// goroutine of its own, so that it compiles while foldup's does; it is
+// behind compose-go's sync.Once, where its loader waits for it.
+func warmComposeSchema() { warmComposeOnce.Do(func() { go composeschema.Validate(map[string]any{}) }) }
+
+var warmComposeOnce sync.Once
+
+// validateSchema checks one interpolated document against sch, compiled
+// for it, and returns every violation, positioned.
+func validateSchema(sch *jsonschema.Schema, src *source, doc map[string]any) ErrorList {
 	// The validator wants plain JSON values (float64, not int); JSON has no
 	// infinities or NaN, so those (.inf, .nan in YAML) go in as text.
 	b, err := json.Marshal(jsonSafe(doc))
