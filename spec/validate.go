@@ -32,7 +32,7 @@ import (
 
 var (
 	schemaDocOnce sync.Once
-	schemaDoc     map[string]any // schema.json as jsonschema reads it; never changed
+	schemaDoc     map[string]any
 	schemaDocErr  error
 
 	schemasMu sync.Mutex
@@ -45,9 +45,10 @@ type subsetSchema struct {
 	err  error
 }
 
-// compiled returns the schema for docs: that of the top-level sections
-// they use, compiled once per process for each set of sections.
-func compiled(docs []map[string]any) (*jsonschema.Schema, error) {
+// schemaRoot is schema.json as jsonschema reads it, parsed once per
+// process and never changed: compiled builds its subsets from it, and
+// allowedKeys reads it for the keys an object allows.
+func schemaRoot() (map[string]any, error) {
 	schemaDocOnce.Do(func() {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(foldup.Schema))
 		schemaDoc, _ = doc.(map[string]any)
@@ -56,10 +57,17 @@ func compiled(docs []map[string]any) (*jsonschema.Schema, error) {
 		}
 		schemaDocErr = err
 	})
-	if schemaDocErr != nil {
-		return nil, schemaDocErr
+	return schemaDoc, schemaDocErr
+}
+
+// compiled returns the schema for docs: that of the top-level sections
+// they use, compiled once per process for each set of sections.
+func compiled(docs []map[string]any) (*jsonschema.Schema, error) {
+	root, err := schemaRoot()
+	if err != nil {
+		return nil, err
 	}
-	known, _ := schemaDoc["properties"].(map[string]any)
+	known, _ := root["properties"].(map[string]any)
 	var sections []string
 	for _, doc := range docs {
 		for k := range doc {
@@ -77,7 +85,7 @@ func compiled(docs []map[string]any) (*jsonschema.Schema, error) {
 		schemas[key] = e
 	}
 	schemasMu.Unlock()
-	e.once.Do(func() { e.sch, e.err = compileSubset(subsetDoc(schemaDoc, sections)) })
+	e.once.Do(func() { e.sch, e.err = compileSubset(subsetDoc(root, sections)) })
 	return e.sch, e.err
 }
 
@@ -345,18 +353,13 @@ func unknownKey(key, schemaURL string) string {
 	return msg
 }
 
-var (
-	rawSchemaOnce sync.Once
-	rawSchema     map[string]any
-)
-
 // allowedKeys lists the properties of the schema object whose
 // additionalProperties or unevaluatedProperties keyword is at schemaURL,
 // following $ref and allOf as the validator does.
 func allowedKeys(schemaURL string) []string {
-	rawSchemaOnce.Do(func() { _ = json.Unmarshal(foldup.Schema, &rawSchema) })
+	root, err := schemaRoot()
 	_, ptr, ok := strings.Cut(schemaURL, "#")
-	if !ok {
+	if err != nil || !ok {
 		return nil
 	}
 	var parts []string
@@ -371,9 +374,8 @@ func allowedKeys(schemaURL string) []string {
 	if n := len(parts); n > 0 && (parts[n-1] == "additionalProperties" || parts[n-1] == "unevaluatedProperties") {
 		parts = parts[:n-1]
 	}
-	obj := resolvePointer(rawSchema, parts)
 	var keys []string
-	collectKeys(obj, &keys, 0)
+	collectKeys(root, resolvePointer(root, parts), &keys, 0)
 	return keys
 }
 
@@ -398,7 +400,7 @@ func resolvePointer(root map[string]any, parts []string) map[string]any {
 	return m
 }
 
-func collectKeys(obj map[string]any, keys *[]string, depth int) {
+func collectKeys(root, obj map[string]any, keys *[]string, depth int) {
 	if obj == nil || depth > 8 {
 		return
 	}
@@ -408,12 +410,12 @@ func collectKeys(obj map[string]any, keys *[]string, depth int) {
 		}
 	}
 	if ref, ok := obj["$ref"].(string); ok && strings.HasPrefix(ref, "#/") {
-		collectKeys(resolvePointer(rawSchema, strings.Split(ref[2:], "/")), keys, depth+1)
+		collectKeys(root, resolvePointer(root, strings.Split(ref[2:], "/")), keys, depth+1)
 	}
 	if all, ok := obj["allOf"].([]any); ok {
 		for _, a := range all {
 			m, _ := a.(map[string]any)
-			collectKeys(m, keys, depth+1)
+			collectKeys(root, m, keys, depth+1)
 		}
 	}
 }

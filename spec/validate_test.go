@@ -156,6 +156,31 @@ func failures(err error) []string {
 	return out
 }
 
+// TestSchemaSubsetLeavesOut checks what the subsets are for: a project of
+// VMs compiles no part of Compose's service schema.
+func TestSchemaSubsetLeavesOut(t *testing.T) {
+	root, err := schemaRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := root["$defs"].(map[string]any)
+	defs := subsetDoc(root, []string{"name", "vms"})["$defs"].(map[string]any)
+	if defs["foldup_vm"] == nil {
+		t.Errorf("the subset for vms lacks foldup_vm: %v", slices.Sorted(maps.Keys(defs)))
+	}
+	for _, d := range []string{"service", "container_spec", "deployment"} {
+		if all[d] == nil {
+			t.Fatalf("schema.json has no $defs/%s", d)
+		}
+		if defs[d] != nil {
+			t.Errorf("the subset for name and vms has $defs/%s", d)
+		}
+	}
+	if len(defs) >= len(all)/2 {
+		t.Errorf("the subset for name and vms keeps %d of %d $defs", len(defs), len(all))
+	}
+}
+
 func TestUsesCompose(t *testing.T) {
 	for _, c := range []struct {
 		doc  string
@@ -219,5 +244,20 @@ func TestComposeWithoutValidation(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("nothing compared")
+	}
+
+	// And validate reaches compose-go: a network key its schema refuses
+	// (and its decoding ignores) fails with it only.
+	path := filepath.Join(t.TempDir(), "foldup.yaml")
+	srcs, err := parseSources(path, "foldup.yaml", []byte("networks:\n  n: {bogus: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := loadConfig{workingDir: filepath.Dir(path), env: types.Mapping{}}
+	if _, err := loadCompose(t.Context(), &Project{Name: "a"}, srcs, nil, cfg, true); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("compose-go validating: %v, want an error naming bogus", err)
+	}
+	if _, err := loadCompose(t.Context(), &Project{Name: "a"}, srcs, nil, cfg, false); err != nil {
+		t.Errorf("compose-go not validating: %v", err)
 	}
 }
