@@ -3,14 +3,13 @@ package foldup_test
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/foldup/foldup"
+	"github.com/foldup/foldup/internal/testfiles"
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"golang.org/x/tools/txtar"
 	"gopkg.in/yaml.v3"
 )
 
@@ -31,31 +30,18 @@ func TestSchemaValidatesFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{}
-	for _, pattern := range []string{"examples/*/*.yaml", "planner/testdata/*.yaml", "../shared/corpus/awesome-compose/*/*.yaml", "../shared/corpus/awesome-compose/*/*.yml"} {
-		paths, _ := filepath.Glob(pattern)
-		for _, p := range paths {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files[p] = b
-		}
+	all, err := testfiles.YAML(".")
+	if err != nil {
+		t.Fatal(err)
 	}
-	scripts, _ := filepath.Glob("cmd/foldup/testdata/script/*.txtar")
-	for _, s := range scripts {
-		a, err := txtar.ParseFile(s)
-		if err != nil {
-			t.Fatal(err)
+	files := map[string][]byte{}
+	for name, b := range all {
+		script, file, inScript := strings.Cut(name, ".txtar:")
+		if inScript && (strings.HasPrefix(file, "want") || file == "bad.yaml" ||
+			(filepath.Base(script) == "errors" && file == "foldup.yaml")) {
+			continue // made to fail, or not a foldup file
 		}
-		for _, f := range a.Files {
-			name := f.Name
-			if !strings.HasSuffix(name, ".yaml") || strings.HasPrefix(name, "want") || name == "bad.yaml" ||
-				(filepath.Base(s) == "errors.txtar" && name == "foldup.yaml") {
-				continue // made to fail, or not a foldup file
-			}
-			files[s+":"+name] = f.Data
-		}
+		files[name] = b
 	}
 	if len(files) < 20 {
 		t.Fatalf("only %d files found", len(files))

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -15,8 +14,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/foldup/foldup"
+	"github.com/foldup/foldup/internal/testfiles"
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"golang.org/x/tools/txtar"
 	"gopkg.in/yaml.v3"
 )
 
@@ -38,28 +37,9 @@ func TestSchemaSubsets(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	files := map[string][]byte{}
-	for _, pattern := range []string{"../examples/*/*.yaml", "../planner/testdata/*.yaml", "../../shared/corpus/awesome-compose/*/*.yaml", "../../shared/corpus/awesome-compose/*/*.yml"} {
-		paths, _ := filepath.Glob(pattern)
-		for _, p := range paths {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files[p] = b
-		}
-	}
-	scripts, _ := filepath.Glob("../cmd/foldup/testdata/script/*.txtar")
-	for _, s := range scripts {
-		a, err := txtar.ParseFile(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range a.Files {
-			if strings.HasSuffix(f.Name, ".yaml") {
-				files[s+":"+f.Name] = f.Data
-			}
-		}
+	files, err := testfiles.YAML("..")
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(files) < 20 {
 		t.Fatalf("only %d files found", len(files))
