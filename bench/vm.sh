@@ -28,27 +28,10 @@
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
-IMG=/var/cache/foldup-test
-scripts/images.sh $IMG >/dev/null
 command -v dnsmasq >/dev/null || { echo "bench/vm.sh needs dnsmasq (dnsmasq-base)" >&2; exit 1; }
-GO=$(scripts/go.sh)
-"$GO" build -o bin/foldup ./cmd/foldup
-
-NS=fu-vmb-$$
-D=$(mktemp -d /tmp/fu-vb-XXXXXX)
-chmod 711 "$D"
-cleanup() {
-	set +e
-	ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup -p vmb down -v >/dev/null 2>&1
-	ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup -p vmb4 down -v >/dev/null 2>&1
-	[ -f "$D/q.pid" ] && kill "$(cat "$D/q.pid")" 2>/dev/null
-	[ -f "$D/dnsmasq.pid" ] && kill "$(cat "$D/dnsmasq.pid")" 2>/dev/null
-	ip netns del $NS 2>/dev/null
-	rm -rf "$D"
-}
-trap cleanup EXIT INT TERM
-ip netns add $NS
-ip netns exec $NS ip link set lo up
+KCMD="console=ttyS0 quiet panic=-1"
+[ -n "${VERBOSE:-}" ] && KCMD="console=ttyS0 panic=-1"
+. bench/vmlib.sh
 
 now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc; }
@@ -60,21 +43,9 @@ guest_uptime() { sed -n 's/.*FOLDUP-LEASE.* uptime=\([0-9.]*\).*/\1/p' "$1" | he
 
 P=""
 [ -n "${PIN:-}" ] && P="taskset -c $PIN"
-KCMD="console=ttyS0 quiet panic=-1"
-[ -n "${VERBOSE:-}" ] && KCMD="console=ttyS0 panic=-1"
 # slowtsc WHO FILE: counts WHO's boot if its kernel's fast TSC calibration failed.
 slowtsc() { if grep -q 'Fast TSC calibration failed' "$2"; then echo "$1" >> "$D/slowtsc"; fi; }
-foldup() { ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet "$@"; }
-cat > "$D/one.yaml" <<EOY
-name: vmb
-vms:
-  vm1:
-    kernel: $IMG/vmlinuz
-    initrd: $IMG/initrd.img
-    cmdline: $KCMD
-    memory: 256m
-    stop_grace_period: 0s
-EOY
+
 {
 	echo "name: vmb4"; echo "vms:"
 	for i in 1 2 3 4; do
@@ -87,18 +58,7 @@ ip netns exec $NS sh -ec "ip link add br0 type bridge; ip addr add 10.90.0.1/24 
 ip tuntap add tap0 mode tap; ip link set tap0 master br0 up"
 ip netns exec $NS dnsmasq --pid-file="$D/dnsmasq.pid" --interface=br0 --bind-interfaces --port=0 \
 	--dhcp-range=10.90.0.10,10.90.0.200,1h --dhcp-host=52:54:00:90:00:02,10.90.0.2,vm1 --dhcp-authoritative
-# The kernel foldup boots: its cached PVH vmlinux (made by the first up).
-foldup -f "$D/one.yaml" up -d; foldup -f "$D/one.yaml" down
-PVH=$(ls -t /var/cache/foldup/kernels/vmlinux-* | grep -v none | head -1)
-
-bare() { # KERNEL
-	rm -f "$D/q.log" "$D/q.pid"
-	$P ip netns exec $NS qemu-system-x86_64 -name vm1 -machine q35 -accel tcg,thread=multi -cpu max -smp 1 -m 256 \
-		-nodefaults -no-user-config -display none -vga none -kernel "$1" -initrd "$IMG/initrd.img" \
-		-append "$KCMD" -chardev file,id=c,path="$D/q.log" -serial chardev:c \
-		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:90:00:02 \
-		-pidfile "$D/q.pid" -daemonize
-}
+bare() { bare_qemu "$1" $P; } # KERNEL
 
 : > "$D/times"; : > "$D/slowtsc"
 for r in $(seq $RUNS); do
