@@ -4,7 +4,7 @@
 # namespace $NS and a directory $D, both removed on exit together with what
 # ran in them (foldup's projects vmb and vmb4; a qemu and a dnsmasq by
 # their pid files in $D); and writes $D/one.yaml, the one-VM project both
-# time. It defines
+# scripts time. It defines
 #   foldup ARGS...         foldup inside the namespace, its state in $D
 #   bare_qemu KERNEL [PREFIX...]
 #                          bare qemu, daemonized, booting KERNEL with the
