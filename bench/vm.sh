@@ -7,7 +7,8 @@
 #            initramfs, on a bridge and tap made by hand, dnsmasq serving
 #            the lease
 #   bare-bz  the same with Debian's compressed kernel as it is
-# alternating, RUNS runs each (default 10), then 4 VMs at once with foldup
+# RUNS runs each (default 10; which of foldup and bare goes first alternates
+# from run to run), then 4 VMs at once with foldup
 # (5 runs). A guest's boot under TCG varies by ±0.3 s from run to run, so
 # the ratio reported is the median of each run's foldup/bare, beside the
 # ratio of the medians.
@@ -61,22 +62,41 @@ ip netns exec $NS dnsmasq --pid-file="$D/dnsmasq.pid" --interface=br0 --bind-int
 bare() { bare_qemu "$1" $P; } # KERNEL
 
 : > "$D/times"; : > "$D/slowtsc"
-for r in $(seq $RUNS); do
+# stop_bare: ends bare qemu and waits until it has exited. Daemonized, its
+# parent is pid 1, which may reap it only seconds later: a zombie counts as
+# gone, having freed its memory and closed the tap.
+stop_bare() {
+	p=$(cat "$D/q.pid"); kill "$p"
+	for i in $(seq 250); do
+		s=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) || break
+		[ "$s" = Z ] && break
+		sleep 0.02
+	done
+}
+run_foldup() {
 	t0=$(now); $P ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet -f "$D/one.yaml" up -d
 	waitline "$D/state/vmb/vm/vm1/console.log"; t1=$(now)
 	echo "foldup-guest $(guest_uptime "$D/state/vmb/vm/vm1/console.log")" >> "$D/times"
 	slowtsc foldup "$D/state/vmb/vm/vm1/console.log"
 	foldup -f "$D/one.yaml" down -v
 	echo "foldup $(elapsed $t0 $t1)" >> "$D/times"
-
+	sleep 0.3
+}
+run_bare() {
 	t0=$(now); bare "$PVH"; waitline "$D/q.log"; t1=$(now)
 	echo "bare-guest $(guest_uptime "$D/q.log")" >> "$D/times"
 	slowtsc bare "$D/q.log"
-	kill "$(cat "$D/q.pid")"; sleep 0.3
+	stop_bare
 	echo "bare $(elapsed $t0 $t1)" >> "$D/times"
-
+	sleep 0.3
+}
+# Each run boots foldup and bare back to back, foldup first in odd runs and
+# bare first in even ones, so that neither always follows the same boot;
+# bare-bz comes last.
+for r in $(seq $RUNS); do
+	if [ $((r % 2)) = 1 ]; then run_foldup; run_bare; else run_bare; run_foldup; fi
 	t0=$(now); bare "$IMG/vmlinuz"; waitline "$D/q.log"; t1=$(now)
-	kill "$(cat "$D/q.pid")"; sleep 0.3
+	stop_bare; sleep 0.3
 	echo "bare-bz $(elapsed $t0 $t1)" >> "$D/times"
 	echo "run $r: $(tail -5 "$D/times" | tr '\n' ' ')"
 done
