@@ -101,6 +101,9 @@ func (e *Engine) run(t testing.TB, cleanup func()) {
 	}
 	t.Cleanup(func() {
 		e.stop(t)
+		if err := killReferencing(e.Dir); err != nil {
+			t.Errorf("ending the engine's leftover processes: %v", err)
+		}
 		cleanup()
 		if err := os.RemoveAll(e.Dir); err != nil {
 			t.Errorf("removing the engine's state: %v", err)
@@ -112,6 +115,43 @@ func (e *Engine) run(t testing.TB, cleanup func()) {
 	if err := e.importBusybox(t.Context()); err != nil {
 		t.Fatalf("importing busybox: %v", err)
 	}
+}
+
+// killReferencing kills every process whose command line names a path
+// inside dir, the engine's own temporary directory, and waits until none
+// is left. (With the slash: another engine's directory may start with
+// this one's name.) The
+// engine's helpers that daemonize out of its process group outlive it
+// otherwise: Podman's conmon for each `exec` session (a health check's)
+// waits --exit-delay 300 seconds for someone to collect the exit code.
+func killReferencing(dir string) error {
+	inside := []byte(dir + "/")
+	find := func() []int {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, ent := range entries {
+			pid, err := strconv.Atoi(ent.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			cmdline, err := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+			if err == nil && bytes.Contains(cmdline, inside) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	for range 100 {
+		pids := find() // a zombie's command line is empty: it is not found
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("processes naming %s still running: %v", dir, find())
 }
 
 // launch starts dockerd (again) with the engine's state. `ip netns exec`
