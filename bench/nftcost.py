@@ -34,9 +34,6 @@ import subprocess
 import sys
 import time
 
-VARIANT = sys.argv[1]
-SECS = int(sys.argv[2]) if len(sys.argv) > 2 else 40
-BRNF = sys.argv[3] if len(sys.argv) > 3 else "0"
 H, A, B = "nc-h", "nc-a", "nc-b"
 CLONE_NEWNET = 0x40000000
 
@@ -51,13 +48,13 @@ def cleanup():
         subprocess.run(["ip", "netns", "del", n], capture_output=True)
 
 
-def setup():
+def setup(brnf):
     for n in (H, A, B):
         sh("ip", "netns", "add", n)
         sh("ip", "link", "set", "lo", "up", ns=n)
     sh("ip", "link", "add", "br0", "type", "bridge", ns=H)
     sh("ip", "link", "set", "br0", "up", ns=H)
-    sh("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=" + BRNF, ns=H)
+    sh("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=" + brnf, ns=H)
     for i, (n, port) in enumerate(((A, "va"), (B, "vb"))):
         sh("ip", "link", "add", port, "type", "veth", "peer", "eth0", "netns", n, ns=H)
         sh("ip", "link", "set", port, "master", "br0", "up", ns=H)
@@ -93,8 +90,10 @@ def ruleset(text):
     return text
 
 
-def main():
-    text = ruleset(open(VARIANT).read())
+def load(variant):
+    """Loads the variant's tables into the bridge's namespace; returns a
+    function that makes them active (True) or dormant (False)."""
+    text = ruleset(open(variant).read())
     r = subprocess.run(["ip", "netns", "exec", H, "nft", "-f", "-"], input=text, capture_output=True, text=True)
     if r.returncode:
         sys.exit("nft: " + r.stderr[:2000])
@@ -103,10 +102,15 @@ def main():
     def activate(on):
         for f in families:
             sh("nft", "add", "table", f, "exp", *([] if on else ["{ flags dormant; }"]), ns=H)
+    return activate
+
+
+def main(variant, secs, brnf):
+    activate = load(variant)
 
     srv = subprocess.Popen(["ip", "netns", "exec", B, "iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
     time.sleep(0.3)
-    cli = subprocess.Popen(["ip", "netns", "exec", A, "iperf3", "-c", "10.77.1.1", "-t", str(SECS + 3)],
+    cli = subprocess.Popen(["ip", "netns", "exec", A, "iperf3", "-c", "10.77.1.1", "-t", str(secs + 3)],
                            stdout=subprocess.DEVNULL)
     time.sleep(1.5)
     # /proc/self/net/dev shows the namespace of the thread reading it.
@@ -121,7 +125,7 @@ def main():
                     return int(line.split(":")[1].split()[8])
 
     phases = []  # (active, bytes/s)
-    on, end = True, time.time() + SECS
+    on, end = True, time.time() + secs
     while time.time() < end:
         activate(on)
         time.sleep(0.05)
@@ -136,15 +140,16 @@ def main():
               for i, (a, r) in enumerate(phases) if a and 0 < i < len(phases) - 1]
     act = [r for a, r in phases if a]
     dor = [r for a, r in phases if not a]
-    print(f"{os.path.basename(VARIANT)} bridge-nf-call-iptables={BRNF}: median {statistics.median(ratios):.4f} "
+    print(f"{os.path.basename(variant)} bridge-nf-call-iptables={brnf}: median {statistics.median(ratios):.4f} "
           f"mean {statistics.mean(ratios):.4f} sem {statistics.stdev(ratios) / len(ratios) ** 0.5:.4f} n={len(ratios)}; "
           f"active {statistics.median(act) * 8 / 1e9:.2f}, dormant {statistics.median(dor) * 8 / 1e9:.2f} Gbit/s")
 
 
 if __name__ == "__main__":
+    BRNF = sys.argv[3] if len(sys.argv) > 3 else "0"
     cleanup()
     try:
-        setup()
-        main()
+        setup(BRNF)
+        main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 40, BRNF)
     finally:
         cleanup()

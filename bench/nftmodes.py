@@ -38,7 +38,7 @@ MODE = sys.argv[4] if len(sys.argv) > 4 else "plain"
 BRNF = sys.argv[5] if len(sys.argv) > 5 else "0"
 if MODE not in ("plain", "same", "poll"):
     sys.exit(f"unknown mode {MODE!r}: plain, same or poll")
-sys.argv = ["nftcost.py", VARIANT, "1", BRNF]  # nftcost reads its own arguments
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nftcost as nc  # noqa: E402
 
@@ -55,15 +55,7 @@ def cpu_busy():
 
 
 def main():
-    text = nc.ruleset(open(VARIANT).read())
-    r = subprocess.run(["ip", "netns", "exec", nc.H, "nft", "-f", "-"], input=text, capture_output=True, text=True)
-    if r.returncode:
-        sys.exit("nft: " + r.stderr[:2000])
-    families = sorted(set(re.findall(r"^table (\w+) exp", text, flags=re.M)))
-
-    def activate(on):
-        for fam in families:
-            nc.sh("nft", "add", "table", fam, "exp", *([] if on else ["{ flags dormant; }"]), ns=nc.H)
+    activate = nc.load(VARIANT)
 
     procs = []
     if MODE == "poll":
@@ -107,7 +99,7 @@ def main():
 if __name__ == "__main__":
     nc.cleanup()
     try:
-        nc.setup()
+        nc.setup(BRNF)
         main()
     finally:
         nc.cleanup()

@@ -101,7 +101,12 @@ func (e *Engine) run(t testing.TB, cleanup func()) {
 	}
 	t.Cleanup(func() {
 		e.stop(t)
-		if err := killReferencing(e.Dir); err != nil {
+		// What daemonized out of the engine's process group outlives it
+		// otherwise: Podman's conmon for each `exec` session (a health
+		// check's) waits --exit-delay 300 seconds for someone to collect
+		// the exit code. The slash: another engine's directory may begin
+		// with this one's name.
+		if err := killCommandsWith(e.Dir + "/"); err != nil {
 			t.Errorf("ending the engine's leftover processes: %v", err)
 		}
 		cleanup()
@@ -115,43 +120,6 @@ func (e *Engine) run(t testing.TB, cleanup func()) {
 	if err := e.importBusybox(t.Context()); err != nil {
 		t.Fatalf("importing busybox: %v", err)
 	}
-}
-
-// killReferencing kills every process whose command line names a path
-// inside dir, the engine's own temporary directory, and waits until none
-// is left. (With the slash: another engine's directory may start with
-// this one's name.) The
-// engine's helpers that daemonize out of its process group outlive it
-// otherwise: Podman's conmon for each `exec` session (a health check's)
-// waits --exit-delay 300 seconds for someone to collect the exit code.
-func killReferencing(dir string) error {
-	inside := []byte(dir + "/")
-	find := func() []int {
-		var pids []int
-		entries, _ := os.ReadDir("/proc")
-		for _, ent := range entries {
-			pid, err := strconv.Atoi(ent.Name())
-			if err != nil || pid == os.Getpid() {
-				continue
-			}
-			cmdline, err := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
-			if err == nil && bytes.Contains(cmdline, inside) {
-				pids = append(pids, pid)
-			}
-		}
-		return pids
-	}
-	for range 100 {
-		pids := find() // a zombie's command line is empty: it is not found
-		if len(pids) == 0 {
-			return nil
-		}
-		for _, pid := range pids {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("processes naming %s still running: %v", dir, find())
 }
 
 // launch starts dockerd (again) with the engine's state. `ip netns exec`
@@ -220,7 +188,9 @@ func (e *Engine) PowerOff(t testing.TB) {
 	syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
 	<-e.done
 	// The shims run in sessions of their own.
-	killCommandsWith(e.Dir + "/exec/containerd/")
+	if err := killCommandsWith(e.Dir + "/exec/containerd/"); err != nil {
+		t.Fatal(err)
+	}
 	// Container processes live in their own sessions, under the engine's
 	// cgroup parent: kill them there until none is left.
 	deadline := time.Now().Add(10 * time.Second)
@@ -262,18 +232,34 @@ func (e *Engine) processes() []int {
 	return pids
 }
 
-// killCommandsWith kills every process whose command line holds s.
-func killCommandsWith(s string) {
-	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, f := range cmdlines {
-		b, err := os.ReadFile(f)
-		if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
-			continue
+// killCommandsWith kills every process whose command line holds s, and
+// waits until none is left (a zombie's command line is empty).
+func killCommandsWith(s string) error {
+	find := func() []int {
+		var pids []int
+		cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, f := range cmdlines {
+			b, err := os.ReadFile(f)
+			if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
+				continue
+			}
+			var pid int
+			fmt.Sscanf(f, "/proc/%d/cmdline", &pid)
+			pids = append(pids, pid)
 		}
-		var pid int
-		fmt.Sscanf(f, "/proc/%d/cmdline", &pid)
-		syscall.Kill(pid, syscall.SIGKILL)
+		return pids
 	}
+	for range 100 {
+		pids := find()
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("processes with %q in their command line still run 5 s after SIGKILL: %v", s, find())
 }
 
 // Boot starts the engine after PowerOff, as the machine's init would.

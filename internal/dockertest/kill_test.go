@@ -7,20 +7,22 @@ import (
 	"testing"
 )
 
-// TestKillReferencing: a process whose command line names the engine's
-// directory is killed; one that does not is left alone.
-func TestKillReferencing(t *testing.T) {
+// TestKillCommandsWith: a process whose command line names a path in the
+// engine's directory is killed; one naming a directory whose name only
+// begins with the engine's is left alone.
+func TestKillCommandsWith(t *testing.T) {
 	dir := t.TempDir()
 	named := exec.Command("sleep", "60")
 	named.Args[0] = dir + "/conmon" // what ps shows; the binary is still sleep
 	other := exec.Command("sleep", "60")
+	other.Args[0] = dir + "x/conmon"
 	for _, c := range []*exec.Cmd{named, other} {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	defer other.Process.Kill()
-	if err := killReferencing(dir); err != nil {
+	defer func() { other.Process.Kill(); other.Wait() }()
+	if err := killCommandsWith(dir + "/"); err != nil {
 		t.Fatal(err)
 	}
 	var exit *exec.ExitError
@@ -30,6 +32,4 @@ func TestKillReferencing(t *testing.T) {
 	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Errorf("the other process: %v, want it still running", err)
 	}
-	other.Process.Kill()
-	other.Wait()
 }
