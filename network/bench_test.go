@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,14 +40,25 @@ import (
 // Bridged frames cross the bridge table's prerouting chain and, with
 // br_netfilter on (as Docker leaves it: bridge-nf-call-iptables=1), the
 // IPv4 hooks and the inet table's forward chain too. Both settings are
-// measured.
+// measured, each with iperf3's two ends where the scheduler puts them
+// (cpus=any) and with both on CPU 0 (cpus=one). With one CPU doing all
+// the work, throughput follows CPU time, and the ratio is what the rules
+// cost in CPU per byte; with two, it also follows how the CPUs hand
+// frames to each other, which reorders segments (TCP's retransmissions)
+// and is sensitive to small changes in any frame's path.
+//
+// Beside throughput it reports the median retransmissions of a run and
+// cpu-ratio, the median of the rounds' ratios of bytes moved per busy
+// CPU-second (all CPUs, from /proc/stat) to bare's.
 func BenchmarkThroughput(b *testing.B) {
-	for _, brnf := range []string{"0", "1"} {
-		b.Run("bridge-nf-call-iptables="+brnf, func(b *testing.B) { benchThroughput(b, brnf) })
+	for _, cpus := range []string{"any", "one"} {
+		for _, brnf := range []string{"0", "1"} {
+			b.Run("cpus="+cpus+"/bridge-nf-call-iptables="+brnf, func(b *testing.B) { benchThroughput(b, cpus == "one", brnf) })
+		}
 	}
 }
 
-func benchThroughput(b *testing.B, brnf string) {
+func benchThroughput(b *testing.B, oneCPU bool, brnf string) {
 	systest.Command(b, "iperf3")
 	const (
 		members = 500
@@ -82,18 +96,31 @@ func benchThroughput(b *testing.B, brnf string) {
 		ns[i].MustRun(b, "ip", "addr", "add", addr.String()+"/16", "dev", "eth0")
 		ns[i].MustRun(b, "ip", "link", "set", "eth0", "up")
 	}
+	var pin []string
+	if oneCPU {
+		pin = []string{"-A", "0"}
+	}
 	server := exec.Command("ip", "netns", "exec", ns[1].Name, "iperf3", "-s")
+	server.Args = append(server.Args, pin...)
 	if err := server.Start(); err != nil {
 		b.Fatal(err)
 	}
 	defer func() { server.Process.Kill(); server.Wait() }()
 	time.Sleep(300 * time.Millisecond)
 
-	run := func() float64 {
-		out := ns[0].MustRun(b, "iperf3", "-c", cfg.Ports[1].IPv4[0].String(), "-t", fmt.Sprint(secs), "-J")
+	// run returns one iperf3 run's throughput, its retransmissions and
+	// the bytes it moved per busy CPU-second.
+	run := func() (gbits, retrans, perCPU float64) {
+		busy0 := cpuBusy(b)
+		out := ns[0].MustRun(b, append([]string{"iperf3", "-c", cfg.Ports[1].IPv4[0].String(), "-t", fmt.Sprint(secs), "-J"}, pin...)...)
+		busy := cpuBusy(b) - busy0
 		var r struct {
 			End struct {
+				SumSent struct {
+					Retransmits float64 `json:"retransmits"`
+				} `json:"sum_sent"`
 				SumReceived struct {
+					Bytes         float64 `json:"bytes"`
 					BitsPerSecond float64 `json:"bits_per_second"`
 				} `json:"sum_received"`
 			} `json:"end"`
@@ -101,7 +128,7 @@ func benchThroughput(b *testing.B, brnf string) {
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
 			b.Fatalf("iperf3 output: %v\n%s", err, out)
 		}
-		return r.End.SumReceived.BitsPerSecond / 1e9
+		return r.End.SumReceived.BitsPerSecond / 1e9, r.End.SumSent.Retransmits, r.End.SumReceived.Bytes / busy.Seconds()
 	}
 	hook := &nftables.Table{Family: nftables.TableFamilyBridge, Name: "bench-hook"}
 	settings := []struct {
@@ -134,7 +161,8 @@ func benchThroughput(b *testing.B, brnf string) {
 			b.Fatal(err)
 		}
 	}
-	gbits := make([][]float64, len(settings)) // [setting][round]
+	// [setting][round]
+	gbits, retrans, perCPU := make([][]float64, len(settings)), make([][]float64, len(settings)), make([][]float64, len(settings))
 	b.ResetTimer()
 	for r := range rounds {
 		for k := range settings {
@@ -143,22 +171,53 @@ func benchThroughput(b *testing.B, brnf string) {
 			if err := settings[i].set(); err != nil {
 				b.Fatal(err)
 			}
-			gbits[i] = append(gbits[i], run())
+			g, rt, pc := run()
+			gbits[i], retrans[i], perCPU[i] = append(gbits[i], g), append(retrans[i], rt), append(perCPU[i], pc)
 		}
 	}
 	b.StopTimer()
 	reset()
-	ratio := func(i int) float64 {
+	ratio := func(xs [][]float64, i int) float64 {
 		var rs []float64
 		for r := range rounds {
-			rs = append(rs, gbits[i][r]/gbits[0][r])
+			rs = append(rs, xs[i][r]/xs[0][r])
 		}
 		return median(rs)
 	}
 	b.ReportMetric(median(gbits[0]), "bare-Gbit/s")
 	b.ReportMetric(median(gbits[2]), "foldup-Gbit/s")
-	b.ReportMetric(ratio(1), "hook-ratio")
-	b.ReportMetric(ratio(2), "ratio")
+	b.ReportMetric(median(retrans[0]), "bare-retrans")
+	b.ReportMetric(median(retrans[2]), "foldup-retrans")
+	b.ReportMetric(ratio(perCPU, 2), "cpu-ratio")
+	b.ReportMetric(ratio(gbits, 1), "hook-ratio")
+	b.ReportMetric(ratio(gbits, 2), "ratio")
+}
+
+// cpuBusy returns the time all CPUs together have spent other than idle
+// or waiting for I/O since boot, from /proc/stat.
+func cpuBusy(b *testing.B) time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		b.Fatalf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait; guest time is already in user
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat: %v", err)
+		}
+		busy += n
+	}
+	const userHZ = 100 // USER_HZ, the unit of /proc/stat on Linux
+	return time.Duration(busy) * time.Second / userHZ
 }
 
 func median(xs []float64) float64 {
