@@ -15,6 +15,7 @@ MODE (default plain):
   plain   iperf3 client and server wherever the scheduler puts them;
   same    both pinned to CPU 0: one CPU does all the work, throughput
           follows CPU time alone;
+  split   the client pinned to CPU 0, the server to CPU 1;
   poll    as plain, with a SCHED_IDLE busy loop on each CPU (ended with
           the run, and after 600 s in any case), so that no CPU halts
           while it waits: what is left without the cost of waking a CPU.
@@ -36,8 +37,9 @@ ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 SECS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 MODE = sys.argv[4] if len(sys.argv) > 4 else "plain"
 BRNF = sys.argv[5] if len(sys.argv) > 5 else "0"
-if MODE not in ("plain", "same", "poll"):
-    sys.exit(f"unknown mode {MODE!r}: plain, same or poll")
+MODES = ("plain", "same", "split", "poll")
+if MODE not in MODES:
+    sys.exit(f"unknown mode {MODE!r}: one of {', '.join(MODES)}")
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nftcost as nc  # noqa: E402
@@ -62,9 +64,10 @@ def main():
         for c in range(os.cpu_count()):
             procs.append(subprocess.Popen(["timeout", "600", "taskset", "-c", str(c), "chrt", "-i", "0",
                                            "sh", "-c", "while :; do :; done"]))
-    pin = ["-A", "0"] if MODE == "same" else []
+    pin = ["-A", "0"] if MODE in ("same", "split") else []
+    spin = ["-A", "1"] if MODE == "split" else pin
     try:
-        procs.append(subprocess.Popen(["ip", "netns", "exec", nc.B, "iperf3", "-s"] + pin, stdout=subprocess.DEVNULL))
+        procs.append(subprocess.Popen(["ip", "netns", "exec", nc.B, "iperf3", "-s"] + spin, stdout=subprocess.DEVNULL))
         time.sleep(0.3)
         runs = {False: [], True: []}  # active: [(Gbit/s, retransmits, busy CPU-s per s)]
         ratios = []
