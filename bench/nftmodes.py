@@ -46,13 +46,14 @@ import nftcost as nc  # noqa: E402
 
 
 def cpu_busy():
-    """(busy, total) jiffies per CPU; busy is everything but idle and iowait."""
+    """(busy, total) jiffies per CPU; busy is user, nice, system, irq and
+    softirq (not idle, iowait or steal; guest time is already in user)."""
     out = []
     with open("/proc/stat") as f:
         for line in f:
             if re.match(r"cpu\d", line):
                 v = list(map(int, line.split()[1:]))
-                out.append((sum(v) - v[3] - v[4], sum(v)))
+                out.append((v[0] + v[1] + v[2] + v[5] + v[6], sum(v[:8])))
     return out
 
 
