@@ -425,7 +425,7 @@ func usesCompose(docs []map[string]any) bool {
 	for _, doc := range docs {
 		for k := range doc {
 			switch {
-			case k == "name" || k == "vms" || k == "dns" || strings.HasPrefix(k, "x-"):
+			case k == "name" || isFoldupSection(k) || strings.HasPrefix(k, "x-"):
 			default:
 				return true
 			}
@@ -433,6 +433,10 @@ func usesCompose(docs []map[string]any) bool {
 	}
 	return false
 }
+
+// isFoldupSection reports whether k is one of the top-level sections
+// foldup adds to the Compose format (x-foldup is an extension already).
+func isFoldupSection(k string) bool { return k == "vms" || k == "dns" }
 
 // hiddenPrefix names the extensions that carry foldup's own sections
 // through compose-go: one key per document, so that compose-go never tries
@@ -446,10 +450,10 @@ func composeContent(src *source, index int, vmNames map[string]bool) ([]byte, er
 		return nil, fmt.Errorf("%s: document at line %d vanished on re-reading", src.display, src.doc.Line)
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		switch k := root.Content[i]; k.Value {
-		case "vms", "dns":
+		switch k := root.Content[i]; {
+		case isFoldupSection(k.Value):
 			k.Value = fmt.Sprintf("%s%s-%d", hiddenPrefix, k.Value, index)
-		case "services":
+		case k.Value == "services":
 			stripVMDeps(root.Content[i+1], vmNames)
 		}
 	}
