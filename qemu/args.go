@@ -2,21 +2,29 @@ package qemu
 
 import (
 	"fmt"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 )
 
 // Config is one VM as qemu needs it. Paths are absolute.
 type Config struct {
-	Name   string
-	Arch   string // x86_64 (default) or aarch64
-	KVM    bool   // /dev/kvm is usable; else TCG
-	CPUs   int
-	Memory int64 // bytes
+	Name string
+	Arch string // x86_64 (default), aarch64 or riscv64
+	KVM  bool   // run under KVM; else TCG
+	// KVMDeviceFD, when > 0, is /dev/kvm as a descriptor qemu inherits,
+	// for a qemu that takes it (DeviceFDSupported).
+	KVMDeviceFD int
+	CPUs        int
+	Memory      int64 // bytes
 
 	Kernel, Initrd, Cmdline string // direct kernel boot
 	Disk                    string // the VM's qcow2 overlay (or its image)
-	Seed                    string // cloud-init NoCloud ISO
+	// Firmware is UEFI's code as a read-only pflash (aarch64 disks), and
+	// FirmwareVars the VM's own copy of its variable store.
+	Firmware, FirmwareVars string
+	Bios                   string // -bios: a firmware image in place of qemu's default
+	Seed                   string // cloud-init NoCloud ISO
 	// SeedFD, when > 0, is the seed as a descriptor qemu inherits (as
 	// NIC.FD), given to it as an fd set: qemu uses the descriptor itself,
 	// where opening /proc/self/fd/N would check the file's mode again.
@@ -57,16 +65,29 @@ func Binary(arch string) string {
 // an unprivileged user, instead.
 func Args(c Config) []string {
 	a := []string{Binary(c.Arch), "-name", c.Name + ",debug-threads=on"}
-	switch c.Arch {
-	case "aarch64":
-		a = append(a, "-machine", "virt")
-	default:
-		a = append(a, "-machine", "q35")
+	m := machineFor(c.Arch)
+	machine := m.machine
+	if c.KVM && m.kvmMachine != "" {
+		machine = m.kvmMachine
 	}
-	if c.KVM {
+	a = append(a, "-machine", machine)
+	switch {
+	case c.KVM && c.KVMDeviceFD > 0:
+		a = append(a, "-add-fd", "fd="+strconv.Itoa(c.KVMDeviceFD)+",set=2,opaque=kvm",
+			"-accel", "kvm,device=/dev/fdset/2", "-cpu", "host")
+	case c.KVM:
 		a = append(a, "-accel", "kvm", "-cpu", "host")
-	} else {
-		a = append(a, "-accel", "tcg,thread=multi", "-cpu", "max")
+	default:
+		a = append(a, "-accel", "tcg,thread=multi", "-cpu", m.tcgCPU)
+	}
+	if c.Firmware != "" {
+		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(c.Firmware))
+		if c.FirmwareVars != "" {
+			a = append(a, "-drive", "if=pflash,format=raw,unit=1,file="+escape(c.FirmwareVars))
+		}
+	}
+	if c.Bios != "" {
+		a = append(a, "-bios", c.Bios)
 	}
 	cpus := max(c.CPUs, 1)
 	mem := c.Memory >> 20
@@ -126,12 +147,40 @@ func Args(c Config) []string {
 	return append(a, c.Extra...)
 }
 
-func serialName(arch string) string {
-	if arch == "aarch64" {
-		return "ttyAMA0"
-	}
-	return "ttyS0"
+// machine is how qemu emulates one architecture.
+type machine struct {
+	machine    string // -machine under TCG
+	kvmMachine string // -machine under KVM, when it differs
+	tcgCPU     string // -cpu under TCG
+	console    string // the guest's name for the first serial port
+	pkg        string // the Debian package with the emulator
 }
+
+var machines = map[string]machine{
+	"x86_64": {machine: "q35", tcgCPU: "max", console: "ttyS0", pkg: "qemu-system-x86"},
+	// virt with a GICv3 under KVM (the host's), the emulated GICv2 under
+	// TCG; cortex-a57 rather than max: max has pointer authentication,
+	// which TCG emulates slowly.
+	"aarch64": {machine: "virt", kvmMachine: "virt,gic-version=host", tcgCPU: "cortex-a57", console: "ttyAMA0", pkg: "qemu-system-arm"},
+	"riscv64": {machine: "virt", tcgCPU: "rv64", console: "ttyS0", pkg: "qemu-system-misc"},
+}
+
+func machineFor(arch string) machine {
+	if m, ok := machines[arch]; ok {
+		return m
+	}
+	return machines["x86_64"]
+}
+
+// Package is the Debian package that has qemu for arch.
+func Package(arch string) string {
+	if arch == "" {
+		arch = HostArch()
+	}
+	return machineFor(arch).pkg
+}
+
+func serialName(arch string) string { return machineFor(arch).console }
 
 func diskFormat(path string) string {
 	if strings.HasSuffix(path, ".raw") || strings.HasSuffix(path, ".img") {
@@ -142,3 +191,14 @@ func diskFormat(path string) string {
 
 // escape doubles the commas of a value inside a qemu option list.
 func escape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// HostArch is qemu's name for the host's architecture.
+func HostArch() string {
+	switch goruntime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return goruntime.GOARCH // riscv64, ...
+}

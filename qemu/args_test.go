@@ -30,6 +30,24 @@ func TestArgs(t *testing.T) {
 			NICs: []NIC{{Tap: "fu8", FD: 3, MAC: "52:54:00:00:00:02"}},
 			QMP:  "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",
 		},
+		"kvm-device-fd": {
+			Name: "vm3", KVM: true, KVMDeviceFD: 6, Kernel: "/proc/self/fd/4",
+			QMP: "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",
+		},
+		"aarch64-disk-uefi": {
+			Name: "arm", Arch: "aarch64", Disk: "/s/disk.qcow2",
+			Firmware: "/usr/share/AAVMF/AAVMF_CODE.fd", FirmwareVars: "/s/efivars.fd",
+			NICs: []NIC{{Tap: "fu7", FD: 3, MAC: "52:54:00:00:00:03"}},
+			QMP:  "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",
+		},
+		"aarch64-kvm": {
+			Name: "arm", Arch: "aarch64", KVM: true, Kernel: "/k/Image",
+			QMP: "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",
+		},
+		"riscv64-default-cmdline": {
+			Name: "rv", Arch: "riscv64", Kernel: "/k/Image",
+			QMP: "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",
+		},
 		"aarch64-default-cmdline": {
 			Name: "arm", Arch: "aarch64", Kernel: "/k/Image",
 			QMP: "/r/qmp", Console: "/r/con", ConsoleLog: "/s/log", PidFile: "/r/pid",
