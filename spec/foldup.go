@@ -86,6 +86,14 @@ func (d *foldupDecoder) decodeOwn(docs []map[string]any) {
 			merged[name] = mergeMaps(merged[name], norm)
 		}
 	}
+	// FOLDUP_ACCEL matters only to a project with VMs.
+	if v := d.env[AccelEnv]; v != "" && len(merged) > 0 {
+		if checkAccel(v) {
+			p.Settings.EnvAccel = v
+		} else {
+			d.errs.Add(Pos{}, AccelEnv, "%q (from the environment) is not an accelerator: auto, kvm or tcg", v)
+		}
+	}
 	d.all = map[string]*VM{}
 	for _, name := range slices.Sorted(maps.Keys(merged)) {
 		vm := d.vm(name, merged[name])
@@ -249,6 +257,9 @@ func (d *foldupDecoder) vm(name string, raw map[string]any) *VM {
 		default:
 			d.errorf(at("arch"), "%q is not a supported architecture (x86_64, aarch64, riscv64)", v)
 		}
+	}
+	if v, ok := raw["accel"].(string); ok {
+		vm.Accel = d.accel(at("accel"), v)
 	}
 	vm.QemuArgs = stringList(raw["qemu_args"])
 	if nets, ok := raw["networks"].(map[string]any); ok {
@@ -746,6 +757,17 @@ func (d *foldupDecoder) record(src *source, path []string, v any) (Record, bool)
 	return r, !bad
 }
 
+// accel checks an accelerator setting.
+func (d *foldupDecoder) accel(path []string, v string) string {
+	if !checkAccel(v) {
+		d.errorf(path, "%q is not an accelerator: auto, kvm or tcg", v)
+		return ""
+	}
+	return v
+}
+
+func checkAccel(v string) bool { return v == AccelAuto || v == AccelKVM || v == AccelTCG }
+
 func (d *foldupDecoder) settings(docs []map[string]any) Settings {
 	merged := map[string]any{}
 	for _, doc := range docs {
@@ -755,6 +777,9 @@ func (d *foldupDecoder) settings(docs []map[string]any) Settings {
 	}
 	at := func(f ...string) []string { return append([]string{"x-foldup"}, f...) }
 	s := Settings{Domain: d.p.Name + "." + DefaultDomainSuffix}
+	if v, ok := merged["accel"].(string); ok {
+		s.Accel = d.accel(at("accel"), v)
+	}
 	if v, ok := merged["domain"].(string); ok {
 		if msg := checkDomain(v); msg != "" {
 			d.errorf(at("domain"), "%s", msg)

@@ -46,6 +46,46 @@ vms:
     kernel: ./vmlinuz
 `
 
+// TestAccelPrecedence: a VM's accel, then FOLDUP_ACCEL, then the
+// project's x-foldup.accel, as compose ranks a service's setting, the
+// environment and the file's defaults.
+func TestAccelPrecedence(t *testing.T) {
+	files := map[string]string{"k": "", "foldup.yaml": `
+x-foldup: {accel: tcg}
+vms:
+  own: {kernel: k, accel: kvm}
+  other: {kernel: k}
+`}
+	for _, c := range []struct {
+		env         []string
+		own, other  string
+		otherSource string
+	}{
+		{nil, "kvm", "tcg", "x-foldup.accel"},
+		{[]string{"FOLDUP_ACCEL=auto"}, "kvm", "auto", "FOLDUP_ACCEL"},
+	} {
+		p := mustLoad(t, files, c.env...)
+		if got, from := p.Accel("own"); got != c.own || strings.Join(from, ".") != "vms.own.accel" {
+			t.Errorf("env %v: own = %q from %v, want %q from vms.own.accel", c.env, got, from, c.own)
+		}
+		if got, from := p.Accel("other"); got != c.other || strings.Join(from, ".") != c.otherSource {
+			t.Errorf("env %v: other = %q from %v, want %q from %s", c.env, got, from, c.other, c.otherSource)
+		}
+	}
+	p := mustLoad(t, map[string]string{"k": "", "foldup.yaml": "vms:\n  a: {kernel: k}\n"})
+	if got, from := p.Accel("a"); got != AccelAuto || from != nil {
+		t.Errorf("default = %q from %v, want auto from nowhere", got, from)
+	}
+
+	// A wrong FOLDUP_ACCEL is an error for a project with VMs, and
+	// nothing to one without.
+	_, err := loadFiles(t, map[string]string{"k": "", "foldup.yaml": "vms:\n  a: {kernel: k}\n"}, "FOLDUP_ACCEL=kqemu")
+	if want := `FOLDUP_ACCEL: "kqemu" (from the environment) is not an accelerator: auto, kvm or tcg`; err == nil || err.Error() != want {
+		t.Errorf("FOLDUP_ACCEL=kqemu: %v, want %s", err, want)
+	}
+	mustLoad(t, map[string]string{"foldup.yaml": "services:\n  a: {image: x}\n"}, "FOLDUP_ACCEL=kqemu")
+}
+
 func TestVMDefaults(t *testing.T) {
 	p := mustLoad(t, map[string]string{"foldup.yaml": kernelVM, "vmlinuz": ""})
 	if p.Name != filepath.Base(p.WorkingDir) {
@@ -248,6 +288,9 @@ func TestErrors(t *testing.T) {
 			nil, "foldup.yaml:2:24: vms.a.cpus: must be between 1 and 255, not 0\nfoldup.yaml:3:24: vms.b.cpus: many is not a whole number"},
 		{"memory", map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k, memory: 1m}\n  b: {kernel: k, memory: lots}\n", "k": ""},
 			nil, "foldup.yaml:2:26: vms.a.memory: must be at least 16 MiB, not 1MiB\nfoldup.yaml:3:26: vms.b.memory: lots is not a size (bytes, or a number with a unit: 512m, 2g)"},
+		{"accel", map[string]string{"foldup.yaml": "x-foldup: {accel: fast}\nvms:\n  a: {kernel: k, accel: hvf}\n", "k": ""},
+			nil, `foldup.yaml:1:19: x-foldup.accel: "fast" is not an accelerator: auto, kvm or tcg` + "\n" +
+				`foldup.yaml:3:25: vms.a.accel: "hvf" is not an accelerator: auto, kvm or tcg`},
 		{"arch", map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k, arch: mips}\n", "k": ""},
 			nil, `foldup.yaml:2:24: vms.a.arch: "mips" is not a supported architecture (x86_64, aarch64, riscv64)`},
 		{"vm addresses", map[string]string{"foldup.yaml": "networks: {lan: {}}\nvms:\n  a:\n    kernel: k\n    networks:\n      lan: {ipv4_address: 10.0.0.300, ipv6_address: 10.0.0.1, mac_address: 01:00:5e:00:00:01}\n", "k": ""},

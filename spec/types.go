@@ -101,6 +101,7 @@ type VM struct {
 	CPUs     int      `yaml:"cpus" json:"cpus"`
 	Memory   int64    `yaml:"memory" json:"memory"` // bytes
 	Arch     string   `yaml:"arch" json:"arch"`
+	Accel    string   `yaml:"accel,omitempty" json:"accel,omitempty"` // as the VM says: auto, kvm, tcg or ""; see Project.Accel
 	QemuArgs []string `yaml:"qemu_args,omitempty" json:"qemu_args,omitempty"`
 
 	// Networks maps a network name to this VM's settings on it.
@@ -227,9 +228,40 @@ type NetworkExt struct {
 
 // Settings is the top-level x-foldup block.
 type Settings struct {
-	Domain       string        `yaml:"domain" json:"domain"`
+	Domain string `yaml:"domain" json:"domain"`
+	Accel  string `yaml:"accel,omitempty" json:"accel,omitempty"` // the VMs' default accelerator, as written
+	// EnvAccel is FOLDUP_ACCEL from the environment (or .env).
+	EnvAccel     string        `yaml:"-" json:"-"`
 	Upstream     []string      `yaml:"upstream,omitempty" json:"upstream,omitempty"`
 	AddressPools []AddressPool `yaml:"address_pools" json:"address_pools"`
+}
+
+// Accelerators a VM may ask for.
+const (
+	AccelAuto = "auto" // KVM where a probe guest runs under it, else TCG
+	AccelKVM  = "kvm"  // KVM, or an error
+	AccelTCG  = "tcg"  // qemu's emulator
+)
+
+// AccelEnv is the environment variable that sets the VMs' accelerator,
+// below a VM's own accel and above x-foldup.accel.
+const AccelEnv = "FOLDUP_ACCEL"
+
+// Accel returns the accelerator VM name asks for (auto, kvm or tcg) and
+// where that was said, in compose's order of precedence: the VM's accel,
+// then FOLDUP_ACCEL, then x-foldup.accel; from is nil for the default.
+// The path's position is Locate(from...); FOLDUP_ACCEL has none.
+func (p *Project) Accel(name string) (accel string, from []string) {
+	v := p.VMs[name]
+	switch {
+	case v != nil && v.Accel != "":
+		return v.Accel, []string{"vms", name, "accel"}
+	case p.Settings.EnvAccel != "":
+		return p.Settings.EnvAccel, []string{AccelEnv}
+	case p.Settings.Accel != "":
+		return p.Settings.Accel, []string{"x-foldup", "accel"}
+	}
+	return AccelAuto, nil
 }
 
 // AddressPool is where automatic IPv4 subnets come from.
