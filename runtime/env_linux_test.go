@@ -38,6 +38,9 @@ var (
 // foldupBinary builds cmd/foldup once per test binary: the detached
 // supervisor and the crash tests run it.
 func foldupBinary(t *testing.T) string {
+	if bin := os.Getenv("FOLDUP_TEST_FOLDUP"); bin != "" {
+		return bin // a child test process, given its parent's
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "foldup-bin-")
 		if err != nil {

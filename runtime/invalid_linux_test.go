@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	dnetwork "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/foldup/foldup/qemu"
 )
 
 // TestInvalidUpChangesNothing runs `foldup up -d` on files that are wrong
@@ -46,6 +47,13 @@ func TestInvalidUpChangesNothing(t *testing.T) {
 		{"undefined network", "services:\n  a:\n    image: foldup-test/busybox:1\n    networks: [nowhere]\n", `:4:16: services\.a\.networks\.0: undefined network "nowhere"`},
 	}
 
+	// KVM forced where it cannot run the VM (this machine's PVM, or a
+	// host without KVM) is an error at the VM's accel, before anything is
+	// made.
+	if cred, _ := qemuUser(); !(qemu.KVMCheck{Cred: cred}).Check(t.Context()).Usable {
+		cases = append(cases, struct{ name, file, want string }{"kvm forced",
+			"vms:\n  v:\n    kernel: ./vmlinuz\n    accel: kvm\n", `:4:12: vms\.v\.accel: KVM (cannot run this VM|is not available on this host)`})
+	}
 	before := e.snapshot(t)
 	for i, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
@@ -118,6 +126,12 @@ func (e *testEnv) snapshot(t *testing.T) string {
 	}
 	for _, root := range []string{e.o.StateRoot, e.o.RunRoot} {
 		filepath.WalkDir(root, func(path string, _ os.DirEntry, err error) error {
+			switch path {
+			case e.o.RunRoot:
+				return nil // made to hold the host's KVM verdicts
+			case filepath.Join(e.o.RunRoot, "accel"):
+				return filepath.SkipDir // which are no project's
+			}
 			fmt.Fprintf(&b, "file %s %v\n", path, err)
 			return nil
 		})

@@ -36,6 +36,7 @@ type MemberStatus struct {
 	Ports     []string `json:"Ports"`             // host:port->port/proto
 	ID        string   `json:"ID,omitempty"`      // Docker's container ID
 	Command   string   `json:"Command,omitempty"` // as Docker shows it
+	Accel     string   `json:"Accel,omitempty"`   // a running VM's accelerator: kvm or tcg (QMP query-kvm)
 }
 
 // Ps returns the project's members as they are: running ones, and with

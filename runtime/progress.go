@@ -3,6 +3,7 @@
 package runtime
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,6 +38,11 @@ type progress struct {
 	w    io.Writer
 	mode string
 	tty  *ttyView // mode tty only
+	// run, when set, is the context of the steps being reported: once it
+	// is cancelled (another step failed, or the user interrupted), a
+	// step's failure is that cancellation, reported by whoever caused
+	// it, not an error of its own.
+	run context.Context
 }
 
 func newProgress(w io.Writer, mode string) *progress {
@@ -191,8 +197,14 @@ func (e *progressEvent) done(status string) {
 	e.p.print(e.kind, e.name, status, "", lineDone, e.started)
 }
 
-// fail reports err against the event and returns it.
+// fail reports err against the event and returns it. A step that fails
+// because the run was cancelled is reported as Canceled, without the
+// error: the step that failed first has reported it, once.
 func (e *progressEvent) fail(err error) error {
+	if e.p.run != nil && e.p.run.Err() != nil {
+		e.p.print(e.kind, e.name, "Canceled", "", lineFailed, e.started)
+		return err
+	}
 	e.p.print(e.kind, e.name, "Error", err.Error(), lineFailed, e.started)
 	return err
 }

@@ -83,6 +83,7 @@ type upRun struct {
 	ports    map[string]network.Port // registered member ports by interface
 	sup      *InProcess
 	vmImages map[string]string // a VM service's downloaded image: its path in the cache
+	accels   map[string]accel  // each VM's accelerator, by VM
 }
 
 // Up brings project p up: it plans it against what exists, then makes
@@ -117,6 +118,15 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 			return nil, err
 		}
 	}
+	accels, warnings, err := Accelerators(ctx, p, p.VMNames(), o)
+	for _, w := range warnings {
+		prog.warn(w.String())
+	}
+	res.Warnings = append(res.Warnings, warnings...)
+	if err != nil {
+		return nil, err
+	}
+	r.accels = accels
 
 	if len(p.Compose.Services) > 0 {
 		if r.dc, err = o.docker(); err != nil {
@@ -202,6 +212,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		unlockHost()
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	prog.run = gctx
 	for _, s := range pl.Steps {
 		g.Go(func() error {
 			for _, dep := range s.Deps {
@@ -222,6 +233,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		})
 	}
 	err = g.Wait()
+	prog.run = nil // Wait cancelled gctx
 	res.Supervisor = r.sup
 	if err != nil {
 		return res, err

@@ -47,6 +47,7 @@ func (f vmFiles) qemuLog() string    { return filepath.Join(f.state, "qemu.log")
 func (f vmFiles) disk() string       { return filepath.Join(f.state, "disk.qcow2") }
 func (f vmFiles) record() string     { return filepath.Join(f.state, "vm.json") }
 func (f vmFiles) seed() string       { return filepath.Join(f.state, "seed.iso") }
+func (f vmFiles) efiVars() string    { return filepath.Join(f.state, "efivars.fd") }
 
 // vmRecord is what the supervisor and the other verbs need of a VM beyond
 // the plan: how to start its qemu again, its health check, stop grace,
@@ -85,6 +86,12 @@ type vmLaunch struct {
 	Config qemu.Config `json:"config"`
 	// PassSeed: the seed is the user's own ISO, given as a descriptor.
 	PassSeed bool `json:"pass_seed,omitempty"`
+	// Groups are qemu's supplementary groups: none, or /dev/kvm's group
+	// when qemu reaches KVM through it.
+	Groups []uint32 `json:"groups,omitempty"`
+	// KVMDevice, when set, is opened by foldup and given to qemu as a
+	// descriptor (a qemu that takes -accel kvm,device=).
+	KVMDevice string `json:"kvm_device,omitempty"`
 }
 
 // Health is a VM's health as the supervisor's checks found it, in
@@ -126,7 +133,19 @@ func vmRunning(f vmFiles) int {
 func checkVM(p *spec.Project, name string) error {
 	v := p.VMs[name]
 	if _, err := exec.LookPath(qemu.Binary(v.Arch)); err != nil {
-		return fmt.Errorf("%s: vms.%s: %s is not installed (Debian: qemu-system-x86)", p.LocateKey("vms", name), name, qemu.Binary(v.Arch))
+		return fmt.Errorf("%s: vms.%s: %s is not installed (Debian: %s)", p.LocateKey("vms", name), name, qemu.Binary(v.Arch), qemu.Package(v.Arch))
+	}
+	if v.Kernel == "" {
+		switch v.Arch {
+		case "aarch64":
+			for _, f := range []string{uefiCode, uefiVars} {
+				if _, err := os.Stat(f); err != nil {
+					return fmt.Errorf("%s: vms.%s.image: an aarch64 disk image boots through UEFI, and %s is missing (Debian: qemu-efi-aarch64)", p.Locate("vms", name, "image"), name, f)
+				}
+			}
+		case "riscv64":
+			return fmt.Errorf("%s: vms.%s.image: a riscv64 VM boots a kernel here (kernel:, with the image as its disk); foldup sets up no firmware that boots a riscv64 disk", p.Locate("vms", name, "image"), name)
+		}
 	}
 	if v.Image != "" {
 		if _, err := exec.LookPath("qemu-img"); err != nil {
@@ -135,6 +154,13 @@ func checkVM(p *spec.Project, name string) error {
 	}
 	return nil
 }
+
+// UEFI for aarch64 disk images, from Debian's qemu-efi-aarch64: the code,
+// read-only, and the variable store each VM gets a copy of.
+const (
+	uefiCode = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	uefiVars = "/usr/share/AAVMF/AAVMF_VARS.fd"
+)
 
 // vm brings one VM to the plan: its taps, disk overlay, seed and qemu.
 func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
@@ -193,12 +219,19 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 			return ev.fail(err)
 		}
 	}
+	acc := r.accels[m.Service]
 	l := vmLaunch{Config: qemu.Config{
-		Name: name, Arch: v.Arch, KVM: kvmUsable(), CPUs: v.CPUs, Memory: v.Memory,
+		Name: name, Arch: v.Arch, KVM: acc.KVM, CPUs: v.CPUs, Memory: v.Memory,
 		Kernel: v.Kernel, Initrd: v.Initrd, Cmdline: v.Cmdline,
 		QMP: f.qmp(), Events: f.events(), Console: f.console(), ConsoleLog: f.consoleLog(), PidFile: f.pid(),
 		Extra: v.QemuArgs,
 	}}
+	switch {
+	case acc.DeviceFD:
+		l.KVMDevice = qemu.KVMDevice
+	case acc.Group >= 0:
+		l.Groups = []uint32{uint32(acc.Group)}
+	}
 	for _, nic := range m.NICs {
 		n := r.pl.Network(nic.Network)
 		if err := r.j.record(KindTap, nic.Tap); err != nil {
@@ -220,6 +253,12 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 			return ev.fail(fmt.Errorf("%s: vms.%s.image: %w", r.p.Locate("vms", m.Service, "image"), m.Service, err))
 		}
 		l.Config.Disk = f.disk()
+		if v.Arch == "aarch64" && v.Kernel == "" {
+			if err := copyOnce(uefiVars, f.efiVars(), int(uid), int(gid)); err != nil {
+				return ev.fail(err)
+			}
+			l.Config.Firmware, l.Config.FirmwareVars = uefiCode, f.efiVars()
+		}
 	}
 	if ci := v.CloudInit; ci != nil {
 		if ci.ISO != "" {
@@ -305,7 +344,17 @@ func startVM(ctx context.Context, host *network.Host, f vmFiles, rec *vmRecord) 
 		}
 		cfg.Seed, cfg.SeedFD = "", nextFD(fh)
 	}
+	if rec.Launch.KVMDevice != "" {
+		dev, err := os.OpenFile(rec.Launch.KVMDevice, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		cfg.KVMDeviceFD = nextFD(dev)
+	}
 	cred, _ := qemuUser()
+	if cred != nil {
+		cred.Groups = rec.Launch.Groups
+	}
 	rec.ConsoleOffset = 0
 	if st, err := os.Stat(f.consoleLog()); err == nil {
 		rec.ConsoleOffset = st.Size()
@@ -434,15 +483,23 @@ func vmGrace(v *spec.VM) time.Duration {
 	return 10 * time.Second
 }
 
-// kvmUsable reports whether /dev/kvm can be opened; without it qemu runs
-// under TCG.
-func kvmUsable() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
+// copyOnce copies src to dst, owned by uid:gid, unless dst exists: a
+// VM's own copy of a file it changes (its UEFI variable store).
+func copyOnce(src, dst string, uid, gid int) error {
+	if _, err := os.Stat(dst); err == nil {
+		return nil
 	}
-	f.Close()
-	return true
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(dst+".tmp", b); err != nil {
+		return err
+	}
+	if err := os.Chown(dst+".tmp", uid, gid); err != nil {
+		return err
+	}
+	return os.Rename(dst+".tmp", dst)
 }
 
 // kernelCache is where extracted PVH kernels are kept: readable by the
@@ -629,6 +686,25 @@ func waitVM(ctx context.Context, f vmFiles, name, cond string) error {
 	}
 }
 
+// vmAccel is what a running VM's qemu says it runs under (QMP
+// query-kvm): kvm or tcg; what it was started with when qemu does not
+// answer.
+func vmAccel(f vmFiles, rec *vmRecord) string {
+	kvm := rec.Launch.Config.KVM
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if q, err := qemu.DialQMP(ctx, f.qmp()); err == nil {
+		if on, err := q.KVM(ctx); err == nil {
+			kvm = on
+		}
+		q.Close()
+	}
+	if kvm {
+		return "kvm"
+	}
+	return "tcg"
+}
+
 // vmStatuses are ps's lines for the plan's VMs: those that run, and with
 // all those made and stopped too.
 func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
@@ -662,6 +738,7 @@ func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
 			st.State = "running"
 			st.Status = "Up " + units.HumanDuration(time.Since(rec.Started))
 			st.ID = "qemu:" + strconv.Itoa(pid)
+			st.Accel = vmAccel(f, rec)
 			if h := vmHealth(f); h != nil && rec.Health != nil && !rec.Health.Disable {
 				st.Health = h.Status
 				if h.Status == "starting" {

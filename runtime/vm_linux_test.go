@@ -140,7 +140,7 @@ func TestVMAndContainers(t *testing.T) {
 	// qemu is confined: the unprivileged user, no capability, seccomp
 	// filtering (-sandbox on), no way back to privileges.
 	pid := vmRunning(f)
-	assertConfined(t, pid)
+	assertConfined(t, pid, f)
 
 	// stop vm1 powers it off (busybox ignores the button: quit after the
 	// grace); ps -a shows it exited.
@@ -173,11 +173,23 @@ func TestVMAndContainers(t *testing.T) {
 }
 
 // assertConfined checks, in /proc/PID/status, that a qemu process runs as
-// qemu's user (nobody) in every uid and gid slot, holds no capability
-// (effective, permitted, inheritable, ambient), is under a seccomp filter
-// (mode 2) and has no_new_privs set.
-func assertConfined(t *testing.T, pid int) {
+// qemu's user (nobody) in every uid and gid slot, with no supplementary
+// group but /dev/kvm's when it runs under KVM through it (as its VM's
+// record says), holds no capability (effective, permitted, inheritable,
+// ambient), is under a seccomp filter (mode 2) and has no_new_privs set.
+func assertConfined(t *testing.T, pid int, f vmFiles) {
 	t.Helper()
+	rec, err := readVMRecord(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups []string
+	for _, g := range rec.Launch.Groups {
+		groups = append(groups, fmt.Sprint(g))
+	}
+	if len(groups) > 0 && !rec.Launch.Config.KVM {
+		t.Errorf("qemu %d runs under TCG with supplementary groups %v", pid, groups)
+	}
 	cred, ok := qemuUser()
 	if !ok {
 		t.Fatal("no unprivileged user for qemu on this machine")
@@ -195,7 +207,7 @@ func assertConfined(t *testing.T, pid int) {
 	want := map[string]string{
 		"Uid":        strings.Repeat(fmt.Sprint(cred.Uid, " "), 3) + fmt.Sprint(cred.Uid),
 		"Gid":        strings.Repeat(fmt.Sprint(cred.Gid, " "), 3) + fmt.Sprint(cred.Gid),
-		"Groups":     "",
+		"Groups":     strings.Join(groups, " "),
 		"CapInh":     "0000000000000000",
 		"CapPrm":     "0000000000000000",
 		"CapEff":     "0000000000000000",

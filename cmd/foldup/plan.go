@@ -27,6 +27,9 @@ plan. --format json prints the whole plan as data.`,
 			if err != nil {
 				return err
 			}
+			if err := accelWarnings(cmd.Context(), p, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			switch format {
 			case "text":

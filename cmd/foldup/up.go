@@ -234,7 +234,11 @@ func newPsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 				tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tKIND\tSERVICE\tSTATUS\tADDRESSES\tPORTS")
 				for _, m := range list {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, m.Service, m.Status,
+					kind := m.Kind
+					if m.Accel != "" {
+						kind += " (" + m.Accel + ")"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, kind, m.Service, m.Status,
 						strings.Join(m.Addresses, ","), strings.Join(m.Ports, ","))
 				}
 				return tw.Flush()
