@@ -5,9 +5,9 @@ package runtime
 import (
 	"context"
 	"os"
-	"syscall"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/foldup/foldup/qemu"
 	"github.com/foldup/foldup/spec"
