@@ -2,23 +2,48 @@
 # example-images.sh) share, sourced by them. POSIX sh. Each script's cache
 # key includes this file.
 
-# kernel_pkg prints the package of Debian's current kernel
-# (linux-image-amd64's dependency), e.g. linux-image-6.1.0-28-amd64.
+# kernel_pkg [ARCH] prints the package of Debian's current kernel for ARCH
+# (amd64 if not given; linux-image-ARCH's dependency), e.g.
+# linux-image-6.1.0-28-amd64, or linux-image-6.1.0-28-arm64:arm64 for a
+# foreign ARCH (see foreign_arch); nothing if the archive has none.
 kernel_pkg() {
-	_k=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+	_a=${1:-amd64}
+	_p=linux-image-$_a
+	[ "$_a" = amd64 ] || _p=$_p:$_a
+	_k=$(apt-cache depends "$_p" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 	if [ -z "$_k" ]; then
 		apt-get update -qq
-		_k=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+		_k=$(apt-cache depends "$_p" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 	fi
 	echo "$_k"
 }
 
-# kernel_unpack PKG DIR: download the kernel package (nothing is
+# foreign_arch ARCH: let apt download ARCH's packages (dpkg
+# --add-architecture, apt-get update) unless it already does; fails, and
+# takes ARCH out again, if the configured archive has none for ARCH.
+foreign_arch() {
+	[ "$1" = "$(dpkg --print-architecture)" ] && return 0
+	dpkg --print-foreign-architectures | grep -qx "$1" && return 0
+	dpkg --add-architecture "$1"
+	apt-get update -qq
+	apt-cache show "base-files:$1" >/dev/null 2>&1 && return 0
+	dpkg --remove-architecture "$1"
+	apt-get update -qq
+	echo "foreign_arch: the configured archive has no $1 packages" >&2
+	return 1
+}
+
+# deb_unpack PKG DIR: download the package PKG (name[:arch]; nothing is
 # installed) and unpack it into DIR.
-kernel_unpack() {
+deb_unpack() {
 	mkdir -p "$2.deb"
 	(cd "$2.deb" && apt-get download -qq -o APT::Sandbox::User=root "$1" >/dev/null)
-	dpkg-deb -x "$2.deb"/linux-image-*.deb "$2"
+	dpkg-deb -x "$2.deb"/*.deb "$2"
+}
+
+# kernel_unpack PKG DIR: deb_unpack for the kernel package.
+kernel_unpack() {
+	deb_unpack "$@"
 }
 
 # copy_modules KDIR KVER DEST MODULE...: copy the named modules of the

@@ -1,6 +1,6 @@
 #!/bin/sh
-# images.sh DIR: build the test VM images into DIR, offline from Debian
-# packages, and keep them there (a second run does nothing):
+# images.sh DIR [ARCH]: build the test VM images into DIR, offline from
+# Debian packages, and keep them there (a second run does nothing):
 #
 #   DIR/vmlinuz        Debian's kernel (bzImage, as the package ships it)
 #   DIR/initrd.img     busybox + virtio modules + /init: brings eth0 up,
@@ -12,12 +12,32 @@
 #                      looks NAME up and fetches its page (FOLDUP-DNS,
 #                      FOLDUP-HTTP) and prints a TXT record (FOLDUP-TXT)
 #
+# ARCH is a Debian architecture: amd64 (the default) builds the above;
+# another one builds the same guest from that architecture's packages into
+# DIR/ARCH/vmlinuz and DIR/ARCH/initrd.img, for qemu's TCG. It adds ARCH to
+# dpkg's foreign architectures (apt-get download only: nothing of it is
+# installed). arm64: Debian's kernel is an uncompressed Image, which
+#
+#   qemu-system-aarch64 -machine virt -cpu cortex-a57 -accel tcg \
+#     -kernel vmlinuz -initrd initrd.img -append console=ttyAMA0 \
+#     -device virtio-net-pci,netdev=...
+#
+# boots as it is (-cpu max boots some 4 s slower under TCG: pointer
+# authentication; max,pauth-impdef=on is about as fast as cortex-a57).
+# riscv64 is not in Debian 12's archive: the script says so and fails.
+#
 # The cache key is the kernel version, busybox version, this script and
 # debian.sh.
 set -eu
-dir=${1:?usage: images.sh DIR}
-mkdir -p "$dir"
-dir=$(cd "$dir" && pwd)
+usage() {
+	echo "usage: images.sh DIR [amd64|arm64|riscv64]" >&2
+	exit 2
+}
+case $# in 1 | 2) ;; *) usage ;; esac
+arch=${2:-amd64}
+case $arch in amd64 | arm64 | riscv64) ;; *) usage ;; esac
+dir=$1
+[ "$arch" = amd64 ] || dir=$dir/$arch
 
 lib="$(dirname "$0")/debian.sh"
 # shellcheck source=debian.sh
@@ -28,12 +48,49 @@ if ! need cpio || ! need busybox || ! [ -e /bin/busybox ] || ! dpkg -s busybox-s
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends busybox-static cpio xz-utils >/dev/null
 fi
-kpkg=$(kernel_pkg)
+
+# srcver VERSION: a Debian version without its binNMU suffix (+bN).
+srcver() {
+	echo "${1%+b[0-9]*}"
+}
+
+# applets VERSION: the applet list of busybox-static VERSION. A foreign
+# busybox can't run here, but the list comes from the source package's
+# config, the same on every architecture: ask the host's busybox of that
+# source version (the installed one, else the archive's).
+applets() {
+	_bb=/bin/busybox
+	if [ "$(srcver "$(dpkg-query -W -f='${Version}' busybox-static)")" != "$(srcver "$1")" ]; then
+		deb_unpack busybox-static "$work/bbhost"
+		_bb=$work/bbhost/bin/busybox
+		if [ "$(srcver "$(dpkg-deb -f "$work"/bbhost.deb/*.deb Version)")" != "$(srcver "$1")" ]; then
+			echo "images.sh: no $(dpkg --print-architecture) busybox-static $1 to list the applets of" >&2
+			return 1
+		fi
+	fi
+	"$_bb" --list
+}
+
+if [ "$arch" = amd64 ]; then
+	bbver=$(dpkg-query -W -f='${Version}' busybox-static)
+else
+	foreign_arch "$arch" || exit 1
+	bbver=$(apt-cache policy "busybox-static:$arch" | sed -n 's/^ *Candidate: //p')
+fi
+kpkg=$(kernel_pkg "$arch")
+[ "$bbver" != "(none)" ] || bbver=
+if [ -z "$kpkg" ] || [ -z "$bbver" ]; then
+	echo "images.sh: the configured archive has no $arch kernel (linux-image-$arch) or no busybox-static:$arch" >&2
+	exit 1
+fi
 kver=${kpkg#linux-image-}
-key=$(printf '%s\n%s\n' "$kver" "$(dpkg-query -W -f='${Version}' busybox-static)" | cat - "$0" "$lib" | sha256sum | cut -c1-16)
+kver=${kver%:*}
+key=$(printf '%s\n%s\n' "$kver" "$bbver" | cat - "$0" "$lib" | sha256sum | cut -c1-16)
 if [ -f "$dir/.key" ] && [ "$(cat "$dir/.key")" = "$key" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/initrd.img" ]; then
 	exit 0
 fi
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -42,11 +99,20 @@ cp "$work/k/boot/vmlinuz-$kver" "$dir/vmlinuz.tmp"
 
 root="$work/root"
 mkdir -p "$root/bin" "$root/sbin" "$root/etc" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/www" "$root/lib/modules"
-cp /bin/busybox "$root/bin/busybox"
-for a in $("$root/bin/busybox" --list); do
+if [ "$arch" = amd64 ]; then
+	cp /bin/busybox "$root/bin/busybox"
+	list=$("$root/bin/busybox" --list)
+else
+	deb_unpack "busybox-static:$arch=$bbver" "$work/bb"
+	cp "$work/bb/bin/busybox" "$root/bin/busybox"
+	list=$(applets "$bbver")
+fi
+for a in $list; do
 	[ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"
 done
-# virtio drivers, in load order (Debian builds them as modules).
+# virtio drivers, in load order; those the kernel has built in are left
+# out (amd64 builds them all as modules; arm64 has virtio and virtio_ring
+# built in).
 copy_modules "$work/k" "$kver" "$root/lib/modules" virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev \
 	virtio_pci virtio_mmio failover net_failover virtio_net virtio_blk virtio_console
 echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
@@ -114,4 +180,4 @@ chmod +x "$root/init"
 mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
 mv "$dir/initrd.img.tmp" "$dir/initrd.img"
 echo "$key" >"$dir/.key"
-echo "images.sh: kernel $kver and initramfs in $dir"
+echo "images.sh: kernel $kver ($arch) and initramfs in $dir"

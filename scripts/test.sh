@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 missing=""
 for c in ip:iproute2 unshare:util-linux sysctl:procps git:git ping:iputils-ping python3:python3 nft:nftables dig:dnsutils \
 	busybox:busybox-static dhclient:isc-dhcp-client rdisc6:ndisc6 dockerd:docker.io \
-	qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils xz:xz-utils cpio:cpio gzip:gzip curl:curl \
+	qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm qemu-img:qemu-utils xz:xz-utils cpio:cpio gzip:gzip curl:curl \
 	dnsmasq:dnsmasq-base podman:podman; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || missing="$missing ${c#*:}"
 done
@@ -21,8 +21,10 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing
 fi
 # The VM tests' guests, built once: Debian's kernel and a busybox
-# initramfs; a Debian 12 image with cloud-init (mmdebstrap).
+# initramfs, for amd64 and (booted under TCG) arm64; a Debian 12 image
+# with cloud-init (mmdebstrap).
 scripts/images.sh /var/cache/foldup-test >/dev/null
+scripts/images.sh /var/cache/foldup-test arm64 >/dev/null
 scripts/cloudimage.sh /var/cache/foldup-test >/dev/null
 # The example's images (the demo test brings the example up with them),
 # checked first on their own, without foldup (a private engine, dnsmasq,

@@ -36,6 +36,22 @@ func Images(t testing.TB) (kernel, initrd string) {
 	return kernel, initrd
 }
 
+// Foreign returns the test kernel and initramfs scripts/images.sh builds
+// for a Debian architecture other than the host's (arm64), with the same
+// /init as Images', and checks that qemu for it (qemuArch: aarch64) is
+// installed.
+func Foreign(t testing.TB, debArch, qemuArch string) (kernel, initrd string) {
+	t.Helper()
+	systest.Command(t, "qemu-system-"+qemuArch)
+	dir := filepath.Join(Dir(), debArch)
+	kernel, initrd = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd.img")
+	for _, f := range []string{kernel, initrd} {
+		_, err := os.Stat(f)
+		systest.Need(t, err == nil, "needs "+f+": run scripts/images.sh "+Dir()+" "+debArch)
+	}
+	return kernel, initrd
+}
+
 // Have reports whether qemu and the images are here; with
 // FOLDUP_REQUIRE_SYSTEM=1 it is always true, so that a test using it
 // fails on what is missing rather than skipping.

@@ -1,0 +1,89 @@
+package runtime
+
+import (
+	"fmt"
+	goruntime "runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/planner"
+)
+
+const foreignProject = `
+name: %[1]s
+services:
+  web:
+    image: foldup-test/busybox:1
+    init: true
+    command: ["sh", "-c", "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 80 -h /www"]
+vms:
+  vm1:
+    arch: %[2]s
+    kernel: %[3]s
+    initrd: %[4]s
+    cmdline: "console=%[5]s quiet panic=-1 foldup.peer=web"
+    memory: 512m
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["http", "/"]
+      interval: 1s
+      retries: 180
+    depends_on: [web]
+`
+
+// TestForeignArch boots an aarch64 VM (Debian's arm64 kernel and the test
+// busybox initramfs built for arm64) under TCG on this x86_64 host, beside
+// a container: qemu-system-aarch64 on the virt machine, never KVM, the
+// console on ttyAMA0; the guest takes its planned lease from foldup's
+// DHCP server, resolves the container by name and fetches its page, and
+// the container reaches the VM by name.
+func TestForeignArch(t *testing.T) {
+	if goruntime.GOARCH == "arm64" {
+		t.Skip("the host is aarch64: arm64 is not foreign here")
+	}
+	kernel, initrd := vmtest.Foreign(t, "arm64", "aarch64")
+	e := newTestEnv(t)
+	p, res := e.upInProcess(t, "arm", fmt.Sprintf(foreignProject, "arm", "aarch64", kernel, initrd, "ttyAMA0"))
+	var vm1, web *planner.Member
+	for _, m := range res.Plan.Members {
+		switch m.Name {
+		case "vm1":
+			vm1 = m
+		case "web":
+			web = m
+		}
+	}
+	f := e.o.withDefaults().dirs(p.Name).vm("vm1")
+	lease := waitVMConsole(t, f, "FOLDUP-LEASE", 5*time.Minute)
+	if !strings.Contains(lease, "ip="+vm1.NICs[0].IPv4.String()+" ") || !strings.Contains(lease, "hostname=vm1 ") {
+		t.Errorf("vm1's lease %q, want ip=%s hostname=vm1", lease, vm1.NICs[0].IPv4)
+	}
+	if got, want := waitVMConsole(t, f, "FOLDUP-DNS", 2*time.Minute), "FOLDUP-DNS web="+web.NICs[0].IPv4.String(); got != want {
+		t.Errorf("vm1 resolved web: %q, want %q", got, want)
+	}
+	if got := waitVMConsole(t, f, "FOLDUP-HTTP", 2*time.Minute); got != "FOLDUP-HTTP web: hello from web" {
+		t.Errorf("vm1 fetched from web: %q", got)
+	}
+	if out, code := e.exec(t, "arm-web-1", "wget", "-q", "-O", "-", "http://vm1/"); code != 0 || strings.TrimSpace(out) != "hello from vm1" {
+		t.Errorf("the container fetching http://vm1/: %q (exit %d)", out, code)
+	}
+	rec, err := readVMRecord(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rec.Launch.Config; c.KVM || c.Arch != "aarch64" {
+		t.Errorf("vm1 launched with arch %q, KVM %v; want aarch64 under TCG", c.Arch, c.KVM)
+	}
+	list, err := Ps(t.Context(), p.Name, false, e.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range list {
+		if st.Name == "vm1" && st.Accel != "tcg" {
+			t.Errorf("ps: vm1 runs under %q, want tcg", st.Accel)
+		}
+	}
+	assertConfined(t, vmRunning(f), f)
+}
