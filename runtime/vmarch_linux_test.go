@@ -2,11 +2,16 @@ package runtime
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/foldup/foldup/internal/systest"
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/planner"
 )
@@ -84,6 +89,54 @@ func TestForeignArch(t *testing.T) {
 		if st.Name == "vm1" && st.Accel != "tcg" {
 			t.Errorf("ps: vm1 runs under %q, want tcg", st.Accel)
 		}
+	}
+	assertConfined(t, vmRunning(f), f)
+}
+
+// TestForeignArchUEFI starts an aarch64 VM from a disk image alone: it
+// boots through UEFI (Debian's AAVMF, as read-only pflash) with a variable
+// store of its own, owned by qemu's user, and the firmware finds the
+// image's virtio disk (blank here, so it goes on to its shell).
+func TestForeignArchUEFI(t *testing.T) {
+	if goruntime.GOARCH == "arm64" {
+		t.Skip("the host is aarch64: arm64 is not foreign here")
+	}
+	systest.Command(t, "qemu-system-aarch64")
+	systest.Command(t, "qemu-img")
+	_, err := os.Stat(uefiCode)
+	systest.Need(t, err == nil, "needs "+uefiCode+" (Debian: qemu-efi-aarch64)")
+	e := newTestEnv(t)
+	disk := filepath.Join(e.dir, "blank.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", disk, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
+	os.Chmod(disk, 0o644)
+	p, _ := e.upInProcess(t, "efi", fmt.Sprintf(`
+name: efi
+vms:
+  fw:
+    arch: aarch64
+    image: %s
+    stop_grace_period: 1s
+`, disk))
+	f := e.o.withDefaults().dirs(p.Name).vm("fw")
+	waitVMConsole(t, f, "UEFI firmware", 2*time.Minute)
+	// Boot0001 is the image's disk, the first boot option.
+	waitVMConsole(t, f, `from PciRoot(0x0)/Pci(0x1,0x0)`, 2*time.Minute)
+	st, err := os.Stat(f.efiVars())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, _ := qemuUser()
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != cred.Uid || st.Size() != 64<<20 {
+		t.Errorf("%s: owner %d, %d bytes; want qemu's user %d, 64 MiB", f.efiVars(), sys.Uid, st.Size(), cred.Uid)
+	}
+	rec, err := readVMRecord(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rec.Launch.Config; c.Firmware != uefiCode || c.FirmwareVars != f.efiVars() || c.KVM {
+		t.Errorf("launched with firmware %q, vars %q, KVM %v", c.Firmware, c.FirmwareVars, c.KVM)
 	}
 	assertConfined(t, vmRunning(f), f)
 }

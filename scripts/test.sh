@@ -16,6 +16,8 @@ for c in ip:iproute2 unshare:util-linux sysctl:procps git:git ping:iputils-ping 
 	dnsmasq:dnsmasq-base podman:podman; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || missing="$missing ${c#*:}"
 done
+# UEFI for aarch64 disk images: a firmware file, no command.
+[ -e /usr/share/AAVMF/AAVMF_CODE.fd ] || missing="$missing qemu-efi-aarch64"
 if [ -n "$missing" ]; then
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends $missing
