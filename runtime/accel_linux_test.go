@@ -16,6 +16,7 @@ import (
 	"github.com/foldup/foldup/internal/systest"
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/qemu"
+	"github.com/foldup/foldup/spec"
 	"golang.org/x/sys/unix"
 )
 
@@ -212,5 +213,38 @@ func waitVMConsole(t *testing.T, f vmFiles, want string, d time.Duration) string
 			t.Fatalf("no %q on the console in %v:\n%s", want, d, b)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAccelForeignArch: a foreign architecture never gets KVM, and asking
+// for it is an error at the accel line; tcg asks nothing of the host.
+func TestAccelForeignArch(t *testing.T) {
+	if qemu.HostArch() != "x86_64" {
+		t.Skip("written for an x86_64 host")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "k"), nil, 0o644)
+	file := filepath.Join(dir, "foldup.yaml")
+	os.WriteFile(file, []byte(`name: arch
+vms:
+  arm: {kernel: k, arch: aarch64}
+  forced: {kernel: k, arch: aarch64, accel: kvm}
+  slow: {kernel: k, accel: tcg}
+`), 0o644)
+	p, err := spec.Load(t.Context(), spec.Options{Files: []string{file}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{RunRoot: t.TempDir()}
+	_, _, err = Accelerators(t.Context(), p, []string{"forced"}, o)
+	if want := file + ":4:47: vms.forced.accel: KVM runs only guests of the host's architecture (x86_64), and this VM's arch is aarch64"; err == nil || err.Error() != want {
+		t.Errorf("forced: %v\nwant %s", err, want)
+	}
+	acc, warnings, err := Accelerators(t.Context(), p, []string{"arm", "slow"}, o)
+	if err != nil || len(warnings) != 0 || acc["arm"].KVM || acc["slow"].KVM || acc["arm"].Group != -1 {
+		t.Errorf("arm, slow: %+v %v %v; want TCG, no group, nothing said", acc, warnings, err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(o.RunRoot, "accel", "*")); len(files) != 0 {
+		t.Errorf("no VM wanted KVM, yet the probe ran: %v", files)
 	}
 }
