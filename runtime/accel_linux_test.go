@@ -237,7 +237,7 @@ vms:
 	}
 	o := Options{RunRoot: t.TempDir()}
 	_, _, err = Accelerators(t.Context(), p, []string{"forced"}, o)
-	if want := file + ":4:47: vms.forced.accel: KVM runs only guests of the host's architecture (x86_64), and this VM's arch is aarch64"; err == nil || err.Error() != want {
+	if want := file + ":4:45: vms.forced.accel: KVM runs only guests of the host's architecture (x86_64), and this VM's arch is aarch64"; err == nil || err.Error() != want {
 		t.Errorf("forced: %v\nwant %s", err, want)
 	}
 	acc, warnings, err := Accelerators(t.Context(), p, []string{"arm", "slow"}, o)
