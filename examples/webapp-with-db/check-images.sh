@@ -118,8 +118,10 @@ step "boot the web VM"
 k=$dir/web/vmlinuz
 off=$(LC_ALL=C grep -obUaP '\xFD\x37\x7A\x58\x5A\x00' "$k" | head -n1 | cut -d: -f1)
 tail -c +$((off + 1)) "$k" | xz -dcq --single-stream >"$tmp/vmlinux" 2>/dev/null || true
-accel=tcg,thread=multi
-[ -w /dev/kvm ] && accel=kvm
+# TCG unless ACCEL says otherwise (ACCEL=kvm): a /dev/kvm that opens may
+# still run no ordinary guest (a nested PVM aborts qemu with -cpu max), and
+# this script checks the images, not the host. foldup itself probes.
+accel=${ACCEL:-tcg,thread=multi}
 t=$(date +%s%N)
 in_ns qemu-system-x86_64 -name web -machine q35 -accel "$accel" -cpu max -smp 1 -m 256 \
 	-nodefaults -no-user-config -display none -vga none \
