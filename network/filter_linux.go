@@ -71,6 +71,7 @@ func filterTable(cfg Config) *tableDef {
 	bridges := set("bridges", ifT)
 	same := set("same", ifT, ifT)
 	masq := set("outbound_nat", ifT)
+	isolated := set("isolated", ifT)
 	mem4 := set("member_ipv4", ip4T)
 	mem6 := set("member_ipv6", ip6T)
 	gw4 := set("gateway_ipv4", ifT, ip4T)
@@ -83,7 +84,7 @@ func filterTable(cfg Config) *tableDef {
 
 	d := &tableDef{
 		table: t,
-		sets:  []*nftables.Set{bridges, same, masq, mem4, mem6, gw4, gw6, outbound, fwd4, fwd4At, fwd6, fwd6At},
+		sets:  []*nftables.Set{bridges, same, masq, isolated, mem4, mem6, gw4, gw6, outbound, fwd4, fwd4At, fwd6, fwd6At},
 		elems: map[*nftables.Set][]nftables.SetElement{},
 	}
 	el := func(s *nftables.Set, e nftables.SetElement) { d.elems[s] = append(d.elems[s], e) }
@@ -96,6 +97,9 @@ func filterTable(cfg Config) *tableDef {
 		}
 		if n.Gateway6.IsValid() {
 			el(gw6, nftables.SetElement{Key: key(br, n.Gateway6.AsSlice())})
+		}
+		if n.Isolated {
+			el(isolated, nftables.SetElement{Key: br})
 		}
 		v := &expr.Verdict{Kind: expr.VerdictAccept}
 		switch {
@@ -162,6 +166,12 @@ func filterTable(cfg Config) *tableDef {
 		a.add(fwd, in(bridges, false, oif), jump(to.Name))
 
 		a.add(from, established, accept)
+		// Isolation wins over a forwarded port: a member of an isolated
+		// network reaches no other network through one, whichever of the
+		// host's addresses it sends to (its own network's members it
+		// reaches directly, or hairpinned: that is the same chain's
+		// first rule).
+		a.add(from, in(isolated, false, iif), drop, comment("nothing out of an isolated network, forwarded ports included"))
 		a.add(from, dnatted, accept)
 		a.add(from, in(bridges, false, oif), drop)
 		a.add(from, vmap(outbound, iif))

@@ -252,6 +252,51 @@ func TestForwardPort(t *testing.T) {
 	}
 }
 
+// TestForwardPortIsolated: a forwarded port does not carry a member of an
+// isolated network into another network, whichever of the host's
+// addresses it tries, over IPv4 and IPv6: isolation wins. The same port
+// works from the host, from outside and from a member of a network that
+// is not isolated (the controls), and the isolated member still reaches
+// its own network's forwarded port (hairpin, no network crossed).
+func TestForwardPortIsolated(t *testing.T) {
+	l := newLab(t)
+	o := l.outside()
+	l.net(0, Net{Isolated: true, Outbound: OutboundDrop})
+	l.net(1, Net{})
+	l.net(2, Net{})
+	iso, isoWeb, web, open := l.member(10, 0), l.member(11, 0), l.member(10, 1), l.member(10, 2)
+	serve(t, web, "tcp", "80")
+	serve(t, web, "udp", "53")
+	serve(t, isoWeb, "tcp", "80")
+	l.cfg.Forwards = []Forward{
+		{Protocol: "tcp", HostPort: 18080, To: mustAddr("10.78.0.10"), Port: 80},
+		{Protocol: "tcp", HostPort: 18080, To: mustAddr("fd00:78::a"), Port: 80},
+		{Protocol: "udp", HostPort: 15353, To: mustAddr("10.78.0.10"), Port: 53},
+		{Protocol: "tcp", HostPort: 18081, To: mustAddr("10.77.0.11"), Port: 80},
+	}
+	l.apply()
+	if _, ok := connect(t, l.host, "tcp", "127.0.0.1", "18080"); !ok {
+		t.Fatal("control: the host does not reach the forwarded port")
+	}
+	if _, ok := connect(t, o, "tcp", "192.0.2.1", "18080"); !ok {
+		t.Fatal("control: outside does not reach the forwarded port")
+	}
+	if _, ok := connect(t, open, "tcp", "10.79.0.1", "18080"); !ok {
+		t.Fatal("control: a member of a network that is not isolated does not reach the forwarded port")
+	}
+	if _, ok := connect(t, iso, "tcp", "10.77.0.1", "18081"); !ok {
+		t.Fatal("control: the isolated member does not reach its own network's forwarded port")
+	}
+	for _, host := range []string{"10.77.0.1", "10.78.0.1", "10.79.0.1", "192.0.2.1", "fd00:77::1", "fd00:78::1", "fd00:79::1"} {
+		if peer, ok := connect(t, iso, "tcp", host, "18080"); ok {
+			t.Errorf("the isolated member reached the other network's member through %s:18080 (it saw %s)", host, peer)
+		}
+	}
+	if _, ok := connect(t, iso, "udp", "10.77.0.1", "15353"); ok {
+		t.Error("the isolated member reached the other network's member through udp 10.77.0.1:15353")
+	}
+}
+
 // TestMulticast: a member receives a group its network lists, not one it
 // does not, though it joined both; listing the group lets it through.
 func TestMulticast(t *testing.T) {

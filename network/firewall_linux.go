@@ -132,8 +132,8 @@ func (h *Host) bridgeAddrs(cfg Config) (Config, error) {
 			n.MAC = hw
 		}
 		if len(n.LinkLocal) == 0 {
-			if len(hw) == 6 {
-				n.LinkLocal = append(n.LinkLocal, netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 8: hw[0] ^ 2, 9: hw[1], 10: hw[2], 11: 0xff, 12: 0xfe, 13: hw[3], 14: hw[4], 15: hw[5]}))
+			if ll, ok := EUI64LinkLocal(hw); ok {
+				n.LinkLocal = append(n.LinkLocal, ll)
 			}
 			addrs, err := h.nl.AddrList(link, netlink.FAMILY_V6)
 			if err != nil {

@@ -212,13 +212,103 @@ func TestGuardARPClaim(t *testing.T) {
 	}
 }
 
+// TestGuardRogueDHCPServer: only foldup's server answers a DHCP client.
+// A client takes an answer from any source port (it keys on its own port,
+// 68, or 546 for DHCPv6, and on its transaction, not on the server's
+// port), broadcast, multicast or unicast, so whatever a member sends to
+// those ports is dropped, from any source port, to any destination.
+// Other ports are untouched: the controls.
 func TestGuardRogueDHCPServer(t *testing.T) {
 	s := newSegment(t, 2)
-	if !seen(t, s.members[1], []string{"sniff-udp", "68", "2"}, s.members[0], []string{"udp", "6767", "68", "10.77.0.255"}) {
-		t.Fatal("a broadcast from an ordinary port did not arrive")
+	atk, victim := s.members[0], s.members[1]
+	if !seen(t, victim, []string{"sniff-udp", "6868", "2"}, atk, []string{"udp", "6767", "6868", "10.77.0.255"}) {
+		t.Fatal("control: a broadcast to an ordinary port did not arrive")
 	}
-	if seen(t, s.members[1], []string{"sniff-udp", "68", "2"}, s.members[0], []string{"udp", "67", "68", "10.77.0.255"}) {
-		t.Error("a DHCP server reply from a member got through")
+	if !seen(t, victim, []string{"sniff-udp6", "5460", "2"}, atk, []string{"udp", "5470", "5460", "fd00:77::b"}) {
+		t.Fatal("control: an IPv6 datagram to an ordinary port did not arrive")
+	}
+	for _, sport := range []string{"67", "6767", "68"} {
+		for _, dst := range []string{"10.77.0.255", "255.255.255.255", "10.77.0.11"} {
+			if seen(t, victim, []string{"sniff-udp", "68", "2"}, atk, []string{"udp", sport, "68", dst}) {
+				t.Errorf("a datagram from port %s to %s:68 (a DHCP client) got through", sport, dst)
+			}
+		}
+	}
+	ll, _ := EUI64LinkLocal(s.ports[1].MAC)
+	for _, sport := range []string{"547", "5470"} {
+		for _, dst := range []string{"fd00:77::b", "ff02::1%eth0", ll.String() + "%eth0"} {
+			if seen(t, victim, []string{"sniff-udp6", "546", "2"}, atk, []string{"udp", sport, "546", dst}) {
+				t.Errorf("a datagram from port %s to [%s]:546 (a DHCPv6 client) got through", sport, dst)
+			}
+		}
+	}
+}
+
+// TestGuardGatewayAddress: no member answers in the gateway's name (DNS
+// from the server's address, on IPv4 or IPv6); from its own address it
+// reaches the same port.
+func TestGuardGatewayAddress(t *testing.T) {
+	s := newSegment(t, 2)
+	atk, victim := s.members[0], s.members[1]
+	// The attacker gives itself the gateway's addresses, to send from them.
+	atk.MustRun(t, "ip", "addr", "add", "10.77.0.1/32", "dev", "eth0")
+	atk.MustRun(t, "ip", "addr", "add", "fd00:77::1/128", "dev", "eth0", "nodad")
+	if !seen(t, victim, []string{"sniff-udp", "5353", "2"}, atk, []string{"udp", "53", "5353", "10.77.0.11", "10.77.0.10"}) {
+		t.Fatal("control: a datagram from the member's own address did not arrive")
+	}
+	if seen(t, victim, []string{"sniff-udp", "5353", "2"}, atk, []string{"udp", "53", "5353", "10.77.0.11", "10.77.0.1"}) {
+		t.Error("a datagram from the gateway's IPv4 address got through")
+	}
+	if !seen(t, victim, []string{"sniff-udp6", "5353", "2"}, atk, []string{"udp", "53", "5353", "fd00:77::b", "fd00:77::a"}) {
+		t.Fatal("control: an IPv6 datagram from the member's own address did not arrive")
+	}
+	if seen(t, victim, []string{"sniff-udp6", "5353", "2"}, atk, []string{"udp", "53", "5353", "fd00:77::b", "fd00:77::1"}) {
+		t.Error("a datagram from the gateway's IPv6 address got through")
+	}
+}
+
+// TestGuardLinkLocal: a member may claim only its own link-local address
+// (the EUI-64 one of its MAC) of those the plan knows: as a neighbour
+// advertisement's target and as the source of anything. One no member
+// has (a guest's stable-privacy or random one) it may advertise. The
+// victim's neighbour table is the judge: it keeps the true member's MAC.
+func TestGuardLinkLocal(t *testing.T) {
+	s := newSegment(t, 3)
+	atk, victim := s.members[0], s.members[2]
+	own, _ := EUI64LinkLocal(s.ports[0].MAC)
+	other, _ := EUI64LinkLocal(s.ports[1].MAC)
+	unplanned := "fe80::1234:5678:9abc:def0"
+	if !seen(t, victim, []string{"sniff-na", own.String(), "2"}, atk, []string{"na", "eth0", own.String(), own.String()}) {
+		t.Fatal("control: an advertisement of the member's own link-local address did not arrive")
+	}
+	if !seen(t, victim, []string{"sniff-na", unplanned, "2"}, atk, []string{"na", "eth0", own.String(), unplanned}) {
+		t.Fatal("control: an advertisement of a link-local address no member has did not arrive")
+	}
+	if seen(t, victim, []string{"sniff-na", other.String(), "2"}, atk, []string{"na", "eth0", own.String(), other.String()}) {
+		t.Error("an advertisement of another member's link-local address got through")
+	}
+	if seen(t, victim, []string{"sniff-na", other.String(), "2"}, atk, []string{"na", "eth0", other.String(), other.String()}) {
+		t.Error("an advertisement from and of another member's link-local address got through")
+	}
+	if seen(t, victim, []string{"sniff-na", "fd00:77::a", "2"}, atk, []string{"na", "eth0", other.String(), "fd00:77::a"}) {
+		t.Error("an advertisement sent from another member's link-local address got through")
+	}
+	if !seen(t, victim, []string{"sniff-udp6", "5353", "2"}, atk, []string{"udp", "5353", "5353", "fd00:77::c", own.String() + "%eth0"}) {
+		t.Fatal("control: a datagram from the member's own link-local address did not arrive")
+	}
+	atk.MustRun(t, "ip", "addr", "add", other.String()+"/64", "dev", "eth0", "nodad")
+	if seen(t, victim, []string{"sniff-udp6", "5353", "2"}, atk, []string{"udp", "5353", "5353", "fd00:77::c", other.String() + "%eth0"}) {
+		t.Error("a datagram from another member's link-local address got through")
+	}
+	// The victim knows the owner (it pinged it), then the attacker says
+	// the owner's address is at its MAC, as an override.
+	if !ping(t, victim, "-6", other.String()+"%eth0") {
+		t.Fatal("control: the victim cannot ping the owner's link-local address")
+	}
+	atk.MustRun(t, "python3", pkt, "na", "eth0", own.String(), other.String())
+	out := victim.MustRun(t, "ip", "-6", "neigh", "show", other.String(), "dev", "eth0")
+	if !strings.Contains(out, s.ports[1].MAC.String()) || strings.Contains(out, s.ports[0].MAC.String()) {
+		t.Errorf("the victim's neighbour entry for the owner's %s: %q; want the owner's MAC %s", other, out, s.ports[1].MAC)
 	}
 }
 

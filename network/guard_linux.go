@@ -1,6 +1,7 @@
 package network
 
 import (
+	"net"
 	"net/netip"
 	"time"
 
@@ -44,6 +45,7 @@ const (
 //	chain port_ipv4 {
 //	    ip daddr 127.0.0.0/8 drop              # the bridge has route_localnet on, for port forwards
 //	    udp sport 67 drop                      # no DHCP server but foldup's
+//	    udp dport 68 drop                      # nor any answer to a client, from whatever port
 //	    udp dport { 53, 67 } update @server_rate { iifname limit rate over 2000/second burst 2000 packets } drop
 //	    ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept
 //	    iifname . ip saddr != @port_ipv4 drop
@@ -59,8 +61,10 @@ const (
 //	chain port_ipv6 {
 //	    icmpv6 type nd-router-advert drop      # no router but foldup
 //	    udp sport 547 drop                     # no DHCPv6 server but foldup's
+//	    udp dport 546 drop                     # nor any answer to a client, from whatever port
 //	    udp dport { 53, 547 } update @server_rate { iifname limit rate over 2000/second burst 2000 packets } drop
 //	    ip6 saddr @router_ll drop              # nothing from a bridge's link-local address
+//	    ip6 saddr @member_ll iifname . ip6 saddr != @port_ll drop   # nor from another member's
 //	    icmpv6 type nd-neighbor-advert jump port_na
 //	    ip6 saddr != :: ip6 saddr != fe80::/10 iifname . ip6 saddr != @port_ipv6 drop
 //	    ip6 daddr ff00::/8 jump mcast_ipv6
@@ -68,6 +72,7 @@ const (
 //	}
 //	chain port_na {
 //	    @th,64,128 @router_ll drop
+//	    @th,64,128 @member_ll iifname . @th,64,128 != @port_ll drop
 //	    @th,64,128 fe80::/10 accept
 //	    iifname . @th,64,128 != @port_ipv6 drop
 //	    accept
@@ -80,12 +85,22 @@ const (
 // a member needs (a lease, its lookups, a load test's few hundred a
 // second) is far below it.
 //
-// Link-local addresses are the guests' own to form, so a port may send
-// from and advertise any, except the bridges' (router_ll, see
+// Only foldup's server answers DHCP: a client takes an answer from any
+// source port (it keys on its own port and its transaction), broadcast or
+// unicast, so nothing a member sends may go to a client's port, 68 or
+// 546, as well as nothing from a server's.
+//
+// Link-local addresses: each port has one the plan knows, the EUI-64
+// address of its MAC (port_ll), which is what Linux forms by default, in
+// a container as in a VM. No port may send from, or advertise as its
+// own, another port's (member_ll), nor a bridge's (router_ll, see
 // Net.LinkLocal): members route through the one foldup's advertisements
 // come from, and a member that claimed it, by an advertisement or by the
 // source link-layer option of a solicitation sent from it, would take
-// their traffic.
+// their traffic. Other link-local addresses stay the guests' own to form
+// (stable-privacy, random): a port may send from and advertise those, and
+// foldup cannot tell whose they are, so it protects only the ones it
+// knows.
 //
 // Multicast: a port may send only to the groups its network lists, plus
 // what IPv4 and IPv6 need to work (all-hosts/all-nodes, IGMP/MLD,
@@ -115,6 +130,17 @@ const (
 //	    iifname . ip6 daddr @mcast_ipv6 accept
 //	    drop
 //	}
+//
+// EUI64LinkLocal is the link-local address a host forms from mac by
+// default (RFC 4291, appendix A): fe80::, then mac with its
+// universal/local bit flipped and ff:fe in the middle.
+func EUI64LinkLocal(mac net.HardwareAddr) (netip.Addr, bool) {
+	if len(mac) != 6 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 8: mac[0] ^ 2, 9: mac[1], 10: mac[2], 11: 0xff, 12: 0xfe, 13: mac[3], 14: mac[4], 15: mac[5]}), true
+}
+
 func guardTable(cfg Config) *tableDef {
 	t := &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName(cfg.Project)}
 	ifT, ethT, ip4T, ip6T := nftables.TypeIFName, nftables.TypeEtherAddr, nftables.TypeIPAddr, nftables.TypeIP6Addr
@@ -122,6 +148,8 @@ func guardTable(cfg Config) *tableDef {
 	macs := newSet(t, "port_mac", []nftables.SetDatatype{ifT, ethT})
 	ip4 := newSet(t, "port_ipv4", []nftables.SetDatatype{ifT, ip4T})
 	ip6 := newSet(t, "port_ipv6", []nftables.SetDatatype{ifT, ip6T})
+	portLL := newSet(t, "port_ll", []nftables.SetDatatype{ifT, ip6T})
+	memLL := newSet(t, "member_ll", []nftables.SetDatatype{ip6T})
 	macIP4 := newSet(t, "port_mac_ipv4", []nftables.SetDatatype{ifT, ethT, ip4T})
 	macIP6 := newSet(t, "port_mac_ipv6", []nftables.SetDatatype{ifT, ethT, ip6T})
 	mem4 := newSet(t, "member_ipv4", []nftables.SetDatatype{ip4T})
@@ -134,12 +162,20 @@ func guardTable(cfg Config) *tableDef {
 	rate := newSet(t, "server_rate", []nftables.SetDatatype{ifT})
 	rate.Dynamic, rate.HasTimeout, rate.Timeout, rate.Size = true, true, time.Minute, 65535
 
-	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts, routerMAC, rate}, elems: map[*nftables.Set][]nftables.SetElement{}}
+	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, portLL, memLL, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts, routerMAC, rate}, elems: map[*nftables.Set][]nftables.SetElement{}}
 	el := func(s *nftables.Set, k []byte) { d.elems[s] = append(d.elems[s], nftables.SetElement{Key: k}) }
+	seenLL := map[netip.Addr]bool{} // two ports may share a MAC, and so a link-local address
 	for _, p := range cfg.Ports {
 		name := ifname(p.Name)
 		el(ports, name)
 		el(macs, key(name, p.MAC))
+		if ll, ok := EUI64LinkLocal(p.MAC); ok {
+			el(portLL, key(name, ll.AsSlice()))
+			if !seenLL[ll] {
+				seenLL[ll] = true
+				el(memLL, ll.AsSlice())
+			}
+		}
 		if p.RA {
 			el(raPorts, name)
 		}
@@ -184,6 +220,9 @@ func guardTable(cfg Config) *tableDef {
 		udpSport := func(p uint16) []expr.Any {
 			return rule(l4proto(unix.IPPROTO_UDP), is(payF(th, 0, 2), expr.CmpOpEq, be16(p)))
 		}
+		udpDport := func(p uint16) []expr.Any {
+			return rule(l4proto(unix.IPPROTO_UDP), is(dport, expr.CmpOpEq, be16(p)))
+		}
 		icmp6Type := func(t byte) []expr.Any {
 			return rule(l4proto(unix.IPPROTO_ICMPV6), is(payF(th, 0, 1), expr.CmpOpEq, []byte{t}))
 		}
@@ -215,6 +254,7 @@ func guardTable(cfg Config) *tableDef {
 		m4, m6 := a.chain("mcast_ipv4"), a.chain("mcast_ipv6")
 		a.add(p4, v4, prefix(ip4dst, loopback), drop)
 		a.add(p4, udpSport(67), drop)
+		a.add(p4, udpDport(68), drop, comment("to a DHCP client: only foldup's server answers, from any port"))
 		a.add(p4, rationed(53), drop)
 		a.add(p4, rationed(67), drop)
 		a.add(p4, v4, is(ip4src, expr.CmpOpEq, []byte{0, 0, 0, 0}), udpSport(68), is(dport, expr.CmpOpEq, be16(67)), accept)
@@ -230,9 +270,11 @@ func guardTable(cfg Config) *tableDef {
 
 		a.add(p6, icmp6Type(134), drop)
 		a.add(p6, udpSport(547), drop)
+		a.add(p6, udpDport(546), drop, comment("to a DHCPv6 client: only foldup's server answers, from any port"))
 		a.add(p6, rationed(53), drop)
 		a.add(p6, rationed(547), drop)
 		a.add(p6, v6, in(routerLL, false, ip6src), drop, comment("from a bridge's link-local address"))
+		a.add(p6, v6, in(memLL, false, ip6src), in(portLL, true, iif, ip6src), drop, comment("from another member's link-local address"))
 		a.add(p6, icmp6Type(136), jump(pna.Name))
 		// From :: (duplicate address detection) and link-local (formed
 		// by the guest) any port may send; from anything else, only its
@@ -243,6 +285,7 @@ func guardTable(cfg Config) *tableDef {
 
 		naTarget := payF(th, 8, 16)
 		a.add(pna, in(routerLL, false, naTarget), drop, comment("target a bridge's link-local address"))
+		a.add(pna, in(memLL, false, naTarget), in(portLL, true, iif, naTarget), drop, comment("target another member's link-local address"))
 		a.add(pna, prefix(naTarget, linkLocal), accept, comment("target fe80::/10"))
 		a.add(pna, in(ip6, true, iif, naTarget), drop, comment("target not the port's"))
 		a.add(pna, accept)

@@ -3,8 +3,13 @@
 
     pkt.py arp IFACE SENDER_MAC SENDER_IP TARGET_IP      send a gratuitous ARP reply
     pkt.py sniff-arp IFACE SENDER_IP SECONDS             exit 0 if an ARP from SENDER_IP arrives
-    pkt.py udp SPORT DPORT DST                           send one broadcast UDP datagram
+    pkt.py udp SPORT DPORT DST [SRC]                     send one UDP datagram (broadcast, unicast, or
+                                                         IPv6 to DST, with %IFACE for a link-local one),
+                                                         from SRC if given (an address of the sender's)
     pkt.py sniff-udp PORT SECONDS                        exit 0 if a datagram arrives on PORT
+    pkt.py sniff-udp6 PORT SECONDS                       the same for IPv6 (multicast to all nodes too)
+    pkt.py na IFACE SRC TARGET                           send an override NA from SRC: TARGET is at IFACE's MAC
+    pkt.py sniff-na TARGET SECONDS                       exit 0 if an NA for TARGET arrives
     pkt.py icmp6 IFACE TYPE                              send an ICMPv6 message of TYPE to ff02::1
     pkt.py sniff-icmp6 TYPE SECONDS                      exit 0 if an ICMPv6 message of TYPE arrives
     pkt.py mcast IFACE GROUP PORT                        send one datagram to a multicast group
@@ -66,14 +71,50 @@ def main(argv):
         return sniff(s, secs, lambda f: len(f) >= 42 and f[28:32] == sip)
     if cmd == "udp":
         sport, dport, dst = int(argv[2]), int(argv[3]), argv[4]
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        if fam == socket.AF_INET:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", sport))
+        src = argv[5] if len(argv) > 5 else ("0.0.0.0" if fam == socket.AF_INET else "::")
+        s.bind(socket.getaddrinfo(src, sport, fam, socket.SOCK_DGRAM)[0][4])
+        to = socket.getaddrinfo(dst, dport, fam, socket.SOCK_DGRAM)[0][4]
+        if fam == socket.AF_INET6 and "%" in dst:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, to[3])
         for _ in range(3):
-            s.sendto(b"foldup-test", (dst, dport))
+            s.sendto(b"foldup-test", to)
             time.sleep(0.05)
         return 0
+    if cmd == "sniff-udp6":
+        port, secs = int(argv[2]), float(argv[3])
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("::", port))
+        return sniff(s, secs, lambda f: True)
+    if cmd == "na":
+        iface, src, target = argv[2], argv[3], argv[4]
+        with open("/sys/class/net/%s/address" % iface) as f:
+            own = mac(f.read().strip())
+        s6 = socket.inet_pton(socket.AF_INET6, src)
+        d6 = socket.inet_pton(socket.AF_INET6, "ff02::1")
+        body = bytearray(struct.pack("!BBHI", 136, 0, 0, 0x20000000) + socket.inet_pton(socket.AF_INET6, target) + bytes([2, 1]) + own)
+        pseudo = s6 + d6 + struct.pack("!I", len(body)) + b"\0\0\0\x3a" + bytes(body)
+        total = sum(struct.unpack("!%dH" % (len(pseudo) // 2), pseudo))
+        while total > 0xffff:
+            total = (total & 0xffff) + (total >> 16)
+        struct.pack_into("!H", body, 2, ~total & 0xffff)
+        ip6 = struct.pack("!IHBB", 0x60000000, len(body), 58, 255) + s6 + d6
+        eth = mac("33:33:00:00:00:01") + own + struct.pack("!H", 0x86dd)
+        p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        p.bind((iface, 0))
+        for _ in range(3):
+            p.send(eth + ip6 + bytes(body))
+            time.sleep(0.05)
+        return 0
+    if cmd == "sniff-na":
+        target, secs = socket.inet_pton(socket.AF_INET6, argv[2]), float(argv[3])
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        return sniff(s, secs, lambda f: len(f) >= 24 and f[0] == 136 and f[8:24] == target)
     if cmd == "sniff-udp":
         port, secs = int(argv[2]), float(argv[3])
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
