@@ -53,9 +53,10 @@ type supervisor struct {
 
 	docker string // the Docker engine's address ("" for DOCKER_HOST or the default)
 
-	mu   sync.Mutex
-	plan *planner.Plan
-	dns  *dnsd.Server
+	mu    sync.Mutex
+	plan  *planner.Plan
+	dns   *dnsd.Server
+	ports portHolders // the forwarded host ports, held
 }
 
 // Supervise runs the project's supervisor until ctx ends or a client asks
@@ -159,6 +160,7 @@ func (s *supervisor) reload() error {
 		return fmt.Errorf("project %s has no plan in %s", s.project, s.dirs.state)
 	}
 	cfg := dnsd.FromPlan(p)
+	s.ports.sync(s.host, p, s.log)
 	if s.dns != nil && slices.EqualFunc(s.dns.Networks(), cfg.Networks, sameNetwork) {
 		if err := s.dns.Update(cfg); err != nil {
 			return err
@@ -276,6 +278,7 @@ func (s *supervisor) close() {
 	if s.dns != nil {
 		s.dns.Close()
 	}
+	s.ports.close()
 }
 
 // supervisorClient talks to a project's supervisor.

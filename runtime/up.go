@@ -187,6 +187,12 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		return nil, err
 	}
 	pl := r.pl
+	// A host port something else listens on is refused, as compose does:
+	// the DNAT would take its traffic. This project's supervisor (or this
+	// process's, in the foreground) holds its own.
+	if err := checkHostPorts(r.host, p, pl, os.Getpid(), readPid(d.pidFile())); err != nil {
+		return nil, err
+	}
 
 	if r.j, err = openJournal(d.journalFile()); err != nil {
 		return nil, err
