@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/network"
 )
 
 const hostileProject = `
@@ -163,6 +164,96 @@ func TestVMHostile(t *testing.T) {
 		}
 	})
 
+	t.Run("ndp-link-local", func(t *testing.T) {
+		// vm1 claims peer's link-local address (the EUI-64 one of its
+		// MAC, as Docker's kernel forms it).
+		peerMAC, _ := net.ParseMAC(peer.MAC)
+		vmLL, _ := network.EUI64LinkLocal(vmMAC)
+		peerLL, _ := network.EUI64LinkLocal(peerMAC)
+		if got := seen(t, "/tmp/hostile eth0 na "+vmLL.String(), icmp6From(136, vmMAC, vmLL)); got == 0 {
+			t.Fatal("control: vm1's advertisement of its own link-local address did not reach client")
+		}
+		if got := seen(t, "/tmp/hostile eth0 na "+peerLL.String(), icmp6From(136, vmMAC, peerLL)); got != 0 {
+			t.Errorf("vm1's advertisement of peer's link-local %s reached client %d times", peerLL, got)
+		}
+		// The other way: peer, a container, claims vm1's link-local
+		// address to client.
+		stop := sniff(t, clientPID, icmp6From(136, peerMAC, vmLL))
+		if out, code := e.exec(t, "hostile-peer-1", "/www/hostile", "eth0", "na", vmLL.String()); code != 0 {
+			t.Fatalf("hostile in peer: %s", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if got := stop(); got != 0 {
+			t.Errorf("peer's advertisement of vm1's link-local %s reached client %d times", vmLL, got)
+		}
+	})
+
+	t.Run("dhcp-to-vm", func(t *testing.T) {
+		// client, a container, answers DHCP from port 6767. What the
+		// bridge sends down vm1's tap is what its client receives.
+		if out, err := exec.Command("docker", "-H", e.eng.Host, "cp", bin, "hostile-client-1:/hostile").CombinedOutput(); err != nil {
+			t.Fatalf("docker cp: %v\n%s", err, out)
+		}
+		clientMAC, _ := net.ParseMAC(client.MAC)
+		toVM := func(dport uint16) func([]byte) bool {
+			return func(f []byte) bool {
+				if len(f) < 14 || !bytes.Equal(f[6:12], clientMAC) {
+					return false
+				}
+				switch binary.BigEndian.Uint16(f[12:]) {
+				case 0x0800:
+					ihl := int(f[14]&0xf) * 4
+					return len(f) >= 14+ihl+4 && f[23] == 17 && binary.BigEndian.Uint16(f[14+ihl+2:]) == dport
+				case 0x86dd:
+					return len(f) >= 58 && f[20] == 17 && binary.BigEndian.Uint16(f[56:]) == dport
+				}
+				return false
+			}
+		}
+		fromClient := func(dport uint16, args ...string) int {
+			t.Helper()
+			stop := sniffLink(t, e.ns.Handle, vm1.Tap, true, toVM(dport))
+			if out, code := e.exec(t, "hostile-client-1", append([]string{"/hostile", "eth0"}, args...)...); code != 0 {
+				t.Fatalf("hostile in client: %s", out)
+			}
+			time.Sleep(500 * time.Millisecond)
+			return stop()
+		}
+		if got := fromClient(6868, "udp", "6767", "6868"); got == 0 {
+			t.Fatal("control: client's broadcast to an ordinary port did not reach vm1's tap")
+		}
+		if got := fromClient(68, "udp", "6767", "68"); got != 0 {
+			t.Errorf("client's datagram from port 6767 to a DHCP client's port reached vm1's tap %d times", got)
+		}
+		if got := fromClient(546, "udp", "5470", "546"); got != 0 {
+			t.Errorf("client's datagram from port 5470 to a DHCPv6 client's port reached vm1's tap %d times", got)
+		}
+
+		// A rogue server runs in client while vm1's DHCP client asks
+		// again, three times: vm1 keeps foldup's lease, and nothing of
+		// the rogue's reaches it, though it answered.
+		rogue := netip.AddrFrom4([4]byte{vm1.IPv4.As4()[0], vm1.IPv4.As4()[1], vm1.IPv4.As4()[2], 77})
+		stop := sniffLink(t, e.ns.Handle, vm1.Tap, true, toVM(68))
+		var rogueOut string
+		var wg sync.WaitGroup
+		wg.Go(func() { rogueOut, _ = e.exec(t, "hostile-client-1", "/hostile", "eth0", "dhcpd", "6767", rogue.String(), "25") })
+		time.Sleep(time.Second) // the rogue's socket is open
+		for i := range 3 {
+			g.must(t, "udhcpc -i eth0 -s /etc/udhcpc.sh -n -q -t 3 -T 1 -A 1 >/dev/null 2>&1; echo sent renew")
+			addrs, _ := g.run(t, 10*time.Second, "ip -4 -o addr show dev eth0; ip -4 route show default")
+			if !strings.Contains(addrs, " "+vm1.IPv4.String()+"/") || strings.Contains(addrs, rogue.String()) || !strings.Contains(addrs, "default via "+n.Gateway4.String()) {
+				t.Errorf("renewal %d: vm1's address and route after the rogue answered:\n%s", i, addrs)
+			}
+		}
+		wg.Wait()
+		if got := stop(); got != 0 {
+			t.Errorf("%d of the rogue's answers reached vm1's tap", got)
+		}
+		if !strings.Contains(rogueOut, "answered 1 with 2") {
+			t.Errorf("the rogue server answered no DISCOVER, so the attack did not run:\n%s", rogueOut)
+		}
+	})
+
 	t.Run("other-project", func(t *testing.T) {
 		if out, code := g.run(t, 30*time.Second, "ping -c 1 -W 2 "+peer.IPv4.String()); code != 0 {
 			t.Fatalf("control: vm1 cannot ping peer:\n%s", out)
@@ -227,6 +318,19 @@ func (e *testEnv) containerPID(t *testing.T, name string) int {
 // returned function is called; it returns the count.
 func sniff(t *testing.T, pid int, match func(frame []byte) bool) func() int {
 	t.Helper()
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		t.Fatalf("process %d's namespace: %v", pid, err)
+	}
+	defer ns.Close()
+	return sniffLink(t, ns, "eth0", false, match)
+}
+
+// sniffLink counts the frames matching match that come in on ifname in
+// namespace ns (out of it with outgoing: what a tap carries to its VM is
+// the host's outgoing), until the returned function is called.
+func sniffLink(t *testing.T, ns netns.NsHandle, ifname string, outgoing bool, match func(frame []byte) bool) func() int {
+	t.Helper()
 	fd, err := func() (int, error) {
 		goruntime.LockOSThread()
 		defer goruntime.UnlockOSThread()
@@ -235,16 +339,11 @@ func sniff(t *testing.T, pid int, match func(frame []byte) bool) func() int {
 			return -1, err
 		}
 		defer orig.Close()
-		ns, err := netns.GetFromPid(pid)
-		if err != nil {
-			return -1, err
-		}
-		defer ns.Close()
 		if err := netns.Set(ns); err != nil {
 			return -1, err
 		}
 		defer netns.Set(orig)
-		ifi, err := net.InterfaceByName("eth0")
+		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return -1, err
 		}
@@ -262,7 +361,7 @@ func sniff(t *testing.T, pid int, match func(frame []byte) bool) func() int {
 		return fd, nil
 	}()
 	if err != nil {
-		t.Fatalf("packet socket in process %d's namespace: %v", pid, err)
+		t.Fatalf("packet socket on %s: %v", ifname, err)
 	}
 	var count atomic.Int64
 	var stopped atomic.Bool
@@ -274,7 +373,7 @@ func sniff(t *testing.T, pid int, match func(frame []byte) bool) func() int {
 			if err != nil {
 				continue
 			}
-			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			if ll, ok := from.(*unix.SockaddrLinklayer); ok && (ll.Pkttype == unix.PACKET_OUTGOING) != outgoing {
 				continue
 			}
 			if match(buf[:n]) {
