@@ -13,7 +13,6 @@ import (
 
 	"github.com/foldup/foldup/internal/systest"
 	"github.com/foldup/foldup/internal/vmtest"
-	"github.com/foldup/foldup/planner"
 )
 
 const foreignProject = `
@@ -51,15 +50,7 @@ func TestForeignArch(t *testing.T) {
 	kernel, initrd := vmtest.Foreign(t, "arm64", "aarch64")
 	e := newTestEnv(t)
 	p, res := e.upInProcess(t, "arm", fmt.Sprintf(foreignProject, "arm", "aarch64", kernel, initrd, "ttyAMA0"))
-	var vm1, web *planner.Member
-	for _, m := range res.Plan.Members {
-		switch m.Name {
-		case "vm1":
-			vm1 = m
-		case "web":
-			web = m
-		}
-	}
+	vm1, web := planMember(t, res.Plan, "vm1"), planMember(t, res.Plan, "web")
 	f := e.o.withDefaults().dirs(p.Name).vm("vm1")
 	lease := waitVMConsole(t, f, "FOLDUP-LEASE", 5*time.Minute)
 	if !strings.Contains(lease, "ip="+vm1.NICs[0].IPv4.String()+" ") || !strings.Contains(lease, "hostname=vm1 ") {

@@ -118,11 +118,31 @@ func ether(dst, src net.HardwareAddr, typ uint16) []byte {
 // mac's EUI-64 link-local address to all nodes, hop limit 255, and in an
 // Ethernet frame.
 func icmp6(mac net.HardwareAddr, body []byte) []byte {
+	return ip6(mac, allNodes, 58, 255, 2, body)
+}
+
+// ip6 wraps a message of protocol proto (checksum zero, at offset csum)
+// in an IPv6 packet from mac's EUI-64 link-local address to dst, with its
+// checksum filled in (RFC 8200 8.1), and in an Ethernet frame to dst's
+// multicast MAC.
+func ip6(mac net.HardwareAddr, dst netip.Addr, proto, hops byte, csum int, body []byte) []byte {
 	src := [16]byte{0: 0xfe, 1: 0x80, 8: mac[0] ^ 2, 9: mac[1], 10: mac[2], 11: 0xff, 12: 0xfe, 13: mac[3], 14: mac[4], 15: mac[5]}
-	dst := allNodes.As16()
-	// Checksum over the pseudo-header (RFC 8200 8.1) and the message.
+	d := dst.As16()
+	binary.BigEndian.PutUint16(body[csum:], ^sum16(src[:], d[:], binary.BigEndian.AppendUint32(nil, uint32(len(body))), []byte{0, 0, 0, proto}, body))
+	frame := ether(net.HardwareAddr{0x33, 0x33, d[12], d[13], d[14], d[15]}, mac, 0x86dd)
+	frame = append(frame, 0x60, 0, 0, 0)
+	frame = binary.BigEndian.AppendUint16(frame, uint16(len(body)))
+	frame = append(frame, proto, hops)
+	frame = append(frame, src[:]...)
+	frame = append(frame, d[:]...)
+	return append(frame, body...)
+}
+
+// sum16 is the Internet checksum's ones'-complement sum of bs, taken as
+// one run of bytes each padded to an even length.
+func sum16(bs ...[]byte) uint16 {
 	var sum uint32
-	add := func(b []byte) {
+	for _, b := range bs {
 		for i := 0; i+1 < len(b); i += 2 {
 			sum += uint32(binary.BigEndian.Uint16(b[i:]))
 		}
@@ -130,23 +150,10 @@ func icmp6(mac net.HardwareAddr, body []byte) []byte {
 			sum += uint32(b[len(b)-1]) << 8
 		}
 	}
-	add(src[:])
-	add(dst[:])
-	add(binary.BigEndian.AppendUint32(nil, uint32(len(body))))
-	add([]byte{0, 0, 0, 58})
-	add(body)
 	for sum > 0xffff {
 		sum = sum&0xffff + sum>>16
 	}
-	binary.BigEndian.PutUint16(body[2:], ^uint16(sum))
-
-	frame := ether(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, mac, 0x86dd)
-	frame = append(frame, 0x60, 0, 0, 0)
-	frame = binary.BigEndian.AppendUint16(frame, uint16(len(body)))
-	frame = append(frame, 58, 255)
-	frame = append(frame, src[:]...)
-	frame = append(frame, dst[:]...)
-	return append(frame, body...)
+	return uint16(sum)
 }
 
 // dhcpd answers DHCP clients from sport until the time given has passed,
@@ -233,14 +240,7 @@ func udp4(mac net.HardwareAddr, src netip.Addr, sport, dport uint16, payload []b
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
 	ip = append(ip, s[:]...)
 	ip = append(ip, 255, 255, 255, 255)
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(ip[10:], ^sum16(ip))
 	frame = append(frame, ip...)
 	frame = binary.BigEndian.AppendUint16(frame, sport)
 	frame = binary.BigEndian.AppendUint16(frame, dport)
@@ -252,41 +252,15 @@ func udp4(mac net.HardwareAddr, src netip.Addr, sport, dport uint16, payload []b
 // udp6 is a UDP datagram from mac's EUI-64 link-local address to
 // ff02::1:2 (to 547) or ff02::1 (anything else), checksummed.
 func udp6(mac net.HardwareAddr, sport, dport uint16, payload []byte) []byte {
-	src := [16]byte{0: 0xfe, 1: 0x80, 8: mac[0] ^ 2, 9: mac[1], 10: mac[2], 11: 0xff, 12: 0xfe, 13: mac[3], 14: mac[4], 15: mac[5]}
-	dst, edst := allNodes.As16(), net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
+	dst := allNodes
 	if dport == 547 {
-		dst, edst = netip.MustParseAddr("ff02::1:2").As16(), net.HardwareAddr{0x33, 0x33, 0, 1, 0, 2}
+		dst = netip.MustParseAddr("ff02::1:2")
 	}
 	body := binary.BigEndian.AppendUint16(nil, sport)
 	body = binary.BigEndian.AppendUint16(body, dport)
 	body = binary.BigEndian.AppendUint16(body, uint16(8+len(payload)))
 	body = append(body, 0, 0)
-	body = append(body, payload...)
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(b[i:]))
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(src[:])
-	add(dst[:])
-	add(binary.BigEndian.AppendUint32(nil, uint32(len(body))))
-	add([]byte{0, 0, 0, 17})
-	add(body)
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(body[6:], ^uint16(sum))
-	frame := ether(edst, mac, 0x86dd)
-	frame = append(frame, 0x60, 0, 0, 0)
-	frame = binary.BigEndian.AppendUint16(frame, uint16(len(body)))
-	frame = append(frame, 17, 64)
-	frame = append(frame, src[:]...)
-	frame = append(frame, dst[:]...)
-	return append(frame, body...)
+	return ip6(mac, dst, 17, 64, 6, append(body, payload...))
 }
 
 func ipv4Of(ifi *net.Interface) netip.Addr {
