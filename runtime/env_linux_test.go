@@ -48,7 +48,7 @@ func foldupBinary(t *testing.T) string {
 			return
 		}
 		foldupBin = filepath.Join(dir, "foldup")
-		out, err := exec.Command("go", "build", "-o", foldupBin, "github.com/foldup/foldup/cmd/foldup").CombinedOutput()
+		out, err := exec.Command("go", "build", "-tags", "foldup_crashhooks", "-o", foldupBin, "github.com/foldup/foldup/cmd/foldup").CombinedOutput()
 		if err != nil {
 			buildErr = err
 			foldupBin = string(out)

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -214,42 +213,8 @@ func (j *journal) record(kind, name string) error {
 	}
 	j.seen[k] = true
 	j.written++
-	if killAt > 0 && j.written == killAt {
-		// Crash tests: die as kill -9 would, with the entry written and
-		// the thing it names not made yet.
-		unix.Kill(os.Getpid(), unix.SIGKILL)
-	}
+	crashAt(j.written)
 	return nil
-}
-
-// The crash tests make foldup kill itself with SIGKILL:
-//
-//   - FOLDUP_TEST_KILL_AT=N: right after writing the Nth journal entry,
-//     before what it names is made;
-//   - FOLDUP_TEST_KILL_AFTER=N: once what the Nth entry names is made,
-//     before the next entry is written (or before up returns, if it was
-//     the last);
-//   - FOLDUP_TEST_KILL_SUPERVISOR=dns|ready: the supervisor, once its
-//     DNS/DHCP server serves, or once it also answers on its socket.
-var (
-	killAt, _        = strconv.Atoi(os.Getenv("FOLDUP_TEST_KILL_AT"))
-	killAfter, _     = strconv.Atoi(os.Getenv("FOLDUP_TEST_KILL_AFTER"))
-	killSupervisorAt = os.Getenv("FOLDUP_TEST_KILL_SUPERVISOR")
-)
-
-// crashAfter is FOLDUP_TEST_KILL_AFTER's point: j.written entries are
-// written and what they name is made.
-func (j *journal) crashAfter() {
-	if killAfter > 0 && j.written == killAfter {
-		unix.Kill(os.Getpid(), unix.SIGKILL)
-	}
-}
-
-// crashSupervisor is FOLDUP_TEST_KILL_SUPERVISOR's point.
-func crashSupervisor(at string) {
-	if killSupervisorAt == at {
-		unix.Kill(os.Getpid(), unix.SIGKILL)
-	}
 }
 
 func (j *journal) close() error { return j.f.Close() }
