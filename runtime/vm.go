@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -186,7 +187,9 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		return nil
 	case pid != 0:
 		ev.update("Recreating")
-		markStopped(f)
+		if err := markStopped(f); err != nil {
+			return ev.fail(err)
+		}
 		if err := qemu.Stop(ctx, f.qmp(), pid, vmGrace(v)); err != nil && !errors.Is(err, qemu.ErrNotRunning) {
 			return ev.fail(err)
 		}
@@ -385,12 +388,26 @@ func lockVM(f vmFiles) (func(), error) {
 }
 
 // markStopped records that a user stopped the VM, before its qemu is
-// stopped, so that the supervisor does not restart it.
-func markStopped(f vmFiles) {
-	if rec, err := readVMRecord(f); err == nil && !rec.Stopped {
-		rec.Stopped = true
-		writeVMRecord(f, rec)
+// stopped, so that the supervisor does not restart it. A VM never
+// started (no record) has nothing to record; a record that cannot be
+// written is an error, and the VM is not stopped: the supervisor would
+// start it again.
+func markStopped(f vmFiles) error {
+	rec, err := readVMRecord(f)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", f.record(), err)
+	}
+	if rec.Stopped {
+		return nil
+	}
+	rec.Stopped = true
+	if err := writeVMRecord(f, rec); err != nil {
+		return fmt.Errorf("recording that the VM is stopped: %w", err)
+	}
+	return nil
 }
 
 func writeVMRecord(f vmFiles, rec *vmRecord) error {
@@ -582,7 +599,9 @@ func stopVM(ctx context.Context, d dirs, name string, grace time.Duration) (bool
 		return false, err
 	}
 	defer unlock()
-	markStopped(f)
+	if err := markStopped(f); err != nil {
+		return false, err
+	}
 	pid := vmRunning(f)
 	if pid == 0 {
 		return false, nil

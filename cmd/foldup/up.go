@@ -78,6 +78,8 @@ func envOr(key, def string) string {
 	return def
 }
 
+// options are the runtime's options from the flags. Warnings of what
+// runs in this process (a foreground up's supervisor) go to out.
 func (rf *runtimeFlags) options(out io.Writer) runtime.Options {
 	return runtime.Options{
 		StateRoot:  rf.stateRoot,
@@ -85,6 +87,7 @@ func (rf *runtimeFlags) options(out io.Writer) runtime.Options {
 		DockerHost: rf.dockerHost,
 		Out:        out,
 		Progress:   rf.progress,
+		Logger:     slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 }
 
