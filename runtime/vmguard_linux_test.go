@@ -169,7 +169,11 @@ func TestVMGuard(t *testing.T) {
 			"udhcpd -f -a 100 /tmp/udhcpd.conf >/tmp/udhcpd.log 2>&1 &",
 			"sleep 1; pidof udhcpd",
 		}, "\n"))
-		t.Cleanup(func() { g.run(t, 30*time.Second, "kill $(pidof udhcpd)") })
+		// udhcpd runs until the VM goes with the test (this is its last
+		// subtest). Killing it from the console here once cost the
+		// console its shell, under CI's load: a fresh one started, the
+		// harness's markers never came back, and the test failed on a
+		// cleanup that checks nothing.
 
 		offers := dhcpOffers(t, e, clientCtr, client.MAC, 5*time.Second)
 		var ours int
