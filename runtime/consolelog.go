@@ -30,31 +30,30 @@ const stampFormat = "2006-01-02T15:04:05.000000000Z"
 
 const (
 	stampEvery    = 200 * time.Millisecond
-	rotateEvery   = 25 // stamps: every 5 s
 	consoleLogMax = 16 << 20
 )
 
 // keepConsole stamps and rotates a VM's console log until ctx ends.
 // Output from before it started (no supervisor ran) has no stamp of its
-// own: logs -t shows the next one for it.
-func keepConsole(ctx context.Context, f vmFiles, logf func(string, ...any)) {
+// own: logs -t shows the next one for it. It wakes when qemu writes to the
+// log (written, from the VM's fileSignals), not on a timer: an idle guest
+// costs nothing. A burst of output gets one stamp a stampEvery.
+func keepConsole(ctx context.Context, f vmFiles, written <-chan struct{}, logf func(string, ...any)) {
+	changed := func() bool { return waitSignal(ctx, written, 0) }
 	size := int64(-1)
-	for tick := 1; sleepCtx(ctx, stampEvery); tick++ {
-		if tick%rotateEvery == 0 {
-			if rotated, err := rotateConsole(f, consoleLogMax); err != nil {
-				logf("rotating the console log", "err", err)
-			} else if rotated {
-				size = 0
-			}
+	for first := true; first || changed(); first = false {
+		if rotated, err := rotateConsole(f, consoleLogMax); err != nil {
+			logf("rotating the console log", "err", err)
+		} else if rotated {
+			size = 0
 		}
 		st, err := os.Stat(f.consoleLog())
-		if err != nil {
+		switch {
+		case err != nil:
 			if size < 0 && os.IsNotExist(err) {
 				size = 0 // qemu has not started: its first output gets stamped
 			}
 			continue
-		}
-		switch {
 		case size < 0:
 			size = st.Size()
 			continue
@@ -67,6 +66,9 @@ func keepConsole(ctx context.Context, f vmFiles, logf func(string, ...any)) {
 				logf("stamping the console log", "err", err)
 			}
 			size = st.Size()
+		}
+		if !sleepCtx(ctx, stampEvery) {
+			return
 		}
 	}
 }

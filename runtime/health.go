@@ -31,14 +31,13 @@ import (
 // checker, a watcher (its restart policy; see watchVM) and the keeper of
 // its console log (time stamps, rotation; see keepConsole).
 func (s *supervisor) followVMs(ctx context.Context) {
+	reloaded := s.plans.subscribe("plan")
 	running := map[string]context.CancelFunc{} // member → its checker
 	defer func() {
 		for _, stop := range running {
 			stop()
 		}
 	}()
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
 	for {
 		s.mu.Lock()
 		pl := s.plan
@@ -50,9 +49,15 @@ func (s *supervisor) followVMs(ctx context.Context) {
 				if running[m.Name] == nil {
 					cctx, stop := context.WithCancel(ctx)
 					running[m.Name] = stop
-					go s.checkVM(cctx, m.Name)
-					go s.watchVM(cctx, m.Name)
-					go keepConsole(cctx, s.dirs.vm(m.Name), func(msg string, args ...any) { s.log.Warn(msg, append(args, "vm", m.Name)...) })
+					// The VM's files signal their changes: no follower
+					// polls them.
+					f := s.dirs.vm(m.Name)
+					sig := newFileSignals()
+					health, watch, console := sig.subscribe("vm.json"), sig.subscribe("vm.json"), sig.subscribe("console.log")
+					go sig.run(cctx, f.state, time.Second)
+					go s.checkVM(cctx, m.Name, health)
+					go s.watchVM(cctx, m.Name, watch)
+					go keepConsole(cctx, f, console, func(msg string, args ...any) { s.log.Warn(msg, append(args, "vm", m.Name)...) })
 				}
 			}
 		}
@@ -62,17 +67,15 @@ func (s *supervisor) followVMs(ctx context.Context) {
 				delete(running, name)
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if !waitSignal(ctx, reloaded, 0) {
 			return
-		case <-t.C:
 		}
 	}
 }
 
 // checkVM probes one VM for as long as ctx lasts. A new qemu (the VM
 // recreated or restarted: another pid) starts the count again.
-func (s *supervisor) checkVM(ctx context.Context, name string) {
+func (s *supervisor) checkVM(ctx context.Context, name string, recChanged <-chan struct{}) {
 	f := s.dirs.vm(name)
 	var (
 		pid     int
@@ -81,7 +84,7 @@ func (s *supervisor) checkVM(ctx context.Context, name string) {
 		seen    string // a serial check's match: the console said it once this boot
 	)
 	for {
-		wait := time.Second
+		var wait time.Duration // nothing to probe: until the record changes
 		rec, err := readVMRecord(f)
 		if err == nil && rec.Health != nil && !rec.Health.Disable && len(rec.Health.Test) == 2 && vmRunning(f) == rec.PID {
 			hc := rec.Health
@@ -119,10 +122,8 @@ func (s *supervisor) checkVM(ctx context.Context, name string) {
 			writeFileAtomic(f.health(), b)
 			wait = interval
 		}
-		select {
-		case <-ctx.Done():
+		if !waitSignal(ctx, recChanged, wait) {
 			return
-		case <-time.After(wait):
 		}
 	}
 }

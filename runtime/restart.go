@@ -39,13 +39,13 @@ const (
 )
 
 // watchVM follows one VM until ctx ends.
-func (s *supervisor) watchVM(ctx context.Context, name string) {
+func (s *supervisor) watchVM(ctx context.Context, name string, recChanged <-chan struct{}) {
 	f := s.dirs.vm(name)
 	delay := restartFirst
 	for ctx.Err() == nil {
 		rec, err := readVMRecord(f)
 		if err != nil {
-			sleepCtx(ctx, 500*time.Millisecond)
+			waitSignal(ctx, recChanged, 0) // until up writes it
 			continue
 		}
 		if pid := vmRunning(f); pid != 0 {
@@ -74,7 +74,7 @@ func (s *supervisor) watchVM(ctx context.Context, name string) {
 			}
 		}
 		if !wantsRestart(rec) {
-			sleepCtx(ctx, 500*time.Millisecond)
+			waitSignal(ctx, recChanged, 0) // until start or up starts it
 			continue
 		}
 		if !sleepCtx(ctx, delay) {

@@ -94,7 +94,10 @@ func TestConsoleStamps(t *testing.T) {
 	f := vmFiles{run: dir, state: dir}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); keepConsole(ctx, f, t.Logf) }()
+	sig := newFileSignals()
+	written := sig.subscribe("console.log")
+	go sig.run(ctx, dir, time.Second)
+	go func() { defer close(done); keepConsole(ctx, f, written, t.Logf) }()
 	time.Sleep(2 * stampEvery) // no log yet: keepConsole starts from 0
 	w, err := os.OpenFile(f.consoleLog(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {

@@ -53,6 +53,10 @@ type supervisor struct {
 
 	docker string // the Docker engine's address ("" for DOCKER_HOST or the default)
 
+	// plans signals each reload ("plan"): followVMs looks at the plan's
+	// VMs again, watchContainers at whether it has containers.
+	plans *fileSignals
+
 	mu    sync.Mutex
 	plan  *planner.Plan
 	dns   *dnsd.Server
@@ -76,7 +80,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 		defer h.Close()
 		host = h
 	}
-	s := &supervisor{project: project, dirs: d, host: host, log: o.Logger, started: time.Now(), docker: o.DockerHost}
+	s := &supervisor{project: project, dirs: d, host: host, log: o.Logger, started: time.Now(), docker: o.DockerHost, plans: newFileSignals()}
 	if err := s.reload(); err != nil {
 		return err
 	}
@@ -152,6 +156,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 func (s *supervisor) reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.plans.signal("plan")
 	p, err := loadPlan(s.dirs.planFile())
 	if err != nil {
 		return err
@@ -191,16 +196,14 @@ func (s *supervisor) reload() error {
 // event missed while the engine was away is not lost. A project without
 // containers watches nothing.
 func (s *supervisor) watchContainers(ctx context.Context) {
+	reloaded := s.plans.subscribe("plan")
 	for backoff := time.Second; ctx.Err() == nil; {
 		s.mu.Lock()
 		pl := s.plan
 		s.mu.Unlock()
 		if !hasContainers(pl) {
-			// A reload may bring containers: look again later.
-			select {
-			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
-			}
+			// A reload may bring containers: look again then.
+			waitSignal(ctx, reloaded, 0)
 			continue
 		}
 		err := s.followStarts(ctx)
