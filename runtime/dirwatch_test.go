@@ -4,10 +4,15 @@ package runtime
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"testing"
 	"time"
+
+	"github.com/foldup/foldup/planner"
 )
 
 // TestFileSignals: a subscriber is signalled when its file is written or
@@ -72,5 +77,48 @@ func TestFileSignals(t *testing.T) {
 	fh.WriteString("boot\n")
 	if !got(con, time.Second) {
 		t.Error("console.log appended to: no signal")
+	}
+}
+
+// TestFollowVMsJoins: the supervisor's followers of a VM end with it: when
+// the VM leaves the plan, and when followVMs returns, every goroutine it
+// started has ended (none left behind).
+func TestFollowVMsJoins(t *testing.T) {
+	dir := t.TempDir()
+	s := &supervisor{
+		dirs:  dirs{state: filepath.Join(dir, "state"), run: filepath.Join(dir, "run")},
+		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		plans: newFileSignals(),
+		plan:  &planner.Plan{Members: []*planner.Member{{Name: "vm1", Service: "vm1", Kind: planner.VM}, {Name: "vm2", Service: "vm2", Kind: planner.VM}}},
+	}
+	before := goruntime.NumGoroutine()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); s.followVMs(ctx) }()
+	settle := func(want int) int {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n := goruntime.NumGoroutine()
+			if n == want || time.Now().After(deadline) {
+				return n
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// followVMs itself, and four followers a VM.
+	if n := settle(before + 1 + 2*4); n != before+1+2*4 {
+		t.Fatalf("%d goroutines with two VMs followed, want %d", n, before+1+2*4)
+	}
+	s.mu.Lock()
+	s.plan = &planner.Plan{Members: s.plan.Members[:1]}
+	s.mu.Unlock()
+	s.plans.signal("plan")
+	if n := settle(before + 1 + 4); n != before+1+4 {
+		t.Errorf("%d goroutines once vm2 left the plan, want %d", n, before+1+4)
+	}
+	cancel()
+	<-done
+	if n := settle(before); n != before {
+		t.Errorf("%d goroutines after followVMs returned, want %d as before", n, before)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/foldup/foldup/planner"
@@ -29,13 +30,22 @@ import (
 
 // followVMs runs, until ctx ends, for each of the plan's VMs: a health
 // checker, a watcher (its restart policy; see watchVM) and the keeper of
-// its console log (time stamps, rotation; see keepConsole).
+// its console log (time stamps, rotation; see keepConsole). A VM that
+// leaves the plan has its followers stopped, and waited for, as all are
+// when followVMs returns.
 func (s *supervisor) followVMs(ctx context.Context) {
+	type followers struct {
+		stop context.CancelFunc
+		wg   sync.WaitGroup
+	}
 	reloaded := s.plans.subscribe("plan")
-	running := map[string]context.CancelFunc{} // member → its checker
+	running := map[string]*followers{} // by member
 	defer func() {
-		for _, stop := range running {
-			stop()
+		for _, fl := range running {
+			fl.stop()
+		}
+		for _, fl := range running {
+			fl.wg.Wait()
 		}
 	}()
 	for {
@@ -44,26 +54,32 @@ func (s *supervisor) followVMs(ctx context.Context) {
 		s.mu.Unlock()
 		want := map[string]bool{}
 		for _, m := range pl.Members {
-			if m.Kind == planner.VM {
-				want[m.Name] = true
-				if running[m.Name] == nil {
-					cctx, stop := context.WithCancel(ctx)
-					running[m.Name] = stop
-					// The VM's files signal their changes: no follower
-					// polls them.
-					f := s.dirs.vm(m.Name)
-					sig := newFileSignals()
-					health, watch, console := sig.subscribe("vm.json"), sig.subscribe("vm.json"), sig.subscribe("console.log")
-					go sig.run(cctx, f.state, time.Second)
-					go s.checkVM(cctx, m.Name, health)
-					go s.watchVM(cctx, m.Name, watch)
-					go keepConsole(cctx, f, console, func(msg string, args ...any) { s.log.Warn(msg, append(args, "vm", m.Name)...) })
-				}
+			if m.Kind != planner.VM {
+				continue
 			}
+			want[m.Name] = true
+			if running[m.Name] != nil {
+				continue
+			}
+			cctx, stop := context.WithCancel(ctx)
+			fl := &followers{stop: stop}
+			running[m.Name] = fl
+			// The VM's files signal their changes: no follower polls
+			// them.
+			f := s.dirs.vm(m.Name)
+			sig := newFileSignals()
+			health, watch, console := sig.subscribe("vm.json"), sig.subscribe("vm.json"), sig.subscribe("console.log")
+			fl.wg.Go(func() { sig.run(cctx, f.state, time.Second) })
+			fl.wg.Go(func() { s.checkVM(cctx, m.Name, health) })
+			fl.wg.Go(func() { s.watchVM(cctx, m.Name, watch) })
+			fl.wg.Go(func() {
+				keepConsole(cctx, f, console, func(msg string, args ...any) { s.log.Warn(msg, append(args, "vm", m.Name)...) })
+			})
 		}
-		for name, stop := range running {
+		for name, fl := range running {
 			if !want[name] {
-				stop()
+				fl.stop()
+				fl.wg.Wait()
 				delete(running, name)
 			}
 		}
