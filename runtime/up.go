@@ -287,7 +287,7 @@ func (r *upRun) images(ctx context.Context) error {
 		g.Go(func() error {
 			path, err := vmimage.Fetch(gctx, v.Image, v.SHA256, r.o.ImageCache, vmimage.Bar(r.o.Out, svc))
 			if err != nil {
-				return fmt.Errorf("%s: vms.%s.image: %w; nothing was changed", r.p.Locate("vms", svc, "image"), svc, err)
+				return r.p.Errorf([]string{"vms", svc, "image"}, "%w; nothing was changed", err)
 			}
 			r.mu.Lock()
 			r.vmImages[svc] = path
@@ -302,7 +302,7 @@ func (r *upRun) images(ctx context.Context) error {
 				if r.p.Compose.Services[svc].Build != nil {
 					key = "build"
 				}
-				return fmt.Errorf("%s: services.%s.%s: %w; nothing was changed", r.p.Locate("services", svc, key), svc, key, err)
+				return r.p.Errorf([]string{"services", svc, key}, "%w; nothing was changed", err)
 			}
 			return nil
 		})

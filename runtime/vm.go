@@ -134,23 +134,23 @@ func vmRunning(f vmFiles) int {
 func checkVM(p *spec.Project, name string) error {
 	v := p.VMs[name]
 	if _, err := exec.LookPath(qemu.Binary(v.Arch)); err != nil {
-		return fmt.Errorf("%s: vms.%s: %s is not installed (Debian: %s)", p.LocateKey("vms", name), name, qemu.Binary(v.Arch), qemu.Package(v.Arch))
+		return p.KeyErrorf([]string{"vms", name}, "%s is not installed (Debian: %s)", qemu.Binary(v.Arch), qemu.Package(v.Arch))
 	}
 	if v.Kernel == "" {
 		switch v.Arch {
 		case "aarch64":
 			for _, f := range []string{uefiCode, uefiVars} {
 				if _, err := os.Stat(f); err != nil {
-					return fmt.Errorf("%s: vms.%s.image: an aarch64 disk image boots through UEFI, and %s is missing (Debian: qemu-efi-aarch64)", p.Locate("vms", name, "image"), name, f)
+					return p.Errorf([]string{"vms", name, "image"}, "an aarch64 disk image boots through UEFI, and %s is missing (Debian: qemu-efi-aarch64)", f)
 				}
 			}
 		case "riscv64":
-			return fmt.Errorf("%s: vms.%s.image: a riscv64 VM boots a kernel here (kernel:, with the image as its disk); foldup sets up no firmware that boots a riscv64 disk", p.Locate("vms", name, "image"), name)
+			return p.Errorf([]string{"vms", name, "image"}, "a riscv64 VM boots a kernel here (kernel:, with the image as its disk); foldup sets up no firmware that boots a riscv64 disk")
 		}
 	}
 	if v.Image != "" {
 		if _, err := exec.LookPath("qemu-img"); err != nil {
-			return fmt.Errorf("%s: vms.%s.image: qemu-img is not installed (Debian: qemu-utils)", p.Locate("vms", name, "image"), name)
+			return p.Errorf([]string{"vms", name, "image"}, "qemu-img is not installed (Debian: qemu-utils)")
 		}
 	}
 	return nil
@@ -253,7 +253,7 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 			r.mu.Unlock()
 		}
 		if err := overlay(ctx, base, f.disk(), int(uid), int(gid)); err != nil {
-			return ev.fail(fmt.Errorf("%s: vms.%s.image: %w", r.p.Locate("vms", m.Service, "image"), m.Service, err))
+			return ev.fail(r.p.Errorf([]string{"vms", m.Service, "image"}, "%w", err))
 		}
 		l.Config.Disk = f.disk()
 		if v.Arch == "aarch64" && v.Kernel == "" {
@@ -269,7 +269,7 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		} else {
 			l.Config.Seed = f.seed()
 			if err := r.writeSeed(m, v, f.seed(), int(uid), int(gid)); err != nil {
-				return ev.fail(fmt.Errorf("%s: vms.%s.cloud_init: %w", r.p.Locate("vms", m.Service, "cloud_init"), m.Service, err))
+				return ev.fail(r.p.Errorf([]string{"vms", m.Service, "cloud_init"}, "%w", err))
 			}
 		}
 	}

@@ -35,6 +35,27 @@ type Error struct {
 	Pos   Pos
 	Field string // dotted path, e.g. vms.web.cpus; empty for the whole file
 	Msg   string
+	err   error // what Msg says, when it wraps another error (Errorf's %w)
+}
+
+// Unwrap returns the error the message wraps, if any.
+func (e *Error) Unwrap() error { return errors.Unwrap(e.err) }
+
+// Errorf is a positioned error about the field at path, where the
+// project's files last set it (Locate): what the planner and the runtime
+// find wrong with a file that loaded. %w wraps as fmt.Errorf does.
+func (p *Project) Errorf(path []string, format string, args ...any) *Error {
+	return p.newError(p.Locate(path...), path, format, args...)
+}
+
+// KeyErrorf is Errorf at the key of the mapping entry at path (LocateKey).
+func (p *Project) KeyErrorf(path []string, format string, args ...any) *Error {
+	return p.newError(p.LocateKey(path...), path, format, args...)
+}
+
+func (p *Project) newError(pos Pos, path []string, format string, args ...any) *Error {
+	err := fmt.Errorf(format, args...)
+	return &Error{Pos: pos, Field: strings.Join(path, "."), Msg: err.Error(), err: err}
 }
 
 func (e *Error) Error() string {
@@ -89,7 +110,7 @@ func (l ErrorList) Sort() ErrorList {
 			cmp.Compare(a.Msg, b.Msg),
 		)
 	})
-	return slices.CompactFunc(l, func(a, b *Error) bool { return *a == *b })
+	return slices.CompactFunc(l, func(a, b *Error) bool { return a.Pos == b.Pos && a.Field == b.Field && a.Msg == b.Msg })
 }
 
 // Error prints every error, one a line.

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -631,5 +633,24 @@ func TestLabelAndChainNames(t *testing.T) {
 		if got := isChain(c.s); got != c.chain {
 			t.Errorf("isChain(%q) = %v, want %v", c.s, got, c.chain)
 		}
+	}
+}
+
+// TestProjectErrorf: the planner's and the runtime's errors about a loaded
+// file carry its position and field, and wrap what they say.
+func TestProjectErrorf(t *testing.T) {
+	p := mustLoad(t, map[string]string{"k": "", "foldup.yaml": "vms:\n  a:\n    kernel: k\n"})
+	err := p.Errorf([]string{"vms", "a", "kernel"}, "cannot boot: %w", io.ErrUnexpectedEOF)
+	if got, want := err.Error(), "foldup.yaml:3:13: vms.a.kernel: cannot boot: unexpected EOF"; got != want {
+		t.Errorf("Errorf = %q, want %q", got, want)
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Error("Errorf does not wrap its %w")
+	}
+	if got, want := p.KeyErrorf([]string{"vms", "a"}, "no qemu").Error(), "foldup.yaml:2:3: vms.a: no qemu"; got != want {
+		t.Errorf("KeyErrorf = %q, want %q", got, want)
+	}
+	if es := Errors(err); len(es) != 1 || es[0].Pos.Line != 3 {
+		t.Errorf("Errors(Errorf) = %v", es)
 	}
 }
