@@ -69,54 +69,9 @@ func imageName(p *spec.Project, svc types.ServiceConfig) string {
 	return p.Name + "-" + svc.Name
 }
 
-// supportedKeys are the service keys foldup acts on. Any other key in a
-// service is reported by unsupportedKeys, never silently dropped.
-var supportedKeys = map[string]bool{
-	"build": true, "cap_add": true, "cap_drop": true, "command": true, "configs": true,
-	"container_name": true, "cpu_shares": true, "cpus": true, "cpuset": true, "depends_on": true,
-	"deploy": true, "devices": true, "dns": true, "dns_opt": true, "dns_search": true,
-	"domainname": true, "entrypoint": true, "env_file": true, "environment": true, "expose": true,
-	"extends": true, "extra_hosts": true, "group_add": true, "healthcheck": true, "hostname": true,
-	"image": true, "init": true, "ipc": true, "labels": true, "logging": true, "mac_address": true,
-	"mem_limit": true, "mem_reservation": true, "network_mode": true, "networks": true,
-	"oom_score_adj": true, "pid": true, "pids_limit": true, "platform": true, "ports": true,
-	"privileged": true, "profiles": true, "pull_policy": true, "read_only": true, "restart": true,
-	"scale": true, "secrets": true, "security_opt": true, "shm_size": true, "stdin_open": true,
-	"stop_grace_period": true, "stop_signal": true, "sysctls": true, "tmpfs": true, "tty": true,
-	"ulimits": true, "user": true, "userns_mode": true, "uts": true, "volumes": true,
-	"volumes_from": true, "working_dir": true,
-}
-
-// Warning is something in the file that foldup does not act on.
-type Warning struct {
-	Pos spec.Pos
-	Key string // dotted path
-	Msg string
-}
-
-func (w Warning) String() string {
-	if s := w.Pos.String(); s != "" {
-		return s + ": " + w.Key + ": " + w.Msg
-	}
-	return w.Key + ": " + w.Msg
-}
-
-// unsupportedKeys lists the keys of service name that foldup ignores, with
-// where each is written.
-func unsupportedKeys(p *spec.Project, name string) []Warning {
-	var out []Warning
-	for _, k := range p.Keys("services", name) {
-		if supportedKeys[k] || strings.HasPrefix(k, "x-") {
-			continue
-		}
-		out = append(out, Warning{
-			Pos: p.LocateKey("services", name, k),
-			Key: "services." + name + "." + k,
-			Msg: "not supported by foldup; ignored",
-		})
-	}
-	return out
-}
+// Warning is something in the file that foldup does not act on, or a
+// choice it made for the user (the KVM fallback): spec's.
+type Warning = spec.Warning
 
 // containerSpec turns member m (a replica of a Compose service) into what
 // Docker creates. It is pure: files are only named, not read.

@@ -70,7 +70,8 @@ func indent(s, by string) string {
 
 // TestContainerSpec converts a service with each Compose key foldup acts
 // on and checks where the key lands in the engine's create request. Every
-// key of supportedKeys has a case: a key added there without one fails.
+// key of spec.SupportedServiceKeys has a case: a key added there without
+// one fails.
 func TestContainerSpec(t *testing.T) {
 	type check func(t *testing.T, cs *createSpec)
 	expect := func(t *testing.T, what string, got, want any) {
@@ -252,7 +253,7 @@ func TestContainerSpec(t *testing.T) {
 		}
 		t.Run(c.key, func(t *testing.T) { c.check(t, specOf(t, c.svc, c.extra)) })
 	}
-	for key := range supportedKeys {
+	for key := range spec.SupportedServiceKeys {
 		if !covered[key] {
 			t.Errorf("supported key %s has no case here", key)
 		}

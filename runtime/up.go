@@ -106,10 +106,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		}
 		defer r.host.Close()
 	}
-	res := &Result{}
-	for _, name := range p.ServiceNames() {
-		res.Warnings = append(res.Warnings, unsupportedKeys(p, name)...)
-	}
+	res := &Result{Warnings: p.Warnings()}
 	for _, w := range res.Warnings {
 		prog.warn(w.String())
 	}

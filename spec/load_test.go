@@ -654,3 +654,16 @@ func TestProjectErrorf(t *testing.T) {
 		t.Errorf("Errors(Errorf) = %v", es)
 	}
 }
+
+// TestWarnings: a service key foldup does not act on is named with its
+// place; supported keys and x- extensions are not.
+func TestWarnings(t *testing.T) {
+	p := mustLoad(t, map[string]string{"foldup.yaml": "services:\n  app:\n    image: x\n    blkio_config: {weight: 300}\n    x-note: mine\n"})
+	var got []string
+	for _, w := range p.Warnings() {
+		got = append(got, w.String())
+	}
+	if want := []string{"foldup.yaml:4:5: services.app.blkio_config: not supported by foldup; ignored"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Warnings = %q, want %q", got, want)
+	}
+}
