@@ -176,3 +176,27 @@ func TestPassFile(t *testing.T) {
 		t.Errorf("%d descriptors passed, want 1", len(passed))
 	}
 }
+
+// TestStopUnrecorded: a stop that cannot record that the user stopped the
+// VM (its record unreadable here) fails, and leaves the VM as it was,
+// rather than stop it and leave the supervisor to restart it; a VM never
+// started has nothing to record and nothing to stop.
+func TestStopUnrecorded(t *testing.T) {
+	dir := t.TempDir()
+	d := dirs{state: filepath.Join(dir, "state"), run: filepath.Join(dir, "run")}
+	f := d.vm("vm1")
+	for _, p := range []string{f.state, f.run} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stopped, err := stopVM(t.Context(), d, "vm1", 0); stopped || err != nil {
+		t.Errorf("a VM with no record: stopped %v, %v; want nothing done", stopped, err)
+	}
+	if err := os.WriteFile(f.record(), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stopVM(t.Context(), d, "vm1", 0); err == nil {
+		t.Error("stopVM succeeded though it could not record the stop")
+	}
+}
