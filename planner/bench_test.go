@@ -35,7 +35,7 @@ func BenchmarkPlan1000(b *testing.B) {
 	p := inline(b, bigProject(1000, 10))
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := Compute(p, Observed{}); err != nil {
+		if _, err := Compute(p, Observed{}, Intent{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -50,7 +50,7 @@ func BenchmarkLoad1000(b *testing.B) {
 }
 
 func TestBigProjectPlans(t *testing.T) {
-	plan, err := Compute(inline(t, bigProject(1000, 10)), Observed{})
+	plan, err := Compute(inline(t, bigProject(1000, 10)), Observed{}, Intent{})
 	if err != nil {
 		t.Fatal(err)
 	}

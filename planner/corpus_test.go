@@ -44,7 +44,7 @@ func TestCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			plan, err := Compute(p, Observed{})
+			plan, err := Compute(p, Observed{}, Intent{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -123,7 +123,7 @@ services: {s: {image: x, networks: [lan]}}`,
 			`foldup.yaml:3:37: services.s.networks.lan: network "lan"'s ip_range 10.80.1.0/24 leaves no address of 10.80.1.0/24 for foldup's members`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Compute(inline(t, tt.yaml), Observed{})
+			_, err := Compute(inline(t, tt.yaml), Observed{}, Intent{})
 			if err == nil {
 				t.Fatalf("no error; want:\n%s", tt.want)
 			}
@@ -147,12 +147,12 @@ vms:
 `
 	bigger := strings.Replace(base, "vms:\n", "vms:\n  v0: {kernel: vmlinuz, networks: [lan]}\n", 1)
 	bigger = strings.Replace(bigger, "services:\n", "services:\n  s0: {image: x, networks: [lan]}\n", 1)
-	before, err := Compute(inline(t, base), Observed{})
+	before, err := Compute(inline(t, base), Observed{}, Intent{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, obs := range []Observed{{}, {Previous: before}} {
-		after, err := Compute(inline(t, bigger), obs)
+		after, err := Compute(inline(t, bigger), obs, Intent{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,12 +175,12 @@ vms:
 // would choose differently.
 func TestPrevious(t *testing.T) {
 	y := "networks: {lan: {}}\nvms: {v1: {kernel: vmlinuz, networks: [lan]}}\n"
-	fresh, _ := Compute(inline(t, y), Observed{})
-	prev, _ := Compute(inline(t, y), Observed{})
+	fresh, _ := Compute(inline(t, y), Observed{}, Intent{})
+	prev, _ := Compute(inline(t, y), Observed{}, Intent{})
 	prev.Networks[0].Subnet4 = netip.MustParsePrefix("10.89.200.0/24")
 	prev.Members[0].NICs[0].IPv4 = netip.MustParseAddr("10.89.200.77")
 	prev.Members[0].NICs[0].MAC = "02:00:00:00:00:77"
-	got, err := Compute(inline(t, y), Observed{Previous: prev})
+	got, err := Compute(inline(t, y), Observed{Previous: prev}, Intent{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestPrevious(t *testing.T) {
 		t.Errorf("previous choices not kept: %s %s %s (fresh would be %s)", got.Networks[0].Subnet4, nic.IPv4, nic.MAC, fresh.Networks[0].Subnet4)
 	}
 	// A subnet now taken on the host is given up for a free one.
-	got, _ = Compute(inline(t, y), Observed{Previous: prev, UsedSubnets: []netip.Prefix{netip.MustParsePrefix("10.89.200.0/22")}})
+	got, _ = Compute(inline(t, y), Observed{Previous: prev, UsedSubnets: []netip.Prefix{netip.MustParsePrefix("10.89.200.0/22")}}, Intent{})
 	if got.Networks[0].Subnet4.Overlaps(netip.MustParsePrefix("10.89.200.0/22")) {
 		t.Errorf("subnet %s overlaps a used one", got.Networks[0].Subnet4)
 	}
@@ -197,7 +197,7 @@ func TestPrevious(t *testing.T) {
 
 func TestActions(t *testing.T) {
 	y := "services: {db: {image: pg}}\nvms: {v: {kernel: vmlinuz, depends_on: [db]}}\n"
-	plan, _ := Compute(inline(t, y), Observed{})
+	plan, _ := Compute(inline(t, y), Observed{}, Intent{})
 	db, v := find(plan, "db"), find(plan, "v")
 	obs := Observed{
 		Networks:   map[string]bool{"default": true},
@@ -207,8 +207,17 @@ func TestActions(t *testing.T) {
 			"v":  {Running: true, ConfigHash: "stale"},
 		},
 	}
-	again, _ := Compute(inline(t, y), obs)
-	want := "[] -> #1 network:default, None, exists\n[1] -> #2 dns, None, running\n[1 2] -> #3 container:db, None, running\n[1 3] -> #4 vm:v, Recreate, config changed\n"
+	again, _ := Compute(inline(t, y), obs, Intent{})
+	want := `[] -> #1 network default, None, exists
+[1] -> #2 firewall testdata, Apply
+[1] -> #3 docker-accept default, Apply
+[2 3] -> #4 supervisor testdata, Reload, running
+[1 4] -> #5 container db, None, running
+[5] -> #6 wait db, Wait, a dependency of v
+[6] -> #7 vm-stop v, Stop, config changed
+[1 7] -> #8 tap fut9a1694d3, Ensure
+[7 8] -> #9 qemu v, Recreate, config changed
+`
 	var got strings.Builder
 	for _, line := range strings.SplitAfter(again.String(), "\n") {
 		if i := strings.Index(line, " ("); i > 0 {
@@ -223,7 +232,7 @@ func TestActions(t *testing.T) {
 		t.Errorf("config hashes %q %q", v.ConfigHash, db.ConfigHash)
 	}
 	// Changing a VM's memory changes its hash and only its hash.
-	changed, _ := Compute(inline(t, strings.Replace(y, "kernel: vmlinuz", "kernel: vmlinuz, memory: 1g", 1)), Observed{})
+	changed, _ := Compute(inline(t, strings.Replace(y, "kernel: vmlinuz", "kernel: vmlinuz, memory: 1g", 1)), Observed{}, Intent{})
 	if find(changed, "v").ConfigHash == v.ConfigHash || find(changed, "db").ConfigHash != db.ConfigHash {
 		t.Error("config hash did not follow the change")
 	}
@@ -242,7 +251,7 @@ func find(p *Plan, name string) *Member {
 // instead of searching forever.
 func TestULAExhausted(t *testing.T) {
 	p := inline(t, "networks: {lan: {enable_ipv6: true}}\nservices: {s: {image: x, networks: [lan]}}\n")
-	_, err := Compute(p, Observed{UsedSubnets: []netip.Prefix{netip.MustParsePrefix("fc00::/7")}})
+	_, err := Compute(p, Observed{UsedSubnets: []netip.Prefix{netip.MustParsePrefix("fc00::/7")}}, Intent{})
 	if err == nil || !strings.Contains(err.Error(), "no free IPv6 /64 left") {
 		t.Fatalf("got %v", err)
 	}
@@ -259,7 +268,7 @@ func TestDockerRangeAvoidsStatics(t *testing.T) {
 		{"10.80.1.0/29", "10.80.1.5", "10.80.1.6/31"},
 	} {
 		y := "networks: {lan: {ipam: {config: [{subnet: " + tt.subnet + "}]}}}\nvms: {v: {kernel: vmlinuz, networks: {lan: {ipv4_address: " + tt.static + "}}}}\n"
-		plan, err := Compute(inline(t, y), Observed{})
+		plan, err := Compute(inline(t, y), Observed{}, Intent{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +293,7 @@ services:
   api: {image: api, ports: ["127.0.0.2:9000:9000"]}
 vms:
   a: {kernel: vmlinuz, ports: ["127.0.0.1:9000:9000"]}`)
-	_, err := Compute(p, obs)
+	_, err := Compute(p, obs, Intent{})
 	want := `foldup.yaml:3:23: services.web.ports: host port 8080/tcp is already forwarded to web of project shop` + "\n" +
 		`foldup.yaml:6:24: vms.a.ports: host port 9000/tcp is already forwarded to api of project shop`
 	if err == nil || err.Error() != want {

@@ -24,8 +24,8 @@ func FuzzPlan(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p1, err1 := Compute(p, Observed{})
-		p2, err2 := Compute(p, Observed{})
+		p1, err1 := Compute(p, Observed{}, Intent{})
+		p2, err2 := Compute(p, Observed{}, Intent{})
 		if (err1 == nil) != (err2 == nil) {
 			t.Fatalf("plan errors differ: %v / %v", err1, err2)
 		}

@@ -21,6 +21,7 @@ import (
 type planner struct {
 	p    *spec.Project
 	obs  Observed
+	in   Intent
 	errs spec.ErrorList
 	plan *Plan
 
@@ -39,10 +40,11 @@ type planner struct {
 // Compute plans project p on a host where obs was observed. It returns
 // every problem found as a spec.ErrorList, positioned in the project's
 // files.
-func Compute(p *spec.Project, obs Observed) (*Plan, error) {
+func Compute(p *spec.Project, obs Observed, in Intent) (*Plan, error) {
 	pl := &planner{
 		p:       p,
 		obs:     obs,
+		in:      in,
 		nets:    map[string]*Network{},
 		members: map[string]*Member{},
 		ips:     map[netip.Addr]string{},
@@ -70,6 +72,12 @@ func Compute(p *spec.Project, obs Observed) (*Plan, error) {
 	pl.addresses()
 	pl.ports()
 	pl.configHashes()
+	if err := pl.errs.Err(); err != nil {
+		return nil, err
+	}
+	if err := pl.checkIntent(); err != nil {
+		return nil, err
+	}
 	pl.steps()
 	if err := pl.errs.Err(); err != nil {
 		return nil, err

@@ -31,13 +31,13 @@ func TestGolden(t *testing.T) {
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
 			p := loadFile(t, f)
-			plan, err := Compute(p, Observed{})
+			plan, err := Compute(p, Observed{}, Intent{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			golden.Check(t, strings.TrimSuffix(f, ".yaml")+".golden", plan.String())
 			// Deterministic: a second plan is identical, JSON included.
-			again, _ := Compute(loadFile(t, f), Observed{})
+			again, _ := Compute(loadFile(t, f), Observed{}, Intent{})
 			b1, _ := json.Marshal(plan)
 			b2, _ := json.Marshal(again)
 			if string(b1) != string(b2) {
@@ -49,7 +49,7 @@ func TestGolden(t *testing.T) {
 
 func TestInvariants(t *testing.T) {
 	for _, f := range []string{"testdata/mixed.yaml", "testdata/ipv6.yaml", "testdata/multi-network.yaml"} {
-		plan, err := Compute(loadFile(t, f), Observed{})
+		plan, err := Compute(loadFile(t, f), Observed{}, Intent{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,5 +108,75 @@ func TestInvariants(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestGoldenKinds plans testdata/kinds/kinds.yaml, which has a step of
+// every kind, against hosts in several states and with up's flags, and
+// compares each plan with testdata/kinds/NAME.golden (-update rewrites
+// them).
+func TestGoldenKinds(t *testing.T) {
+	const file = "testdata/kinds/kinds.yaml"
+	fresh, err := Compute(loadFile(t, file), Observed{}, Intent{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// up: every member as planned, running or not.
+	upHost := func(running bool, hash func(*Member) string) Observed {
+		obs := Observed{Previous: fresh, Networks: map[string]bool{}, Members: map[string]MemberState{}, DNSRunning: true}
+		for _, n := range fresh.Networks {
+			obs.Networks[n.Name] = true
+		}
+		for _, m := range fresh.Members {
+			obs.Members[m.Name] = MemberState{Kind: m.Kind, Running: running, ConfigHash: hash(m), Container: m.Container}
+		}
+		return obs
+	}
+	same := func(m *Member) string { return m.ConfigHash }
+	changed := func(m *Member) string { return "an older configuration" }
+	withOrphan := upHost(true, same)
+	withOrphan.Members["cache-1"] = MemberState{Kind: Container, Running: true, ConfigHash: "x", Container: "kinds-cache-1"}
+
+	for _, c := range []struct {
+		name string
+		obs  Observed
+		in   Intent
+	}{
+		{"fresh", Observed{}, Intent{}},
+		{"running", upHost(true, same), Intent{}},
+		{"stopped", upHost(false, same), Intent{}},
+		{"changed", upHost(true, changed), Intent{}},
+		{"build", upHost(true, same), Intent{Build: true}},
+		{"force-recreate", upHost(true, same), Intent{ForceRecreate: true}},
+		{"selected", Observed{}, Intent{Services: []string{"api"}}},
+		{"orphan-kept", withOrphan, Intent{}},
+		{"orphan-removed", withOrphan, Intent{RemoveOrphans: true}},
+		{"wait", Observed{}, Intent{Wait: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := loadFile(t, file)
+			plan, err := Compute(p, c.obs, c.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			abs, _ := filepath.Abs("testdata")
+			golden.Check(t, "testdata/kinds/"+c.name+".golden", strings.ReplaceAll(plan.String(), abs, "testdata"))
+			for _, s := range plan.Steps {
+				for _, d := range s.Deps {
+					if d >= s.ID {
+						t.Errorf("step %d depends on later step %d", s.ID, d)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestIntentUnknownService: up NAME of a name the project does not have
+// is an error, as in docker compose, not a run that does nothing.
+func TestIntentUnknownService(t *testing.T) {
+	_, err := Compute(loadFile(t, "testdata/kinds/kinds.yaml"), Observed{}, Intent{Services: []string{"api", "nope"}})
+	if err == nil || !strings.Contains(err.Error(), "no such service, VM or member: nope") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -27,6 +27,9 @@ type Plan struct {
 	Members  []*Member     `json:"members"`
 	Records  []spec.Record `json:"records,omitempty"` // seen by every member
 	Steps    []*Step       `json:"steps"`
+	// Orphans are the project's containers of services the file no longer
+	// has, which up keeps (without --remove-orphans) and names.
+	Orphans []string `json:"orphans,omitempty"`
 }
 
 // Network is one foldup network: a Linux bridge that Docker adopts.
@@ -77,6 +80,8 @@ type Member struct {
 	Service  string `json:"service"` // the services: or vms: key
 	Replica  int    `json:"replica"` // 1-based
 	Hostname string `json:"hostname"`
+	// Container is the engine's name for a container member.
+	Container string `json:"container,omitempty"`
 
 	NICs      []*NIC        `json:"nics,omitempty"`
 	Ports     []Port        `json:"ports,omitempty"`
@@ -113,24 +118,6 @@ type Dependency struct {
 	Required  bool   `json:"required"`
 }
 
-// Step actions.
-const (
-	ActionCreate   = "Create"
-	ActionRecreate = "Recreate"
-	ActionStart    = "Start"
-	ActionNone     = "None"
-)
-
-// Step is one node of the plan's DAG. A step may start once every step in
-// Deps is done (and, for members, once their conditions hold).
-type Step struct {
-	ID     int    `json:"id"`
-	Deps   []int  `json:"deps"`
-	Target string `json:"target"` // network:NAME, dns, container:NAME, vm:NAME
-	Action string `json:"action"`
-	Reason string `json:"reason"`
-}
-
 // Observed is what the runtime sees of the host and of the project's
 // previous run. The zero value is a host with nothing on it.
 type Observed struct {
@@ -158,8 +145,11 @@ type ForwardedPort struct {
 
 // MemberState is what is observed of one member.
 type MemberState struct {
+	Kind       string // Container or VM
 	Running    bool
 	ConfigHash string
+	// Container is the engine's name for a container member.
+	Container string
 }
 
 // Network returns the plan's network of that name, or nil.

@@ -40,7 +40,7 @@ func specOf(t *testing.T, svc, extra string) *createSpec {
 	if err != nil {
 		t.Fatalf("load:\n%s\n%v", body, err)
 	}
-	pl, err := planner.Compute(p, planner.Observed{})
+	pl, err := planner.Compute(p, planner.Observed{}, planner.Intent{})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}

@@ -374,18 +374,12 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 			return err
 		}
 	}
-	// The plan's steps are in dependency order: containers and VMs alike.
+	// In dependency order: containers and VMs alike.
 	type target struct{ kind, name string }
 	var order []target
-	for _, s := range plan.Steps {
-		kind, name, _ := strings.Cut(s.Target, ":")
-		if kind != planner.Container && kind != planner.VM {
-			continue
-		}
-		for _, m := range plan.Members {
-			if m.Name == name && (len(members) == 0 || slices.Contains(members, m.Service) || slices.Contains(members, m.Name)) {
-				order = append(order, target{kind, name})
-			}
+	for _, m := range plan.Ordered() {
+		if len(members) == 0 || slices.Contains(members, m.Service) || slices.Contains(members, m.Name) {
+			order = append(order, target{m.Kind, m.Name})
 		}
 	}
 	if stopping {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -143,7 +142,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		if err := r.observe(ctx); err != nil {
 			return err
 		}
-		pl, err := planner.Compute(p, r.obs)
+		pl, err := planner.Compute(p, r.obs, uo.intent())
 		if err != nil {
 			return err
 		}
@@ -200,15 +199,17 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	}
 	os.Remove(d.stoppedFile())
 
-	wanted := r.wanted()
 	done := map[int]chan struct{}{}
 	// The host's lock goes once the last network step is done.
-	isNetwork := func(s *planner.Step) bool { return strings.HasPrefix(s.Target, "network:") }
+	isNetwork := func(s *planner.Step) bool { return s.Kind == planner.KindNetwork }
 	var networksLeft atomic.Int32
 	for _, s := range pl.Steps {
 		done[s.ID] = make(chan struct{})
 		if isNetwork(s) {
 			networksLeft.Add(1)
+		}
+		if s.Prepare() {
+			close(done[s.ID]) // done before the graph
 		}
 	}
 	if networksLeft.Load() == 0 {
@@ -217,6 +218,9 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	g, gctx := errgroup.WithContext(ctx)
 	prog.run = gctx
 	for _, s := range pl.Steps {
+		if s.Prepare() {
+			continue
+		}
 		g.Go(func() error {
 			for _, dep := range s.Deps {
 				select {
@@ -225,7 +229,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 					return gctx.Err()
 				}
 			}
-			if err := r.step(gctx, s, wanted, specs); err != nil {
+			if err := r.step(gctx, s, specs); err != nil {
 				return err
 			}
 			if isNetwork(s) && networksLeft.Add(-1) == 0 {
@@ -241,68 +245,50 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	if err != nil {
 		return res, err
 	}
-	if err := r.orphans(ctx); err != nil {
-		return res, err
+	if len(pl.Orphans) > 0 {
+		prog.note(fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your file, run up with --remove-orphans to remove them.", strings.Join(pl.Orphans, ", ")))
 	}
 	r.j.mu.Lock()
 	r.j.crashAfter() // everything made
 	r.j.mu.Unlock()
-	if uo.Wait {
-		if err := r.waitAll(ctx, wanted); err != nil {
-			return res, err
-		}
-	}
 	return res, nil
 }
 
-// images builds or pulls the images of the containers up will create, at
-// once, each service's once.
+func (uo UpOptions) intent() planner.Intent {
+	return planner.Intent{Services: uo.Services, Build: uo.Build, ForceRecreate: uo.ForceRecreate, RemoveOrphans: uo.RemoveOrphans, Wait: uo.Wait}
+}
+
+// images runs the plan's image steps, all at once: pulls, builds and
+// downloads.
 func (r *upRun) images(ctx context.Context) error {
-	wanted := r.wanted()
-	services := map[string]bool{}
-	for _, s := range r.pl.Steps {
-		kind, name, _ := strings.Cut(s.Target, ":")
-		if kind != planner.Container || !wanted[name] {
-			continue
-		}
-		if s.Action != planner.ActionCreate && s.Action != planner.ActionRecreate && !r.uo.Build {
-			continue // it exists, and is kept
-		}
-		services[r.member(name).Service] = true
-	}
-	vms := map[string]bool{}
-	for _, s := range r.pl.Steps {
-		kind, name, _ := strings.Cut(s.Target, ":")
-		if kind == planner.VM && wanted[name] && spec.IsURL(r.p.VMs[r.member(name).Service].Image) {
-			vms[r.member(name).Service] = true
-		}
-	}
 	r.vmImages = map[string]string{}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, svc := range slices.Sorted(maps.Keys(vms)) {
-		v := r.p.VMs[svc]
-		g.Go(func() error {
-			path, err := vmimage.Fetch(gctx, v.Image, v.SHA256, r.o.ImageCache, vmimage.Bar(r.o.Out, svc))
-			if err != nil {
-				return r.p.Errorf([]string{"vms", svc, "image"}, "%w; nothing was changed", err)
-			}
-			r.mu.Lock()
-			r.vmImages[svc] = path
-			r.mu.Unlock()
-			return nil
-		})
-	}
-	for _, svc := range slices.Sorted(maps.Keys(services)) {
-		g.Go(func() error {
-			if err := ensureImage(gctx, r.dc, r.p, svc, r.uo.Build, r.o.Out); err != nil {
-				key := "image"
-				if r.p.Compose.Services[svc].Build != nil {
-					key = "build"
+	for _, s := range r.pl.Steps {
+		switch s.Kind {
+		case planner.KindVMImage:
+			v := r.p.VMs[s.Name]
+			g.Go(func() error {
+				path, err := vmimage.Fetch(gctx, v.Image, v.SHA256, r.o.ImageCache, vmimage.Bar(r.o.Out, s.Name))
+				if err != nil {
+					return r.p.Errorf([]string{"vms", s.Name, "image"}, "%w; nothing was changed", err)
 				}
-				return r.p.Errorf([]string{"services", svc, key}, "%w; nothing was changed", err)
-			}
-			return nil
-		})
+				r.mu.Lock()
+				r.vmImages[s.Name] = path
+				r.mu.Unlock()
+				return nil
+			})
+		case planner.KindImage:
+			g.Go(func() error {
+				if err := ensureImage(gctx, r.dc, r.p, s.Name, s.Action == planner.ActionBuild, r.o.Out); err != nil {
+					key := "image"
+					if r.p.Compose.Services[s.Name].Build != nil {
+						key = "build"
+					}
+					return r.p.Errorf([]string{"services", s.Name, key}, "%w; nothing was changed", err)
+				}
+				return nil
+			})
+		}
 	}
 	return g.Wait()
 }
@@ -364,11 +350,8 @@ func (r *upRun) observe(ctx context.Context) error {
 			return err
 		}
 		for m, c := range cs {
-			st := planner.MemberState{Running: c.State == "running", ConfigHash: c.Labels[LabelConfigHash]}
-			if r.uo.ForceRecreate {
-				st.ConfigHash = "force-recreate"
-			}
-			r.obs.Members[m] = st
+			r.obs.Members[m] = planner.MemberState{Kind: planner.Container, Running: c.State == "running",
+				ConfigHash: c.Labels[LabelConfigHash], Container: strings.TrimPrefix(c.Names[0], "/")}
 		}
 	}
 	for name := range r.p.VMs {
@@ -377,11 +360,7 @@ func (r *upRun) observe(ctx context.Context) error {
 		if err != nil {
 			continue // never started here
 		}
-		st := planner.MemberState{Running: vmRunning(f) != 0, ConfigHash: rec.ConfigHash}
-		if r.uo.ForceRecreate {
-			st.ConfigHash = "force-recreate"
-		}
-		r.obs.Members[name] = st
+		r.obs.Members[name] = planner.MemberState{Kind: planner.VM, Running: vmRunning(f) != 0, ConfigHash: rec.ConfigHash}
 	}
 	if _, err := newSupervisorClient(r.d).Status(ctx); err == nil {
 		r.obs.DNSRunning = true
@@ -389,58 +368,51 @@ func (r *upRun) observe(ctx context.Context) error {
 	return nil
 }
 
-// wanted returns the members up acts on: all, or the named services and
-// VMs and everything they depend on.
-func (r *upRun) wanted() map[string]bool {
-	out := map[string]bool{}
-	byName := map[string]*planner.Member{}
-	for _, m := range r.pl.Members {
-		byName[m.Name] = m
-	}
-	var visit func(m *planner.Member)
-	visit = func(m *planner.Member) {
-		if out[m.Name] {
-			return
-		}
-		out[m.Name] = true
-		for _, d := range m.DependsOn {
-			if dm := byName[d.Member]; dm != nil {
-				visit(dm)
-			}
-		}
-	}
-	for _, m := range r.pl.Members {
-		if len(r.uo.Services) == 0 || slices.Contains(r.uo.Services, m.Service) || slices.Contains(r.uo.Services, m.Name) {
-			visit(m)
-		}
-	}
-	return out
-}
-
-func (r *upRun) step(ctx context.Context, s *planner.Step, wanted map[string]bool, specs map[string]*createSpec) error {
-	kind, name, _ := strings.Cut(s.Target, ":")
-	switch kind {
-	case "network":
-		return r.network(ctx, r.pl.Network(name), s.Action)
-	case "dns":
-		return r.firewallAndSupervisor(ctx)
-	case planner.VM:
-		if !wanted[name] {
+// step does one step of the plan.
+func (r *upRun) step(ctx context.Context, s *planner.Step, specs map[string]*createSpec) error {
+	switch s.Kind {
+	case planner.KindNetwork:
+		return r.network(ctx, r.pl.Network(s.Name), s.Action)
+	case planner.KindFirewall:
+		return r.firewall()
+	case planner.KindDockerAccept:
+		return r.dockerAccept(r.pl.Network(s.Name))
+	case planner.KindSupervisor:
+		return r.supervisor(ctx, s.Action)
+	case planner.KindWait:
+		return r.wait(ctx, s)
+	case planner.KindVolume:
+		return r.volume(ctx, s.Name)
+	case planner.KindContainer:
+		return r.container(ctx, s, specs[s.Name])
+	case planner.KindPorts:
+		// Not up's to change, but its ports stay in the firewall.
+		err := r.registerPorts(ctx, r.member(s.Name))
+		if client.IsErrNotFound(err) {
 			return nil
 		}
-		return r.vm(ctx, s, name)
-	case planner.Container:
-		if !wanted[name] {
-			// Not ours to change, but its ports stay in the firewall.
-			err := r.registerPorts(ctx, r.member(name), containerName(r.p, r.member(name)))
-			if client.IsErrNotFound(err) {
-				return nil
-			}
-			return err
+		return err
+	case planner.KindVMStop:
+		return r.vmStop(ctx, s.Name)
+	case planner.KindTap:
+		return r.tap(s)
+	case planner.KindOverlay:
+		return r.overlay(ctx, s.Name)
+	case planner.KindSeed:
+		return r.seed(s.Name)
+	case planner.KindQemu:
+		return r.qemu(ctx, s)
+	case planner.KindOrphan:
+		ev := r.prog.start("Container", s.Name)
+		if err := removeContainer(ctx, r.dc, s.Name, nil, false); err != nil {
+			return ev.fail(err)
 		}
-		return r.container(ctx, s, name, specs[name])
+		ev.done("Removed")
+		return nil
+	case planner.KindReady:
+		return r.ready(ctx, r.member(s.Name))
 	}
-	return fmt.Errorf("step %d: %s is not something this runtime can make", s.ID, s.Target)
+	return fmt.Errorf("step %d: %s %s is not a kind of step this foldup knows", s.ID, s.Kind, s.Name)
 }
 
 // network makes the bridge (foldup's) and then Docker's network on it.
@@ -491,10 +463,8 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 	return nil
 }
 
-// firewallAndSupervisor applies the project's firewall, lets its bridges
-// past Docker's FORWARD policy, and makes sure a supervisor serves the
-// plan.
-func (r *upRun) firewallAndSupervisor(ctx context.Context) error {
+// firewall applies the project's nftables tables.
+func (r *upRun) firewall() error {
 	ev := r.prog.start("Firewall", network.TableName(r.p.Name))
 	if err := r.j.record(KindFirewall, r.p.Name); err != nil {
 		return ev.fail(err)
@@ -502,27 +472,34 @@ func (r *upRun) firewallAndSupervisor(ctx context.Context) error {
 	if err := r.applyFirewall(); err != nil {
 		return ev.fail(err)
 	}
-	for _, n := range r.pl.Networks {
-		if n.External {
-			continue
-		}
-		if err := r.j.record(KindDockerAccept, n.Bridge); err != nil {
-			return ev.fail(err)
-		}
-		if err := r.host.DockerAccept(n.Bridge); err != nil {
-			return ev.fail(err)
-		}
-	}
 	ev.done("Applied")
+	return nil
+}
 
-	ev = r.prog.start("Supervisor", r.p.Name)
+// dockerAccept lets a bridge's frames past Docker's FORWARD policy.
+func (r *upRun) dockerAccept(n *planner.Network) error {
+	if err := r.j.record(KindDockerAccept, n.Bridge); err != nil {
+		return err
+	}
+	if err := r.host.DockerAccept(n.Bridge); err != nil {
+		return r.prog.start("Network", n.DockerName).fail(fmt.Errorf("accepting bridge %s in DOCKER-USER: %w", n.Bridge, err))
+	}
+	return nil
+}
+
+// supervisor starts the project's supervisor, or has the one that runs
+// read the plan again.
+func (r *upRun) supervisor(ctx context.Context, action string) error {
+	ev := r.prog.start("Supervisor", r.p.Name)
 	c := newSupervisorClient(r.d)
-	if _, err := c.Status(ctx); err == nil {
-		if err := c.Reload(ctx); err != nil {
-			return ev.fail(err)
+	if action == planner.ActionReload {
+		if err := c.Reload(ctx); err == nil {
+			ev.done("Reloaded")
+			return nil
+		} else if _, serr := c.Status(ctx); serr == nil {
+			return ev.fail(err) // it answers, and refused the plan
 		}
-		ev.done("Reloaded")
-		return nil
+		// It was running when up planned, and is gone: started again.
 	}
 	if err := r.j.record(KindSupervisor, r.p.Name); err != nil {
 		return ev.fail(err)
@@ -558,57 +535,34 @@ func (r *upRun) applyFirewall() error {
 	return r.host.FirewallApply(firewallConfig(r.p.Name, r.pl, r.ports))
 }
 
-// container brings one member's container to the plan, once the members
-// it depends on meet their conditions.
-func (r *upRun) container(ctx context.Context, s *planner.Step, name string, cs *createSpec) error {
-	m := r.member(name)
-	if err := r.waitDeps(ctx, m); err != nil {
-		return err
-	}
+// container brings one container to its step's action.
+func (r *upRun) container(ctx context.Context, s *planner.Step, cs *createSpec) error {
+	m := r.member(s.Name)
 	ev := r.prog.start("Container", cs.Name)
-	action := s.Action
-	if r.uo.Build && r.p.Compose.Services[m.Service].Build != nil && action == planner.ActionNone {
-		action = planner.ActionRecreate
-	}
-	switch action {
+	switch s.Action {
 	case planner.ActionNone:
 		ev.done("Running")
-		return r.registerPorts(ctx, m, cs.Name)
+		return r.registerPorts(ctx, m)
 	case planner.ActionStart:
 		ev.update("Starting")
 		if err := r.dc.ContainerStart(ctx, cs.Name, container.StartOptions{}); err != nil {
 			return ev.fail(err)
 		}
 		ev.done("Started")
-		return r.registerPorts(ctx, m, cs.Name)
+		return r.registerPorts(ctx, m)
 	case planner.ActionRecreate:
 		ev.update("Recreating")
 		if err := removeContainer(ctx, r.dc, cs.Name, nil, false); err != nil {
 			return ev.fail(err)
 		}
-	}
-	svc := r.p.Compose.Services[m.Service]
-	for _, v := range svc.Volumes {
-		if v.Type != "volume" || v.Source == "" {
-			continue
-		}
-		if err := r.j.record(KindVolume, volumeName(r.p, v.Source)); err != nil {
-			return ev.fail(err)
-		}
-		if _, created, err := ensureVolume(ctx, r.dc, r.p, v.Source); err != nil {
-			return ev.fail(err)
-		} else if created {
-			r.prog.event("Volume", volumeName(r.p, v.Source), "Created")
-		}
+	default:
+		ev.update("Creating")
 	}
 	if err := r.writeFileObjects(m); err != nil {
 		return ev.fail(err)
 	}
 	if err := r.j.record(KindContainer, cs.Name); err != nil {
 		return ev.fail(err)
-	}
-	if action != planner.ActionRecreate {
-		ev.update("Creating")
 	}
 	if _, err := createContainer(ctx, r.dc, cs); err != nil {
 		return ev.fail(err)
@@ -618,43 +572,55 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, name string, cs 
 		return ev.fail(err)
 	}
 	ev.done("Started")
-	return r.registerPorts(ctx, m, cs.Name)
+	return r.registerPorts(ctx, m)
 }
 
-// waitDeps waits until the members m depends on meet their conditions:
-// containers through the engine, VMs through qemu and the supervisor's
-// health checks.
-func (r *upRun) waitDeps(ctx context.Context, m *planner.Member) error {
-	for _, dep := range m.DependsOn {
-		dm := r.member(dep.Member)
-		if dm == nil {
-			continue
+// volume makes a named volume unless it exists.
+func (r *upRun) volume(ctx context.Context, key string) error {
+	name := volumeName(r.p, key)
+	if err := r.j.record(KindVolume, name); err != nil {
+		return r.prog.start("Volume", name).fail(err)
+	}
+	_, created, err := ensureVolume(ctx, r.dc, r.p, key)
+	if err != nil {
+		return r.prog.start("Volume", name).fail(err)
+	}
+	if created {
+		r.prog.event("Volume", name, "Created")
+	}
+	return nil
+}
+
+// wait waits until a member meets the condition another depends on it
+// with: containers through the engine, VMs through qemu and the
+// supervisor's health checks. A dependency that is not required and
+// fails is reported and skipped.
+func (r *upRun) wait(ctx context.Context, s *planner.Step) error {
+	dm := r.member(s.Name)
+	kind, name := "Container", dm.Container
+	if dm.Kind == planner.VM {
+		kind, name = "VM", dm.Name
+	}
+	ev := r.prog.start(kind, name)
+	waits := s.Condition == "service_healthy" || s.Condition == "service_completed_successfully"
+	if waits {
+		ev.update("Waiting")
+	}
+	var err error
+	if dm.Kind == planner.VM {
+		err = waitVM(ctx, r.d.vm(dm.Name), dm.Name, s.Condition)
+	} else {
+		err = waitCondition(ctx, r.dc, name, s.Condition)
+	}
+	if err != nil {
+		if !s.Required {
+			ev.done("Skipped: " + err.Error())
+			return nil
 		}
-		kind, name := "Container", containerName(r.p, dm)
-		if dm.Kind == planner.VM {
-			kind, name = "VM", dm.Name
-		}
-		ev := r.prog.start(kind, name)
-		waits := dep.Condition == "service_healthy" || dep.Condition == "service_completed_successfully"
-		if waits {
-			ev.update("Waiting")
-		}
-		var err error
-		if dm.Kind == planner.VM {
-			err = waitVM(ctx, r.d.vm(dm.Name), dm.Name, dep.Condition)
-		} else {
-			err = waitCondition(ctx, r.dc, name, dep.Condition)
-		}
-		if err != nil {
-			if !dep.Required {
-				ev.done("Skipped: " + err.Error())
-				continue
-			}
-			return ev.fail(fmt.Errorf("%s depends on it: %w", m.Name, err))
-		}
-		if waits {
-			ev.done(conditionWord(dep.Condition))
-		}
+		return ev.fail(fmt.Errorf("%s depends on it: %w", s.Member, err))
+	}
+	if waits {
+		ev.done(conditionWord(s.Condition))
 	}
 	return nil
 }
@@ -712,8 +678,8 @@ func (r *upRun) writeFileObjects(m *planner.Member) error {
 
 // registerPorts adds the container's veths to the firewall's member
 // ports, so that it may send only as its own MAC and addresses.
-func (r *upRun) registerPorts(ctx context.Context, m *planner.Member, name string) error {
-	ps, err := containerPorts(ctx, r.dc, r.host, r.pl, m, name)
+func (r *upRun) registerPorts(ctx context.Context, m *planner.Member) error {
+	ps, err := containerPorts(ctx, r.dc, r.host, r.pl, m, m.Container)
 	if err != nil || len(ps) == 0 {
 		return err
 	}
@@ -725,74 +691,30 @@ func (r *upRun) registerPorts(ctx context.Context, m *planner.Member, name strin
 	return r.applyFirewall()
 }
 
-// orphans removes (with --remove-orphans) or names the project's
-// containers that the plan no longer has.
-func (r *upRun) orphans(ctx context.Context) error {
-	if r.dc == nil {
+// ready waits, for up --wait, until a member runs, and is healthy if it
+// has a health check.
+func (r *upRun) ready(ctx context.Context, m *planner.Member) error {
+	if m.Kind == planner.VM {
+		ev := r.prog.start("VM", m.Name)
+		ev.update("Waiting")
+		cond, word := "service_started", "Running"
+		if hc := r.p.VMs[m.Service].HealthCheck; hc != nil && !hc.Disable {
+			cond, word = "service_healthy", "Healthy"
+		}
+		if err := waitVM(ctx, r.d.vm(m.Name), m.Name, cond); err != nil {
+			return ev.fail(err)
+		}
+		ev.done(word)
 		return nil
 	}
-	cs, err := projectContainers(ctx, r.dc, r.p.Name, true)
+	ev := r.prog.start("Container", m.Container)
+	ev.update("Waiting")
+	word, err := waitReady(ctx, r.dc, m.Container)
 	if err != nil {
-		return err
+		return ev.fail(err)
 	}
-	var names []string
-	for m, c := range cs {
-		if r.member(m) != nil {
-			continue
-		}
-		name := strings.TrimPrefix(c.Names[0], "/")
-		if r.uo.RemoveOrphans {
-			ev := r.prog.start("Container", name)
-			if err := removeContainer(ctx, r.dc, c.ID, nil, false); err != nil {
-				return ev.fail(err)
-			}
-			ev.done("Removed")
-			continue
-		}
-		names = append(names, name)
-	}
-	if len(names) > 0 {
-		slices.Sort(names)
-		r.prog.note(fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your file, run up with --remove-orphans to remove them.", strings.Join(names, ", ")))
-	}
+	ev.done(word)
 	return nil
-}
-
-// waitAll waits, as up --wait, until every wanted member runs and is
-// healthy if it has a health check, all at once, reporting each as it gets
-// there.
-func (r *upRun) waitAll(ctx context.Context, wanted map[string]bool) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for _, m := range r.pl.Members {
-		if !wanted[m.Name] {
-			continue
-		}
-		g.Go(func() error {
-			if m.Kind == planner.VM {
-				ev := r.prog.start("VM", m.Name)
-				ev.update("Waiting")
-				cond, word := "service_started", "Running"
-				if hc := r.p.VMs[m.Service].HealthCheck; hc != nil && !hc.Disable {
-					cond, word = "service_healthy", "Healthy"
-				}
-				if err := waitVM(ctx, r.d.vm(m.Name), m.Name, cond); err != nil {
-					return ev.fail(err)
-				}
-				ev.done(word)
-				return nil
-			}
-			name := containerName(r.p, m)
-			ev := r.prog.start("Container", name)
-			ev.update("Waiting")
-			word, err := waitReady(ctx, r.dc, name)
-			if err != nil {
-				return ev.fail(err)
-			}
-			ev.done(word)
-			return nil
-		})
-	}
-	return g.Wait()
 }
 
 // waitReady waits until a container runs, and is healthy if it has a

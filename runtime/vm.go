@@ -4,6 +4,7 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -163,15 +165,39 @@ const (
 	uefiVars = "/usr/share/AAVMF/AAVMF_VARS.fd"
 )
 
-// vm brings one VM to the plan: its taps, disk overlay, seed and qemu.
-func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
-	m := r.member(name)
-	if err := r.waitDeps(ctx, m); err != nil {
-		return err
+// vmOwner returns the user qemu runs as, and makes the VM's directories:
+// the project's are traversable (not readable) by the qemu user, the
+// VM's own are its. Each of a VM's steps calls it; it is idempotent.
+func (r *upRun) vmOwner(name string) (uid, gid uint32, err error) {
+	f := r.d.vm(name)
+	if cred, ok := qemuUser(); ok {
+		uid, gid = cred.Uid, cred.Gid
 	}
-	v := r.p.VMs[m.Service]
+	for _, dir := range []string{filepath.Dir(r.d.run), filepath.Dir(r.d.state), r.d.run, r.d.state, filepath.Dir(f.run), filepath.Dir(f.state)} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return 0, 0, err
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return 0, 0, err
+		}
+	}
+	for _, dir := range []string{f.run, f.state} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return 0, 0, err
+		}
+		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
+			return 0, 0, err
+		}
+	}
+	return uid, gid, nil
+}
+
+// vmStop stops a running VM's qemu, to recreate it: recorded as stopped
+// first, so that the supervisor does not start it again.
+func (r *upRun) vmStop(ctx context.Context, name string) error {
 	f := r.d.vm(name)
 	ev := r.prog.start("VM", name)
+	ev.update("Recreating")
 	if err := os.MkdirAll(filepath.Dir(f.run), 0o711); err != nil {
 		return ev.fail(err)
 	}
@@ -180,51 +206,104 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		return ev.fail(err)
 	}
 	defer unlock()
+	if err := markStopped(f); err != nil {
+		return ev.fail(err)
+	}
 	pid := vmRunning(f)
-	switch {
-	case pid != 0 && s.Action == planner.ActionNone:
+	if pid == 0 {
+		return nil
+	}
+	if err := qemu.Stop(ctx, f.qmp(), pid, vmGrace(r.p.VMs[r.member(name).Service])); err != nil && !errors.Is(err, qemu.ErrNotRunning) {
+		return ev.fail(err)
+	}
+	return nil
+}
+
+// tap makes a VM's tap on its network's bridge, owned by qemu's user.
+func (r *upRun) tap(s *planner.Step) error {
+	m := r.member(s.Member)
+	nic := m.NICs[slices.IndexFunc(m.NICs, func(n *planner.NIC) bool { return n.Tap == s.Name })]
+	n := r.pl.Network(nic.Network)
+	uid, gid, err := r.vmOwner(m.Name)
+	if err == nil {
+		err = r.j.record(KindTap, nic.Tap)
+	}
+	if err == nil {
+		err = r.host.TapAdd(nic.Tap, n.Bridge, uid, gid, n.MTU)
+	}
+	if err != nil {
+		return r.prog.start("VM", m.Name).fail(fmt.Errorf("tap %s: %w", nic.Tap, err))
+	}
+	return nil
+}
+
+// overlay makes a VM's disk, once: a qcow2 overlay on its image, and for
+// an aarch64 disk its copy of the UEFI variable store.
+func (r *upRun) overlay(ctx context.Context, name string) error {
+	m := r.member(name)
+	v, f := r.p.VMs[m.Service], r.d.vm(name)
+	fail := func(err error) error { return r.prog.start("VM", name).fail(err) }
+	uid, gid, err := r.vmOwner(name)
+	if err != nil {
+		return fail(err)
+	}
+	base := v.Image
+	if spec.IsURL(base) {
+		r.mu.Lock()
+		base = r.vmImages[m.Service]
+		r.mu.Unlock()
+	}
+	if err := overlay(ctx, base, f.disk(), int(uid), int(gid)); err != nil {
+		return fail(r.p.Errorf([]string{"vms", m.Service, "image"}, "%w", err))
+	}
+	if v.Arch == "aarch64" && v.Kernel == "" {
+		if err := copyOnce(uefiVars, f.efiVars(), int(uid), int(gid)); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// seed writes a VM's cloud-init seed.
+func (r *upRun) seed(name string) error {
+	m := r.member(name)
+	v, f := r.p.VMs[m.Service], r.d.vm(name)
+	uid, gid, err := r.vmOwner(name)
+	if err == nil {
+		err = r.writeSeed(m, v, f.seed(), int(uid), int(gid))
+	}
+	if err != nil {
+		return r.prog.start("VM", name).fail(r.p.Errorf([]string{"vms", m.Service, "cloud_init"}, "%w", err))
+	}
+	return nil
+}
+
+// qemu starts a VM's qemu on what its earlier steps made: taps, disk and
+// seed.
+func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
+	m := r.member(s.Name)
+	v, f := r.p.VMs[m.Service], r.d.vm(m.Name)
+	ev := r.prog.start("VM", m.Name)
+	if _, _, err := r.vmOwner(m.Name); err != nil {
+		return ev.fail(err)
+	}
+	unlock, err := lockVM(f)
+	if err != nil {
+		return ev.fail(err)
+	}
+	defer unlock()
+	if vmRunning(f) != 0 {
+		// As planned (None), or started again by the supervisor's
+		// restart policy since up looked.
 		ev.done("Running")
 		return nil
-	case pid != 0:
-		ev.update("Recreating")
-		if err := markStopped(f); err != nil {
-			return ev.fail(err)
-		}
-		if err := qemu.Stop(ctx, f.qmp(), pid, vmGrace(v)); err != nil && !errors.Is(err, qemu.ErrNotRunning) {
-			return ev.fail(err)
-		}
-	case s.Action == planner.ActionStart:
-		// Stopped (foldup stop, or its qemu ended), configuration
-		// unchanged: started again with its disk as it was.
-	default:
-		ev.update("Creating")
 	}
-	cred, ok := qemuUser()
-	uid, gid := uint32(0), uint32(0)
-	if ok {
-		uid, gid = cred.Uid, cred.Gid
-	}
-	// The project's directories are traversable (not readable) by the
-	// qemu user; the VM's own are its.
-	for _, dir := range []string{filepath.Dir(r.d.run), filepath.Dir(r.d.state), r.d.run, r.d.state, filepath.Dir(f.run), filepath.Dir(f.state)} {
-		if err := os.MkdirAll(dir, 0o711); err != nil {
-			return ev.fail(err)
-		}
-		if err := os.Chmod(dir, 0o711); err != nil {
-			return ev.fail(err)
-		}
-	}
-	for _, dir := range []string{f.run, f.state} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return ev.fail(err)
-		}
-		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
-			return ev.fail(err)
-		}
+	if s.Action == planner.ActionNone {
+		return ev.fail(errors.New("its qemu ended while up was planning; up again starts it"))
 	}
 	acc := r.accels[m.Service]
 	l := vmLaunch{Config: qemu.Config{
-		Name: name, Arch: v.Arch, KVM: acc.KVM, CPUs: v.CPUs, Memory: v.Memory,
+		Name: m.Name, Arch: v.Arch, KVM: acc.KVM, CPUs: v.CPUs, Memory: v.Memory,
 		Kernel: v.Kernel, Initrd: v.Initrd, Cmdline: v.Cmdline,
 		QMP: f.qmp(), Events: f.events(), Console: f.console(), ConsoleLog: f.consoleLog(), PidFile: f.pid(),
 		Extra: v.QemuArgs,
@@ -236,30 +315,11 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 		l.Groups = []uint32{uint32(acc.Group)}
 	}
 	for _, nic := range m.NICs {
-		n := r.pl.Network(nic.Network)
-		if err := r.j.record(KindTap, nic.Tap); err != nil {
-			return ev.fail(err)
-		}
-		if err := r.host.TapAdd(nic.Tap, n.Bridge, uid, gid, n.MTU); err != nil {
-			return ev.fail(err)
-		}
 		l.Config.NICs = append(l.Config.NICs, qemu.NIC{Tap: nic.Tap, MAC: nic.MAC})
 	}
 	if v.Image != "" {
-		base := v.Image
-		if spec.IsURL(base) {
-			r.mu.Lock()
-			base = r.vmImages[m.Service]
-			r.mu.Unlock()
-		}
-		if err := overlay(ctx, base, f.disk(), int(uid), int(gid)); err != nil {
-			return ev.fail(r.p.Errorf([]string{"vms", m.Service, "image"}, "%w", err))
-		}
 		l.Config.Disk = f.disk()
 		if v.Arch == "aarch64" && v.Kernel == "" {
-			if err := copyOnce(uefiVars, f.efiVars(), int(uid), int(gid)); err != nil {
-				return ev.fail(err)
-			}
 			l.Config.Firmware, l.Config.FirmwareVars = uefiCode, f.efiVars()
 		}
 	}
@@ -268,20 +328,14 @@ func (r *upRun) vm(ctx context.Context, s *planner.Step, name string) error {
 			l.Config.Seed, l.PassSeed = ci.ISO, true
 		} else {
 			l.Config.Seed = f.seed()
-			if err := r.writeSeed(m, v, f.seed(), int(uid), int(gid)); err != nil {
-				return ev.fail(r.p.Errorf([]string{"vms", m.Service, "cloud_init"}, "%w", err))
-			}
 		}
 	}
-	if err := r.j.record(KindVM, name); err != nil {
+	if err := r.j.record(KindVM, m.Name); err != nil {
 		return ev.fail(err)
 	}
 	ev.update("Starting")
-	image := v.Image
-	if image == "" {
-		image = v.Kernel
-	}
-	rec := vmRecord{Member: name, Image: image, Health: v.HealthCheck, Grace: vmGrace(v), Restart: v.Restart, Launch: l, ConfigHash: m.ConfigHash}
+	image := cmp.Or(v.Image, v.Kernel)
+	rec := vmRecord{Member: m.Name, Image: image, Health: v.HealthCheck, Grace: vmGrace(v), Restart: v.Restart, Launch: l, ConfigHash: m.ConfigHash}
 	for _, nic := range m.NICs {
 		for _, a := range []netip.Addr{nic.IPv4, nic.IPv6} {
 			if a.IsValid() {
