@@ -66,7 +66,7 @@ func TestAccelHosts(t *testing.T) {
 	kvmGroup := simulateKVM(t, host)
 	e := newTestEnv(t)
 	var log strings.Builder
-	e.o.Out = &log
+	e.o.Events = eventsTo(&log)
 	p, _ := e.upInProcess(t, "acc", fmt.Sprintf(`
 name: acc
 vms:

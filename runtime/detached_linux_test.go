@@ -252,7 +252,7 @@ func TestConcurrentUp(t *testing.T) {
 	renamed := e.load(t, "tick", strings.Replace(tickerProject, "  ticker:", "  tocker:", 1))
 	var out strings.Builder
 	o := e.o
-	o.Out = &out
+	o.Events = eventsTo(&out)
 	if _, err := Up(ctx, renamed, UpOptions{InProcess: true}, o); err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,7 @@ type DownOptions struct {
 func Down(ctx context.Context, project string, do DownOptions, o Options) error {
 	o = o.withDefaults()
 	d := o.dirs(project)
-	prog := newProgress(o.Out, o.Progress)
-	defer prog.close()
+	prog := newProgress(o.Events)
 	if _, err := os.Stat(d.state); errors.Is(err, os.ErrNotExist) && !do.Force {
 		if err := downByLabel(ctx, project, do, o, prog, nil); err != nil {
 			return err

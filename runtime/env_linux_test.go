@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +98,7 @@ func newTestEnvOn(t *testing.T, start func(testing.TB, *nstest.NS) *dockertest.E
 		Host:              host,
 		SupervisorCommand: []string{foldupBinary(t)},
 		Out:               &testWriter{t: t},
+		Events:            eventsTo(&testWriter{t: t}),
 	}}
 	return e
 }
@@ -230,4 +233,9 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// eventsTo prints events to w as plain progress lines.
+func eventsTo(w io.Writer) func(Event) {
+	return func(e Event) { fmt.Fprintln(w, e) }
 }

@@ -339,8 +339,7 @@ func Restart(ctx context.Context, project string, members []string, timeout *int
 func lifecycle(ctx context.Context, project string, members []string, o Options, doing, did string, stopping bool, timeout *int, fn func(*client.Client, string) error) error {
 	o = o.withDefaults()
 	d := o.dirs(project)
-	prog := newProgress(o.Out, o.Progress)
-	defer prog.close()
+	prog := newProgress(o.Events)
 	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
 	if err != nil {
 		return err

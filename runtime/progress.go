@@ -4,40 +4,16 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"os"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
-
-	"github.com/foldup/foldup/internal/term"
 )
 
-// progress prints what up, down, start, stop and restart do, as docker
-// compose does, in one of four modes. plain prints one line per change of
-// state, for logs and CI:
-//
-//	Network demo_lan  Creating
-//	Network demo_lan  Created
-//
-// tty draws a block of one line per object under a "[+] Running 2/3"
-// header and redraws it in place ten times a second, with a spinner and a
-// timer. json prints one JSON object per change of state ({"kind", "name",
-// "status", "time"[, "error"]}), for tools. quiet prints warnings only.
-//
-// Mode "auto" (or "") is tty when the writer is a terminal, plain when not.
-// A progress in tty mode must be closed, which draws its final state.
-// ProgressModes are the values Options.Progress takes.
-var ProgressModes = []string{"auto", "tty", "plain", "json", "quiet"}
-
+// progress sends what up, down and the verbs do to Options.Events, one
+// event at a time, as docker compose reports it: one object a line, each
+// line's status changing as the object's operation goes on.
 type progress struct {
 	mu   sync.Mutex
-	w    io.Writer
-	mode string
-	tty  *ttyView // mode tty only
+	emit func(Event)
 	// run, when set, is the context of the steps being reported: once it
 	// is cancelled (another step failed, or the user interrupted), a
 	// step's failure is that cancellation, reported by whoever caused
@@ -45,312 +21,63 @@ type progress struct {
 	run context.Context
 }
 
-func newProgress(w io.Writer, mode string) *progress {
-	p := &progress{w: w, mode: mode}
-	size, isTTY := term.Get(w)
-	switch {
-	case mode == "tty" || (mode == "auto" || mode == "") && isTTY:
-		p.mode = "tty"
-		if !isTTY {
-			size = term.Size{Width: 80, Height: 24}
-		}
-		p.tty = newTTYView(size, os.Getenv("NO_COLOR") == "") // no-color.org
-	case mode == "auto" || mode == "":
-		p.mode = "plain"
+func newProgress(emit func(Event)) *progress {
+	if emit == nil {
+		emit = func(Event) {}
 	}
-	return p
+	return &progress{emit: emit}
 }
 
-// close stops the redrawing of tty mode and draws the final state. It
-// does nothing in other modes, and nothing the second time.
-func (p *progress) close() {
+func (p *progress) send(e Event) {
+	e.Time = time.Now()
+	if e.Started.IsZero() {
+		e.Started = e.Time
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tty == nil || p.tty.closed {
-		return
-	}
-	p.tty.closed = true
-	if p.tty.ticker != nil {
-		p.tty.ticker.Stop()
-		close(p.tty.stop)
-	}
-	p.drawLocked("")
+	p.emit(e)
 }
 
-type progressEvent struct {
+// object is one object's line.
+type object struct {
 	p          *progress
 	kind, name string
 	started    time.Time
 }
 
-func (p *progress) start(kind, name string) *progressEvent {
-	return &progressEvent{p: p, kind: kind, name: name, started: time.Now()}
+func (p *progress) start(kind, name string) *object {
+	return &object{p: p, kind: kind, name: name, started: time.Now()}
 }
 
 // event reports a change that is over as soon as it is reported.
 func (p *progress) event(kind, name, status string) {
-	p.print(kind, name, status, "", lineDone, time.Now())
+	p.send(Event{Kind: kind, Name: name, Status: status, State: EventDone})
 }
 
-// note prints a message about the run (none with --progress quiet).
-func (p *progress) note(msg string) { p.message(msg, "", false) }
+// note reports a message about the run.
+func (p *progress) note(msg string) { p.send(Event{Name: msg, State: EventNote}) }
 
-// warn prints a warning, in every mode: "warning: msg", or JSON.
-func (p *progress) warn(msg string) { p.message(msg, "warning: ", true) }
+// warn reports a warning.
+func (p *progress) warn(msg string) { p.send(Event{Name: msg, State: EventWarning}) }
 
-func (p *progress) message(msg, prefix string, evenQuiet bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.mode == "json":
-		json.NewEncoder(p.w).Encode(map[string]string{"level": "warning", "message": msg})
-	case p.mode == "tty" && !p.tty.closed:
-		// Above the block, which is drawn again under it.
-		p.drawLocked(prefix + msg + "\n")
-	case p.mode != "quiet" || evenQuiet:
-		fmt.Fprintln(p.w, prefix+msg)
-	}
+func (o *object) update(status string) {
+	o.p.send(Event{Kind: o.kind, Name: o.name, Status: status, State: EventWorking, Started: o.started})
 }
 
-func (p *progress) print(kind, name, status, errText string, state lineState, started time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch p.mode {
-	case "quiet":
-	case "json":
-		m := map[string]string{"kind": kind, "name": name, "status": status, "time": time.Now().UTC().Format(time.RFC3339Nano)}
-		if errText != "" {
-			m["error"] = errText
-		}
-		json.NewEncoder(p.w).Encode(m)
-	case "tty":
-		if p.tty.closed {
-			// Late news, after the final frame: as plain prints it.
-			p.plainLocked(kind, name, status, errText)
-			return
-		}
-		p.tty.set(kind, name, status, errText, state, started)
-		if p.tty.ticker == nil {
-			p.tty.ticker = time.NewTicker(ttyRefresh)
-			p.tty.stop = make(chan struct{})
-			go p.tick(p.tty.ticker, p.tty.stop)
-		}
-		p.drawLocked("")
-	default:
-		p.plainLocked(kind, name, status, errText)
-	}
+func (o *object) done(status string) {
+	o.p.send(Event{Kind: o.kind, Name: o.name, Status: status, State: EventDone, Started: o.started})
 }
 
-func (p *progress) plainLocked(kind, name, status, errText string) {
-	if errText != "" {
-		fmt.Fprintf(p.w, "%s %s  %s: %s\n", kind, name, status, errText)
-		return
-	}
-	fmt.Fprintf(p.w, "%s %s  %s\n", kind, name, status)
-}
-
-// tick redraws the block until stop is closed, for the spinner and the
-// timers.
-func (p *progress) tick(t *time.Ticker, stop chan struct{}) {
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			p.mu.Lock()
-			if !p.tty.closed {
-				p.tty.frame++
-				p.drawLocked("")
-			}
-			p.mu.Unlock()
-		}
-	}
-}
-
-// drawLocked writes, in one write, what replaces the block drawn last:
-// above (lines that stay in the scrollback) and then the block now.
-func (p *progress) drawLocked(above string) {
-	v := p.tty
-	if len(v.lines) == 0 && above == "" {
-		return
-	}
-	var b strings.Builder
-	if v.drawn > 0 {
-		fmt.Fprintf(&b, "\x1b[%dA", v.drawn) // to the block's first line
-	}
-	b.WriteString("\x1b[J") // and clear from there down
-	b.WriteString(above)
-	lines := v.render(time.Now())
-	for _, l := range lines {
-		b.WriteString(l)
-		b.WriteByte('\n')
-	}
-	v.drawn = len(lines)
-	io.WriteString(p.w, b.String())
-}
-
-func (e *progressEvent) update(status string) {
-	e.p.print(e.kind, e.name, status, "", lineRunning, e.started)
-}
-
-func (e *progressEvent) done(status string) {
-	e.p.print(e.kind, e.name, status, "", lineDone, e.started)
-}
-
-// fail reports err against the event and returns it. A step that fails
-// because the run was cancelled is reported as Canceled, without the
-// error: the step that failed first has reported it, once.
-func (e *progressEvent) fail(err error) error {
-	if e.p.run != nil && e.p.run.Err() != nil {
-		e.p.print(e.kind, e.name, "Canceled", "", lineFailed, e.started)
+// fail reports err against the object and returns it, naming the object
+// (once: an error that names its object already is returned as it is).
+// A step that fails because the run was cancelled is reported as
+// Canceled, without the error: the step that failed first has reported
+// it.
+func (o *object) fail(err error) error {
+	if o.p.run != nil && o.p.run.Err() != nil {
+		o.p.send(Event{Kind: o.kind, Name: o.name, Status: "Canceled", State: EventFailed, Started: o.started})
 		return err
 	}
-	e.p.print(e.kind, e.name, "Error", err.Error(), lineFailed, e.started)
-	return err
-}
-
-// ttyRefresh is how often tty mode redraws its block.
-const ttyRefresh = 100 * time.Millisecond
-
-type lineState int
-
-const (
-	lineRunning lineState = iota
-	lineDone
-	lineFailed
-)
-
-// ttyView is the state tty mode draws: one line per object (kind and
-// name), in the order they first reported.
-type ttyView struct {
-	size   term.Size
-	color  bool
-	lines  []*ttyLine
-	index  map[string]*ttyLine
-	drawn  int // lines of the block on the screen
-	frame  int // of the spinner
-	closed bool
-	ticker *time.Ticker
-	stop   chan struct{}
-}
-
-type ttyLine struct {
-	kind, name, status, err string
-	state                   lineState
-	started, ended          time.Time
-}
-
-func newTTYView(size term.Size, color bool) *ttyView {
-	return &ttyView{size: size, color: color, index: map[string]*ttyLine{}}
-}
-
-func (v *ttyView) set(kind, name, status, errText string, state lineState, started time.Time) {
-	key := kind + " " + name
-	l := v.index[key]
-	if l == nil {
-		l = &ttyLine{kind: kind, name: name, started: started}
-		v.index[key] = l
-		v.lines = append(v.lines, l)
-	} else if l.state != lineRunning {
-		// The same object again (recreated, say): a new timer.
-		l.started = started
-	}
-	l.status, l.err, l.state = status, errText, state
-	l.ended = time.Time{}
-	if state != lineRunning {
-		l.ended = time.Now()
-	}
-}
-
-var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
-
-// render returns the block's lines at now:
-//
-//	[+] Running 2/3
-//	 ✔ Network demo_lan        Created     0.1s
-//	 ⠹ Container demo-web-1    Starting    1.2s
-//
-// No line is wider than the terminal, and while the block is live it is
-// shorter than the terminal (the cursor cannot go back above the top):
-// finished lines give way first, then the oldest running ones.
-func (v *ttyView) render(now time.Time) []string {
-	done := 0
-	for _, l := range v.lines {
-		if l.state != lineRunning {
-			done++
-		}
-	}
-	shown := v.lines
-	if room := v.size.Height - 2; !v.closed && len(shown) > room {
-		shown = nil
-		skip := len(v.lines) - max(room, 1)
-		for _, l := range v.lines {
-			if skip > 0 && l.state != lineRunning {
-				skip--
-				continue
-			}
-			shown = append(shown, l)
-		}
-		shown = shown[max(len(shown)-max(room, 1), 0):]
-	}
-	nameW, statusW := 0, 0
-	for _, l := range shown {
-		nameW = max(nameW, utf8.RuneCountInString(l.kind+" "+l.name))
-		statusW = max(statusW, utf8.RuneCountInString(l.status))
-	}
-	// A long name does not push every status off the screen: names are
-	// cut to leave room for the icon, the status and the timer.
-	nameW = min(nameW, max(v.size.Width-1-utf8.RuneCountInString(" ✔ ")-2-statusW-len("  99.9s"), 12))
-	out := []string{v.paint(fmt.Sprintf("[+] Running %d/%d", done, len(v.lines)), "1")}
-	for _, l := range shown {
-		icon, color := spinner[v.frame%len(spinner)], ""
-		end := now
-		switch l.state {
-		case lineDone:
-			icon, color, end = "✔", "32", l.ended
-		case lineFailed:
-			icon, color, end = "✘", "31", l.ended
-		}
-		name := l.kind + " " + l.name
-		if utf8.RuneCountInString(name) > nameW {
-			name = truncate(name, nameW-1) + "…"
-		}
-		text := fmt.Sprintf(" %s %-*s  %-*s", icon, nameW, name, statusW, l.status)
-		if l.err != "" {
-			text = strings.TrimRight(text, " ") + ": " + strings.Join(strings.Fields(l.err), " ")
-		}
-		timer := fmt.Sprintf("%.1fs", end.Sub(l.started).Seconds())
-		// The timer at the right edge, if it fits after the text.
-		if pad := v.size.Width - 1 - utf8.RuneCountInString(text) - len(timer); pad >= 1 {
-			text += strings.Repeat(" ", pad) + timer
-		}
-		text = truncate(text, v.size.Width-1)
-		if color != "" {
-			// The icon in colour.
-			i := strings.Index(text, icon)
-			text = text[:i] + v.paint(icon, color) + text[i+len(icon):]
-		}
-		out = append(out, text)
-	}
-	return out
-}
-
-// paint wraps s in the SGR attribute code, if colours are on.
-func (v *ttyView) paint(s, code string) string {
-	if !v.color {
-		return s
-	}
-	return "\x1b[" + code + "m" + s + "\x1b[0m"
-}
-
-// truncate cuts s to at most n characters.
-func truncate(s string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n])
+	o.p.send(Event{Kind: o.kind, Name: o.name, Status: "Error", State: EventFailed, Err: err, Started: o.started})
+	return objectError(o.kind, o.name, err)
 }

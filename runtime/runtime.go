@@ -28,12 +28,13 @@ type Options struct {
 	// detached supervisor as `<cmd> supervise ...`. Default: this
 	// executable.
 	SupervisorCommand []string
-	// Out receives progress lines; nil discards them.
-	Out io.Writer
-	// Progress is "auto" (the default: tty if Out is a terminal, else
-	// plain), "tty", "plain", "json" or "quiet".
-	Progress string
-	Logger   *slog.Logger
+	// Events receives what up, down and the verbs do, one event at a
+	// time (internal/progress draws them); nil discards them.
+	Events func(Event)
+	// Out receives what the engine's builder and image downloads print;
+	// nil discards it.
+	Out    io.Writer
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {

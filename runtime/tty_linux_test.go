@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/foldup/foldup/internal/vtscreen"
 )
 
 const ttyProject = `
@@ -56,11 +58,11 @@ func TestTTYProgress(t *testing.T) {
 	}
 
 	out := onTTY("xterm", "up", "-d")
-	s := &screen{t: t}
+	s := vtscreen.New(t)
 	s.Write([]byte(out))
-	got := s.text()
+	got := s.Text()
 	t.Logf("up -d on a terminal:\n%s", got)
-	if s.cursorUps == 0 {
+	if s.CursorUps == 0 {
 		t.Errorf("up on a terminal never redrew its block: %q", out)
 	}
 	// web waits about a second for db's health: the block is redrawn
@@ -85,11 +87,11 @@ func TestTTYProgress(t *testing.T) {
 	}
 
 	out = onTTY("xterm", "down")
-	s = &screen{t: t}
+	s = vtscreen.New(t)
 	s.Write([]byte(out))
-	t.Logf("down on a terminal:\n%s", s.text())
+	t.Logf("down on a terminal:\n%s", s.Text())
 	for _, obj := range []string{"Container tty-db-1", "Container tty-web-1", "Network tty_default"} {
-		if n := strings.Count(s.text(), " "+obj+" "); n != 1 {
+		if n := strings.Count(s.Text(), " "+obj+" "); n != 1 {
 			t.Errorf("%q on the screen %d times after down, want once", obj, n)
 		}
 	}

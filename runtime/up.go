@@ -90,8 +90,7 @@ type upRun struct {
 func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result, error) {
 	o = o.withDefaults()
 	d := o.dirs(p.Name)
-	prog := newProgress(o.Out, o.Progress)
-	defer prog.close()
+	prog := newProgress(o.Events)
 	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + p.Name) })
 	if err != nil {
 		return nil, err

@@ -418,7 +418,7 @@ func startVM(ctx context.Context, host *network.Host, f vmFiles, rec *vmRecord) 
 	}
 	pid, err := qemu.Start(ctx, cfg, cred, files, f.qemuLog())
 	if err != nil {
-		return fmt.Errorf("vm %s: %w (its log: %s)", cfg.Name, err, f.qemuLog())
+		return fmt.Errorf("%w (its log: %s)", err, f.qemuLog())
 	}
 	rec.PID, rec.Started, rec.Stopped = pid, time.Now(), false
 	rec.Exited, rec.ExitCode, rec.Exit = time.Time{}, 0, ""

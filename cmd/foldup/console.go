@@ -36,7 +36,7 @@ go quiet, and exits.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "Connected to %s's console; detach with Ctrl-]\r\n", args[0])
 				defer fmt.Fprintf(cmd.ErrOrStderr(), "\r\nDetached from %s\r\n", args[0])
 			}
-			return runtime.Console(cmd.Context(), name, args[0], in, cmd.OutOrStdout(), rf.options(cmd.ErrOrStderr()))
+			return runtime.Console(cmd.Context(), name, args[0], in, cmd.OutOrStdout(), rf.quietOptions(cmd.ErrOrStderr()))
 		},
 	}
 }

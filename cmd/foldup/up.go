@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/foldup/foldup/internal/progress"
 	"github.com/foldup/foldup/internal/term"
 	"github.com/foldup/foldup/runtime"
 	"github.com/foldup/foldup/spec"
@@ -64,8 +65,8 @@ func (m *progressMode) String() string { return string(*m) }
 func (m *progressMode) Type() string   { return "string" }
 
 func (m *progressMode) Set(v string) error {
-	if !slices.Contains(runtime.ProgressModes, v) {
-		return fmt.Errorf("must be one of %s", strings.Join(runtime.ProgressModes, ", "))
+	if !slices.Contains(progress.Modes, v) {
+		return fmt.Errorf("must be one of %s", strings.Join(progress.Modes, ", "))
 	}
 	*m = progressMode(v)
 	return nil
@@ -78,17 +79,27 @@ func envOr(key, def string) string {
 	return def
 }
 
-// options are the runtime's options from the flags. Warnings of what
-// runs in this process (a foreground up's supervisor) go to out.
-func (rf *runtimeFlags) options(out io.Writer) runtime.Options {
+// options are the runtime's options from the flags: progress drawn on
+// out as --progress says, until done is called (which draws tty mode's
+// final frame). Warnings of what runs in this process (a foreground up's
+// supervisor) go to out too.
+func (rf *runtimeFlags) options(out io.Writer) (o runtime.Options, done func()) {
+	r := progress.New(out, rf.progress)
 	return runtime.Options{
 		StateRoot:  rf.stateRoot,
 		RunRoot:    rf.runRoot,
 		DockerHost: rf.dockerHost,
+		Events:     r.Event,
 		Out:        out,
-		Progress:   rf.progress,
 		Logger:     slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
+	}, r.Close
+}
+
+// quietOptions are the options of a verb that reports no progress.
+func (rf *runtimeFlags) quietOptions(out io.Writer) runtime.Options {
+	o, _ := rf.options(out)
+	o.Events = nil
+	return o
 }
 
 // projectName is the project a verb acts on: -p, else the file's.
@@ -123,9 +134,10 @@ process running the project's DNS/DHCP server and returns.`,
 			}
 			uo.Services = args
 			uo.InProcess = !detach
-			o := rf.options(cmd.ErrOrStderr())
+			o, drawn := rf.options(cmd.ErrOrStderr())
 			ctx := cmd.Context()
 			res, err := runtime.Up(ctx, p, uo, o) // prints its warnings
+			drawn()
 			if err != nil {
 				if res != nil && res.Supervisor != nil {
 					res.Supervisor.Stop()
@@ -199,7 +211,9 @@ project's label. Named volumes stay unless -v.`,
 			if cmd.Flags().Changed("timeout") {
 				do.Timeout = &timeout
 			}
-			return runtime.Down(cmd.Context(), name, do, rf.options(cmd.ErrOrStderr()))
+			o, drawn := rf.options(cmd.ErrOrStderr())
+			defer drawn()
+			return runtime.Down(cmd.Context(), name, do, o)
 		},
 	}
 	f := cmd.Flags()
@@ -222,7 +236,7 @@ func newPsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := runtime.Ps(cmd.Context(), name, all, rf.options(cmd.ErrOrStderr()))
+			list, err := runtime.Ps(cmd.Context(), name, all, rf.quietOptions(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -268,7 +282,7 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 			if !term.Is(cmd.OutOrStdout()) {
 				lo.NoColor = true
 			}
-			return runtime.Logs(cmd.Context(), name, lo, rf.options(cmd.ErrOrStderr()), cmd.OutOrStdout())
+			return runtime.Logs(cmd.Context(), name, lo, rf.quietOptions(cmd.ErrOrStderr()), cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
@@ -297,7 +311,8 @@ func newLifecycleCmd(g *globalFlags, rf *runtimeFlags, verb, short string) *cobr
 			if cmd.Flags().Changed("timeout") {
 				t = &timeout
 			}
-			o := rf.options(cmd.ErrOrStderr())
+			o, drawn := rf.options(cmd.ErrOrStderr())
+			defer drawn()
 			switch verb {
 			case "start":
 				return runtime.Start(cmd.Context(), name, args, o)
@@ -331,7 +346,7 @@ func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 				eo.Stdin = cmd.InOrStdin()
 			}
 			eo.Stdout, eo.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			code, err := runtime.Exec(cmd.Context(), name, args[0], args[1:], eo, rf.options(cmd.ErrOrStderr()))
+			code, err := runtime.Exec(cmd.Context(), name, args[0], args[1:], eo, rf.quietOptions(cmd.ErrOrStderr()))
 			if err != nil {
 				return err
 			}
@@ -360,7 +375,7 @@ func newSuperviseCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o := rf.options(cmd.ErrOrStderr())
+			o := rf.quietOptions(cmd.ErrOrStderr())
 			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			if g.project == "" {
 				return fmt.Errorf("supervise needs --project-name")

@@ -1,0 +1,328 @@
+// Package progress draws the events of up, down and the verbs
+// (runtime.Event) as docker compose draws its progress, in one of its
+// modes.
+package progress
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/foldup/foldup/internal/term"
+	"github.com/foldup/foldup/runtime"
+)
+
+// A Renderer prints what up, down, start, stop and restart do, as docker
+// compose does, in one of four modes. plain prints one line per change of
+// state, for logs and CI:
+//
+//	Network demo_lan  Creating
+//	Network demo_lan  Created
+//
+// tty draws a block of one line per object under a "[+] Running 2/3"
+// header and redraws it in place ten times a second, with a spinner and a
+// timer. json prints one JSON object per change of state ({"kind", "name",
+// "status", "time"[, "error"]}), for tools. quiet prints warnings only.
+//
+// Mode "auto" (or "") is tty when the writer is a terminal, plain when not.
+// A Renderer in tty mode must be closed, which draws its final state.
+type Renderer struct {
+	mu   sync.Mutex
+	w    io.Writer
+	mode string
+	tty  *ttyView // mode tty only
+}
+
+// Modes are the values --progress takes.
+var Modes = []string{"auto", "tty", "plain", "json", "quiet"}
+
+// New returns a renderer writing to w in mode.
+func New(w io.Writer, mode string) *Renderer {
+	p := &Renderer{w: w, mode: mode}
+	size, isTTY := term.Get(w)
+	switch {
+	case mode == "tty" || (mode == "auto" || mode == "") && isTTY:
+		p.mode = "tty"
+		if !isTTY {
+			size = term.Size{Width: 80, Height: 24}
+		}
+		p.tty = newTTYView(size, os.Getenv("NO_COLOR") == "") // no-color.org
+	case mode == "auto" || mode == "":
+		p.mode = "plain"
+	}
+	return p
+}
+
+// Close stops the redrawing of tty mode and draws the final state. It
+// does nothing in other modes, and nothing the second time.
+func (p *Renderer) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty == nil || p.tty.closed {
+		return
+	}
+	p.tty.closed = true
+	if p.tty.ticker != nil {
+		p.tty.ticker.Stop()
+		close(p.tty.stop)
+	}
+	p.drawLocked("")
+}
+
+// Event draws e. It is runtime.Options.Events.
+func (p *Renderer) Event(e runtime.Event) {
+	switch e.State {
+	case runtime.EventNote:
+		p.message(e.Name, "", "info", false)
+	case runtime.EventWarning:
+		p.message(e.Name, "warning: ", "warning", true)
+	default:
+		errText := ""
+		if e.Err != nil {
+			errText = e.Err.Error()
+		}
+		p.print(e.Kind, e.Name, e.Status, errText, lineState(e.State), e.Started)
+	}
+}
+
+func (p *Renderer) message(msg, prefix, level string, evenQuiet bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.mode == "json":
+		json.NewEncoder(p.w).Encode(map[string]string{"level": level, "message": msg})
+	case p.mode == "tty" && !p.tty.closed:
+		// Above the block, which is drawn again under it.
+		p.drawLocked(prefix + msg + "\n")
+	case p.mode != "quiet" || evenQuiet:
+		fmt.Fprintln(p.w, prefix+msg)
+	}
+}
+
+func (p *Renderer) print(kind, name, status, errText string, state lineState, started time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.mode {
+	case "quiet":
+	case "json":
+		m := map[string]string{"kind": kind, "name": name, "status": status, "time": time.Now().UTC().Format(time.RFC3339Nano)}
+		if errText != "" {
+			m["error"] = errText
+		}
+		json.NewEncoder(p.w).Encode(m)
+	case "tty":
+		if p.tty.closed {
+			// Late news, after the final frame: as plain prints it.
+			p.plainLocked(kind, name, status, errText)
+			return
+		}
+		p.tty.set(kind, name, status, errText, state, started)
+		if p.tty.ticker == nil {
+			p.tty.ticker = time.NewTicker(ttyRefresh)
+			p.tty.stop = make(chan struct{})
+			go p.tick(p.tty.ticker, p.tty.stop)
+		}
+		p.drawLocked("")
+	default:
+		p.plainLocked(kind, name, status, errText)
+	}
+}
+
+func (p *Renderer) plainLocked(kind, name, status, errText string) {
+	if errText != "" {
+		fmt.Fprintf(p.w, "%s %s  %s: %s\n", kind, name, status, errText)
+		return
+	}
+	fmt.Fprintf(p.w, "%s %s  %s\n", kind, name, status)
+}
+
+// tick redraws the block until stop is closed, for the spinner and the
+// timers.
+func (p *Renderer) tick(t *time.Ticker, stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			p.mu.Lock()
+			if !p.tty.closed {
+				p.tty.frame++
+				p.drawLocked("")
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// drawLocked writes, in one write, what replaces the block drawn last:
+// above (lines that stay in the scrollback) and then the block now.
+func (p *Renderer) drawLocked(above string) {
+	v := p.tty
+	if len(v.lines) == 0 && above == "" {
+		return
+	}
+	var b strings.Builder
+	if v.drawn > 0 {
+		fmt.Fprintf(&b, "\x1b[%dA", v.drawn) // to the block's first line
+	}
+	b.WriteString("\x1b[J") // and clear from there down
+	b.WriteString(above)
+	lines := v.render(time.Now())
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	v.drawn = len(lines)
+	io.WriteString(p.w, b.String())
+}
+
+// ttyRefresh is how often tty mode redraws its block.
+const ttyRefresh = 100 * time.Millisecond
+
+type lineState int
+
+const (
+	lineRunning = lineState(runtime.EventWorking)
+	lineDone    = lineState(runtime.EventDone)
+	lineFailed  = lineState(runtime.EventFailed)
+)
+
+// ttyView is the state tty mode draws: one line per object (kind and
+// name), in the order they first reported.
+type ttyView struct {
+	size   term.Size
+	color  bool
+	lines  []*ttyLine
+	index  map[string]*ttyLine
+	drawn  int // lines of the block on the screen
+	frame  int // of the spinner
+	closed bool
+	ticker *time.Ticker
+	stop   chan struct{}
+}
+
+type ttyLine struct {
+	kind, name, status, err string
+	state                   lineState
+	started, ended          time.Time
+}
+
+func newTTYView(size term.Size, color bool) *ttyView {
+	return &ttyView{size: size, color: color, index: map[string]*ttyLine{}}
+}
+
+func (v *ttyView) set(kind, name, status, errText string, state lineState, started time.Time) {
+	key := kind + " " + name
+	l := v.index[key]
+	if l == nil {
+		l = &ttyLine{kind: kind, name: name, started: started}
+		v.index[key] = l
+		v.lines = append(v.lines, l)
+	} else if l.state != lineRunning {
+		// The same object again (recreated, say): a new timer.
+		l.started = started
+	}
+	l.status, l.err, l.state = status, errText, state
+	l.ended = time.Time{}
+	if state != lineRunning {
+		l.ended = time.Now()
+	}
+}
+
+var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
+
+// render returns the block's lines at now:
+//
+//	[+] Running 2/3
+//	 ✔ Network demo_lan        Created     0.1s
+//	 ⠹ Container demo-web-1    Starting    1.2s
+//
+// No line is wider than the terminal, and while the block is live it is
+// shorter than the terminal (the cursor cannot go back above the top):
+// finished lines give way first, then the oldest running ones.
+func (v *ttyView) render(now time.Time) []string {
+	done := 0
+	for _, l := range v.lines {
+		if l.state != lineRunning {
+			done++
+		}
+	}
+	shown := v.lines
+	if room := v.size.Height - 2; !v.closed && len(shown) > room {
+		shown = nil
+		skip := len(v.lines) - max(room, 1)
+		for _, l := range v.lines {
+			if skip > 0 && l.state != lineRunning {
+				skip--
+				continue
+			}
+			shown = append(shown, l)
+		}
+		shown = shown[max(len(shown)-max(room, 1), 0):]
+	}
+	nameW, statusW := 0, 0
+	for _, l := range shown {
+		nameW = max(nameW, utf8.RuneCountInString(l.kind+" "+l.name))
+		statusW = max(statusW, utf8.RuneCountInString(l.status))
+	}
+	// A long name does not push every status off the screen: names are
+	// cut to leave room for the icon, the status and the timer.
+	nameW = min(nameW, max(v.size.Width-1-utf8.RuneCountInString(" ✔ ")-2-statusW-len("  99.9s"), 12))
+	out := []string{v.paint(fmt.Sprintf("[+] Running %d/%d", done, len(v.lines)), "1")}
+	for _, l := range shown {
+		icon, color := spinner[v.frame%len(spinner)], ""
+		end := now
+		switch l.state {
+		case lineDone:
+			icon, color, end = "✔", "32", l.ended
+		case lineFailed:
+			icon, color, end = "✘", "31", l.ended
+		}
+		name := l.kind + " " + l.name
+		if utf8.RuneCountInString(name) > nameW {
+			name = truncate(name, nameW-1) + "…"
+		}
+		text := fmt.Sprintf(" %s %-*s  %-*s", icon, nameW, name, statusW, l.status)
+		if l.err != "" {
+			text = strings.TrimRight(text, " ") + ": " + strings.Join(strings.Fields(l.err), " ")
+		}
+		timer := fmt.Sprintf("%.1fs", end.Sub(l.started).Seconds())
+		// The timer at the right edge, if it fits after the text.
+		if pad := v.size.Width - 1 - utf8.RuneCountInString(text) - len(timer); pad >= 1 {
+			text += strings.Repeat(" ", pad) + timer
+		}
+		text = truncate(text, v.size.Width-1)
+		if color != "" {
+			// The icon in colour.
+			i := strings.Index(text, icon)
+			text = text[:i] + v.paint(icon, color) + text[i+len(icon):]
+		}
+		out = append(out, text)
+	}
+	return out
+}
+
+// paint wraps s in the SGR attribute code, if colours are on.
+func (v *ttyView) paint(s, code string) string {
+	if !v.color {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// truncate cuts s to at most n characters.
+func truncate(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n])
+}
