@@ -78,7 +78,7 @@ vms:
     stop_grace_period: 1s
 `, kernel, initrd))
 	t.Logf("up:\n%s", log.String())
-	f := e.o.withDefaults().dirs(p.Name).vm("vm1")
+	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1")
 	waitVMConsole(t, f, "FOLDUP-LEASE", 90*time.Second)
 
 	verdicts, _ := filepath.Glob(filepath.Join(e.o.RunRoot, "accel", "kvm-*.json"))

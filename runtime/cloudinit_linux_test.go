@@ -71,7 +71,7 @@ func TestCloudInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := e.upInProcess(t, "ci", fmt.Sprintf(cloudInitProject, disk, kernel, initrd, testKey))
-	f := e.o.withDefaults().dirs(p.Name).vm("deb")
+	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "deb")
 	var got map[string]string
 	deadline := time.Now().Add(5 * time.Minute)
 	for {

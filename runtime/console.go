@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
 )
 
 // ConsoleEscape is the byte that detaches from a VM's console: Ctrl-],
@@ -28,12 +29,12 @@ const ConsoleEscape = 0x1d
 func Console(ctx context.Context, project, member string, in io.Reader, out io.Writer, o Options) error {
 	o = o.withDefaults()
 	d := o.dirs(project)
-	plan, err := loadPlan(d.planFile())
+	plan, err := state.LoadPlan(d.PlanFile())
 	if err != nil {
 		return err
 	}
 	if plan == nil {
-		return fmt.Errorf("project %s is not up here (no plan in %s)", project, d.state)
+		return fmt.Errorf("project %s is not up here (no plan in %s)", project, d.State)
 	}
 	var m *planner.Member
 	for _, pm := range plan.Members {
@@ -48,7 +49,7 @@ func Console(ctx context.Context, project, member string, in io.Reader, out io.W
 	case m.Kind != planner.VM:
 		return fmt.Errorf("%s is a container, which has no serial console: use `foldup exec %s sh`", member, m.Service)
 	}
-	f := d.vm(m.Name)
+	f := vmFilesOf(d, m.Name)
 	if vmRunning(f) == 0 {
 		return fmt.Errorf("vm %s is not running", m.Name)
 	}

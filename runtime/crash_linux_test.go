@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/state"
 )
 
 const crashProject = `
@@ -88,8 +89,8 @@ func TestCrashDown(t *testing.T) {
 			t.Errorf("down reported errors:\n%s", out)
 		}
 		e.assertGone(t, p.Name)
-		if _, err := os.Stat(d.state); err == nil {
-			t.Errorf("state directory %s left after down -v", d.state)
+		if _, err := os.Stat(d.State); err == nil {
+			t.Errorf("state directory %s left after down -v", d.State)
 		}
 	}
 
@@ -98,7 +99,7 @@ func TestCrashDown(t *testing.T) {
 	if err != nil {
 		t.Fatalf("up -d: %v\n%s", err, out)
 	}
-	entries, err := readJournal(d.journalFile())
+	entries, err := state.ReadJournal(d.JournalFile())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +108,9 @@ func TestCrashDown(t *testing.T) {
 	for _, en := range entries {
 		kinds[en.Kind] = true
 	}
-	want := []string{KindBridge, KindDockerAccept, KindDockerNetwork, KindFirewall, KindSupervisor, KindContainer, KindVolume}
+	want := []string{state.KindBridge, state.KindDockerAccept, state.KindDockerNetwork, state.KindFirewall, state.KindSupervisor, state.KindContainer, state.KindVolume}
 	if vmtest.Have() {
-		want = append(want, KindTap, KindVM)
+		want = append(want, state.KindTap, state.KindVM)
 	}
 	for _, k := range want {
 		if !kinds[k] {
@@ -161,7 +162,7 @@ func TestCrashDown(t *testing.T) {
 	if out, err := foldup(nil, "up", "-d").CombinedOutput(); err != nil {
 		t.Fatalf("up -d: %v\n%s", err, out)
 	}
-	journal := d.journalFile()
+	journal := d.JournalFile()
 	if err := os.WriteFile(journal, []byte("garbage\n{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -179,16 +180,16 @@ func TestCrashDown(t *testing.T) {
 	if out, err := foldup(nil, "up", "-d").CombinedOutput(); err != nil {
 		t.Fatalf("up -d: %v\n%s", err, out)
 	}
-	b, err := os.ReadFile(d.planFile())
+	b, err := os.ReadFile(d.PlanFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(d.planFile(), b[:len(b)/2], 0o600); err != nil {
+	if err := os.WriteFile(d.PlanFile(), b[:len(b)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"up", "-d"}, {"down"}} {
 		out, err = foldup(nil, args...).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), d.planFile()+": unexpected end of JSON input (down --force removes the project by its labels and names)") {
+		if err == nil || !strings.Contains(string(out), d.PlanFile()+": unexpected end of JSON input (down --force removes the project by its labels and names)") {
 			t.Errorf("%s with a truncated plan: %v\n%s", args, err, out)
 		}
 	}

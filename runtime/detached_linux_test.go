@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/foldup/foldup/state"
 )
 
 const tickerProject = `
@@ -52,7 +54,7 @@ func TestDetached(t *testing.T) {
 
 	run("up", "-d", "--wait")
 	d := e.o.withDefaults().dirs(p.Name)
-	plan, err := loadPlan(d.planFile())
+	plan, err := state.LoadPlan(d.PlanFile())
 	if err != nil || plan == nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -79,12 +81,12 @@ func TestDetached(t *testing.T) {
 	}
 
 	// Kill the supervisor: DNS stops; the next command brings it back.
-	pid := readPid(d.pidFile())
+	pid := state.ReadPid(d.PidFile())
 	if pid <= 0 || !isSupervisor(pid) {
 		t.Fatalf("supervisor pid %d", pid)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
-	waitFor(t, 5*time.Second, func() bool { return !alive(pid) })
+	waitFor(t, 5*time.Second, func() bool { return !state.Alive(pid) })
 	if got := dig(); got == `"hello"` {
 		t.Fatalf("DNS still answers with the supervisor killed")
 	}
@@ -92,7 +94,7 @@ func TestDetached(t *testing.T) {
 	if got := dig(); got != `"hello"` {
 		t.Fatalf("dig after ps restarted the supervisor = %q", got)
 	}
-	if np := readPid(d.pidFile()); np == pid || !isSupervisor(np) {
+	if np := state.ReadPid(d.PidFile()); np == pid || !isSupervisor(np) {
 		t.Errorf("supervisor pid after restart = %d (was %d)", np, pid)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
 )
 
 // TestFileSignals: a subscriber is signalled when its file is written or
@@ -58,7 +59,7 @@ func TestFileSignals(t *testing.T) {
 	if got(rec, 300*time.Millisecond) || got(con, 0) {
 		t.Fatal("signalled with nothing changed, once watching")
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "vm.json"), []byte("{}")); err != nil {
+	if err := state.WriteFileAtomic(filepath.Join(dir, "vm.json"), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	if !got(rec, time.Second) {
@@ -86,7 +87,7 @@ func TestFileSignals(t *testing.T) {
 func TestFollowVMsJoins(t *testing.T) {
 	dir := t.TempDir()
 	s := &supervisor{
-		dirs:  dirs{state: filepath.Join(dir, "state"), run: filepath.Join(dir, "run")},
+		dirs:  state.Dirs{State: filepath.Join(dir, "state"), Run: filepath.Join(dir, "run")},
 		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		plans: newFileSignals(),
 		plan:  &planner.Plan{Members: []*planner.Member{{Name: "vm1", Service: "vm1", Kind: planner.VM}, {Name: "vm2", Service: "vm2", Kind: planner.VM}}},

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/client"
 	net "github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
 )
 
 // DownOptions are down's flags.
@@ -40,20 +41,20 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 	o = o.withDefaults()
 	d := o.dirs(project)
 	prog := newProgress(o.Events)
-	if _, err := os.Stat(d.state); errors.Is(err, os.ErrNotExist) && !do.Force {
+	if _, err := os.Stat(d.State); errors.Is(err, os.ErrNotExist) && !do.Force {
 		if err := downByLabel(ctx, project, do, o, prog, nil); err != nil {
 			return err
 		}
 		return nil
 	}
-	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
+	unlock, err := d.Lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
 	if err != nil {
 		return err
 	}
 	defer unlock()
 
-	entries, jerr := readJournal(d.journalFile())
-	plan, perr := loadPlan(d.planFile())
+	entries, jerr := state.ReadJournal(d.JournalFile())
+	plan, perr := state.LoadPlan(d.PlanFile())
 	if (jerr != nil || perr != nil) && !do.Force {
 		return errors.Join(jerr, perr)
 	}
@@ -74,7 +75,7 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 	needDocker := do.Force
 	for _, e := range entries {
 		switch e.Kind {
-		case KindContainer, KindDockerNetwork, KindVolume, KindImage:
+		case state.KindContainer, state.KindDockerNetwork, state.KindVolume, state.KindImage:
 			needDocker = true
 		}
 	}
@@ -104,25 +105,25 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 	for _, e := range entries {
 		var err error
 		switch e.Kind {
-		case KindContainer:
+		case state.KindContainer:
 			if dc != nil {
 				err = removeOwned(ctx, dc, project, e.Name, do.Timeout)
 			}
-		case KindDockerNetwork:
+		case state.KindDockerNetwork:
 			if dc != nil {
 				var gone bool
 				if gone, err = removeDockerNetwork(ctx, dc, project, e.Name); gone {
 					prog.event("Network", e.Name, "Removed")
 				}
 			}
-		case KindVolume:
+		case state.KindVolume:
 			if dc != nil && do.Volumes {
 				var gone bool
 				if gone, err = removeVolume(ctx, dc, project, e.Name); gone {
 					prog.event("Volume", e.Name, "Removed")
 				}
 			}
-		case KindVM:
+		case state.KindVM:
 			grace := -1 * time.Second // the VM's own stop_grace_period
 			if do.Timeout != nil {
 				grace = time.Duration(*do.Timeout) * time.Second
@@ -132,13 +133,13 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 			if stopped, err = stopVM(ctx, d, e.Name, grace); stopped && err == nil {
 				ev.done("Removed")
 			}
-		case KindTap:
+		case state.KindTap:
 			err = host.LinkDel(e.Name)
-		case KindDockerAccept:
+		case state.KindDockerAccept:
 			err = host.DockerAcceptRemove(e.Name)
-		case KindFirewall:
+		case state.KindFirewall:
 			err = host.FirewallRemove(e.Name)
-		case KindBridge:
+		case state.KindBridge:
 			err = host.LinkDel(e.Name)
 		}
 		if err != nil {
@@ -156,33 +157,33 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for _, f := range []string{d.journalFile(), d.planFile(), d.leaseFile(), d.stoppedFile()} {
+	for _, f := range []string{d.JournalFile(), d.PlanFile(), d.LeaseFile(), d.StoppedFile()} {
 		os.Remove(f)
 	}
-	os.RemoveAll(d.run)
+	os.RemoveAll(d.Run)
 	if do.Volumes {
-		return os.RemoveAll(d.state)
+		return os.RemoveAll(d.State)
 	}
 	return nil
 }
 
 // planEntries names what a plan would have made, for down --force.
-func planEntries(p *planner.Plan) []Entry {
-	var out []Entry
+func planEntries(p *planner.Plan) []state.Entry {
+	var out []state.Entry
 	for _, m := range p.Members {
 		if m.Kind != planner.VM {
 			continue
 		}
-		out = append(out, Entry{Kind: KindVM, Name: m.Name})
+		out = append(out, state.Entry{Kind: state.KindVM, Name: m.Name})
 		for _, nic := range m.NICs {
-			out = append(out, Entry{Kind: KindTap, Name: nic.Tap})
+			out = append(out, state.Entry{Kind: state.KindTap, Name: nic.Tap})
 		}
 	}
 	for _, n := range p.Networks {
 		if n.External {
 			continue
 		}
-		out = append(out, Entry{Kind: KindDockerNetwork, Name: n.DockerName}, Entry{Kind: KindDockerAccept, Name: n.Bridge}, Entry{Kind: KindBridge, Name: n.Bridge})
+		out = append(out, state.Entry{Kind: state.KindDockerNetwork, Name: n.DockerName}, state.Entry{Kind: state.KindDockerAccept, Name: n.Bridge}, state.Entry{Kind: state.KindBridge, Name: n.Bridge})
 	}
 	return out
 }

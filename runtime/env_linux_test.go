@@ -169,8 +169,8 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 		t.Errorf("nft tables left:\n%s", out)
 	}
 	d := e.o.withDefaults().dirs(project)
-	if _, err := os.Stat(d.run); err == nil {
-		t.Errorf("run directory %s left", d.run)
+	if _, err := os.Stat(d.Run); err == nil {
+		t.Errorf("run directory %s left", d.Run)
 	}
 	if out, _ := exec.Command("pgrep", "-f", "supervise.*"+project+".*"+e.dir).Output(); len(out) > 0 {
 		t.Errorf("supervisor processes left: %s", out)

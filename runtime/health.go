@@ -20,6 +20,7 @@ import (
 
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
+	"github.com/foldup/foldup/state"
 )
 
 // The supervisor probes each running VM that has a health check, from the
@@ -66,7 +67,7 @@ func (s *supervisor) followVMs(ctx context.Context) {
 			running[m.Name] = fl
 			// The VM's files signal their changes: no follower polls
 			// them.
-			f := s.dirs.vm(m.Name)
+			f := vmFilesOf(s.dirs, m.Name)
 			sig := newFileSignals()
 			health, watch, console := sig.subscribe("vm.json"), sig.subscribe("vm.json"), sig.subscribe("console.log")
 			fl.wg.Go(func() { sig.run(cctx, f.state, time.Second) })
@@ -92,7 +93,7 @@ func (s *supervisor) followVMs(ctx context.Context) {
 // checkVM probes one VM for as long as ctx lasts. A new qemu (the VM
 // recreated or restarted: another pid) starts the count again.
 func (s *supervisor) checkVM(ctx context.Context, name string, recChanged <-chan struct{}) {
-	f := s.dirs.vm(name)
+	f := vmFilesOf(s.dirs, name)
 	var (
 		pid     int
 		h       Health
@@ -135,7 +136,7 @@ func (s *supervisor) checkVM(ctx context.Context, name string, recChanged <-chan
 			}
 			h.observe(result, err, time.Since(started) < time.Duration(hc.StartPeriod), retries)
 			b, _ := json.Marshal(h)
-			writeFileAtomic(f.health(), b)
+			state.WriteFileAtomic(f.health(), b)
 			wait = interval
 		}
 		if !waitSignal(ctx, recChanged, wait) {

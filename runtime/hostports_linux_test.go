@@ -68,7 +68,7 @@ func TestHostPortInUse(t *testing.T) {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	bind := func() error {
-		_, err := e.ns.Run(t, "python3", "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 18081))")
+		_, err := e.ns.Run(t, "python3", "-c", "import socket; s = socket.Socket(); s.bind(('127.0.0.1', 18081))")
 		return err
 	}
 	if bind() == nil {

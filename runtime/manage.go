@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
 )
 
 // MemberStatus is one line of ps.
@@ -44,7 +45,7 @@ type MemberStatus struct {
 func Ps(ctx context.Context, project string, all bool, o Options) ([]MemberStatus, error) {
 	o = o.withDefaults()
 	d := o.dirs(project)
-	plan, err := loadPlan(d.planFile())
+	plan, err := state.LoadPlan(d.PlanFile())
 	if err != nil {
 		return nil, err
 	}
@@ -149,14 +150,14 @@ func ensureSupervisor(ctx context.Context, o Options, project string, plan *plan
 	if plan == nil || len(plan.Networks) == 0 {
 		return
 	}
-	if _, err := os.Stat(d.stoppedFile()); err == nil {
+	if _, err := os.Stat(d.StoppedFile()); err == nil {
 		return
 	}
 	c := newSupervisorClient(d)
 	if _, err := c.Status(ctx); err == nil {
 		return
 	}
-	unlock, err := d.lock(nil)
+	unlock, err := d.Lock(nil)
 	if err != nil {
 		return
 	}
@@ -184,7 +185,7 @@ type LogOptions struct {
 // Follow it returns when ctx ends.
 func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Writer) error {
 	o = o.withDefaults()
-	plan, _ := loadPlan(o.dirs(project).planFile())
+	plan, _ := state.LoadPlan(o.dirs(project).PlanFile())
 	ensureSupervisor(ctx, o, project, plan)
 	type source struct {
 		member string
@@ -200,7 +201,7 @@ func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Wr
 			if m.Kind != planner.VM || !wants(m.Service, m.Name) {
 				continue
 			}
-			f := d.vm(m.Name)
+			f := vmFilesOf(d, m.Name)
 			if _, err := os.Stat(f.consoleLog()); err != nil {
 				continue // never started
 			}
@@ -340,23 +341,23 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 	o = o.withDefaults()
 	d := o.dirs(project)
 	prog := newProgress(o.Events)
-	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
+	unlock, err := d.Lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
 	if err != nil {
 		return err
 	}
-	plan, err := loadPlan(d.planFile())
+	plan, err := state.LoadPlan(d.PlanFile())
 	if err != nil {
 		unlock()
 		return err
 	}
 	if plan == nil {
 		unlock()
-		return fmt.Errorf("project %s is not up here (no plan in %s)", project, d.state)
+		return fmt.Errorf("project %s is not up here (no plan in %s)", project, d.State)
 	}
 	if stopping && len(members) == 0 {
-		writeFileAtomic(d.stoppedFile(), nil)
+		state.WriteFileAtomic(d.StoppedFile(), nil)
 	} else if !stopping {
-		os.Remove(d.stoppedFile())
+		os.Remove(d.StoppedFile())
 	}
 	unlock()
 	if !stopping {

@@ -9,6 +9,7 @@ import (
 	dnetwork "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/foldup/foldup/internal/dockertest"
+	"github.com/foldup/foldup/state"
 )
 
 const podmanProject = `
@@ -55,7 +56,7 @@ func TestPodman(t *testing.T) {
 		return string(out)
 	}
 	run("up", "-d")
-	plan, err := loadPlan(e.o.withDefaults().dirs(p.Name).planFile())
+	plan, err := state.LoadPlan(e.o.withDefaults().dirs(p.Name).PlanFile())
 	if err != nil || plan == nil {
 		t.Fatalf("plan: %v", err)
 	}

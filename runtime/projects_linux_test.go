@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
 )
 
 const manyProject = `
@@ -99,7 +100,7 @@ func TestFiveProjects(t *testing.T) {
 	wg.Wait()
 	for i := 1; i <= n; i++ {
 		if errs[i] != nil {
-			log, _ := os.ReadFile(e.o.withDefaults().dirs(fmt.Sprintf("p%d", i)).logFile())
+			log, _ := os.ReadFile(e.o.withDefaults().dirs(fmt.Sprintf("p%d", i)).LogFile())
 			t.Errorf("up of p%d: %v\n%s\nsupervisor log:\n%s", i, errs[i], outs[i], log)
 		}
 	}
@@ -109,7 +110,7 @@ func TestFiveProjects(t *testing.T) {
 
 	plans := map[int]*planner.Plan{}
 	for i := 1; i <= n; i++ {
-		pl, err := loadPlan(e.o.withDefaults().dirs(fmt.Sprintf("p%d", i)).planFile())
+		pl, err := state.LoadPlan(e.o.withDefaults().dirs(fmt.Sprintf("p%d", i)).PlanFile())
 		if err != nil || pl == nil {
 			t.Fatalf("p%d's plan: %v", i, err)
 		}
@@ -198,7 +199,7 @@ func TestFiveProjects(t *testing.T) {
 	if err == nil || !strings.Contains(out, "services.web.ports: host port 8083/tcp is already forwarded to web of project p3") {
 		t.Errorf("up of a project taking p3's host port: %v\n%s", err, out)
 	}
-	if _, err := os.Stat(e.o.withDefaults().dirs("p6").state); err == nil {
+	if _, err := os.Stat(e.o.withDefaults().dirs("p6").State); err == nil {
 		t.Errorf("the refused project left its state directory")
 	}
 
@@ -247,10 +248,10 @@ func TestOtherProjectsReserve(t *testing.T) {
 		Members:  []*planner.Member{{Name: "web", Ports: []planner.Port{{HostPort: 8123, Target: 80, Protocol: "tcp"}}}},
 	}
 	gd := e.o.withDefaults().dirs("ghost")
-	if err := gd.make(); err != nil {
+	if err := gd.Make(); err != nil {
 		t.Fatal(err)
 	}
-	if err := savePlan(gd.planFile(), ghost); err != nil {
+	if err := state.SavePlan(gd.PlanFile(), ghost); err != nil {
 		t.Fatal(err)
 	}
 	p := e.load(t, "taker", `
@@ -273,7 +274,7 @@ x-foldup:
 			t.Errorf("up of a project wanting ghost's subnet and port: %v\nwant %q", err, want)
 		}
 	}
-	if _, err := os.Stat(e.o.withDefaults().dirs("taker").state); err == nil {
+	if _, err := os.Stat(e.o.withDefaults().dirs("taker").State); err == nil {
 		t.Error("the refused project left its state directory")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/state"
 )
 
 const rebootProject = `
@@ -100,7 +101,7 @@ func TestEngineRestartAndReboot(t *testing.T) {
 		if !haveVM {
 			return
 		}
-		pl, err := loadPlan(d.planFile())
+		pl, err := state.LoadPlan(d.PlanFile())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func TestEngineRestartAndReboot(t *testing.T) {
 	works(t, "after up")
 	qemuPID := 0
 	if haveVM {
-		qemuPID = vmRunning(d.vm("vm"))
+		qemuPID = vmRunning(vmFilesOf(d, "vm"))
 	}
 
 	t.Run("engine_restart", func(t *testing.T) {
@@ -141,7 +142,7 @@ func TestEngineRestartAndReboot(t *testing.T) {
 		out = foldup("up", "-d")
 		works(t, "up after the engine's restart")
 		if haveVM {
-			if pid := vmRunning(d.vm("vm")); pid != qemuPID {
+			if pid := vmRunning(vmFilesOf(d, "vm")); pid != qemuPID {
 				t.Errorf("the VM's qemu is %d after up, was %d: an engine restart must not touch VMs", pid, qemuPID)
 			}
 		}
@@ -159,8 +160,8 @@ func TestEngineRestartAndReboot(t *testing.T) {
 		out = foldup("down", "-v")
 		t.Logf("down -v after a power cut:\n%s", out)
 		e.assertGone(t, p.Name)
-		if _, err := os.Stat(d.state); err == nil {
-			t.Errorf("state directory %s left after down -v", d.state)
+		if _, err := os.Stat(d.State); err == nil {
+			t.Errorf("state directory %s left after down -v", d.State)
 		}
 	})
 }

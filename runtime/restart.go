@@ -40,7 +40,7 @@ const (
 
 // watchVM follows one VM until ctx ends.
 func (s *supervisor) watchVM(ctx context.Context, name string, recChanged <-chan struct{}) {
-	f := s.dirs.vm(name)
+	f := vmFilesOf(s.dirs, name)
 	delay := restartFirst
 	for ctx.Err() == nil {
 		rec, err := readVMRecord(f)

@@ -45,7 +45,7 @@ func TestVMRestart(t *testing.T) {
 	p, res := e.upInProcess(t, "rs", fmt.Sprintf(restartProject, kernel, initrd))
 	ctx := t.Context()
 	d := e.o.withDefaults().dirs(p.Name)
-	always, onfail := d.vm("always"), d.vm("onfail")
+	always, onfail := vmFilesOf(d, "always"), vmFilesOf(d, "onfail")
 
 	waitFor := func(what string, limit time.Duration, ok func() bool) {
 		t.Helper()

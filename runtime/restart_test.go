@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/foldup/foldup/state"
 )
 
 func TestWantsRestart(t *testing.T) {
@@ -183,8 +185,8 @@ func TestPassFile(t *testing.T) {
 // started has nothing to record and nothing to stop.
 func TestStopUnrecorded(t *testing.T) {
 	dir := t.TempDir()
-	d := dirs{state: filepath.Join(dir, "state"), run: filepath.Join(dir, "run")}
-	f := d.vm("vm1")
+	d := state.Dirs{State: filepath.Join(dir, "state"), Run: filepath.Join(dir, "run")}
+	f := vmFilesOf(d, "vm1")
 	for _, p := range []string{f.state, f.run} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			t.Fatal(err)

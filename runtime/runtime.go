@@ -7,10 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/docker/docker/client"
 	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/state"
 	"github.com/foldup/foldup/vmimage"
 )
 
@@ -57,8 +57,14 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) dirs(project string) dirs {
-	return dirs{state: filepath.Join(o.StateRoot, project), run: filepath.Join(o.RunRoot, project)}
+func (o Options) dirs(project string) state.Dirs {
+	return state.For(o.StateRoot, o.RunRoot, project)
 }
+
+// Default roots of a project's state and of its run-time files.
+const (
+	DefaultStateRoot = state.DefaultStateRoot
+	DefaultRunRoot   = state.DefaultRunRoot
+)
 
 func (o Options) docker() (*client.Client, error) { return newDocker(o.DockerHost) }

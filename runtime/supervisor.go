@@ -22,8 +22,10 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/foldup/foldup/dnsd"
+	"github.com/foldup/foldup/internal/crashhook"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
 )
 
 // The supervisor is the one long-lived process of a project: it owns what
@@ -46,7 +48,7 @@ type Status struct {
 
 type supervisor struct {
 	project string
-	dirs    dirs
+	dirs    state.Dirs
 	host    *network.Host
 	log     *slog.Logger
 	started time.Time
@@ -68,7 +70,7 @@ type supervisor struct {
 func Supervise(ctx context.Context, project string, opts Options, ready func()) error {
 	o := opts.withDefaults()
 	d := o.dirs(project)
-	if err := d.make(); err != nil {
+	if err := d.Make(); err != nil {
 		return err
 	}
 	host := o.Host
@@ -85,23 +87,23 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 		return err
 	}
 	defer s.close()
-	crashSupervisor("dns")
+	crashhook.Supervisor("dns")
 
-	os.Remove(d.socket()) // a dead supervisor's
-	ln, err := net.Listen("unix", d.socket())
+	os.Remove(d.Socket()) // a dead supervisor's
+	ln, err := net.Listen("unix", d.Socket())
 	if err != nil {
 		return fmt.Errorf("supervisor socket: %w", err)
 	}
-	if err := os.Chmod(d.socket(), 0o600); err != nil {
+	if err := os.Chmod(d.Socket(), 0o600); err != nil {
 		ln.Close()
 		return err
 	}
-	defer os.Remove(d.socket())
-	if err := writeFileAtomic(d.pidFile(), []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
+	defer os.Remove(d.Socket())
+	if err := state.WriteFileAtomic(d.PidFile(), []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
 		ln.Close()
 		return err
 	}
-	defer os.Remove(d.pidFile())
+	defer os.Remove(d.PidFile())
 
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -126,7 +128,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 	if ready != nil {
 		ready()
 	}
-	crashSupervisor("ready")
+	crashhook.Supervisor("ready")
 	s.log.Info("supervisor running", "project", project, "pid", os.Getpid())
 	watching := make(chan struct{}, 2)
 	go func() {
@@ -157,12 +159,12 @@ func (s *supervisor) reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.plans.signal("plan")
-	p, err := loadPlan(s.dirs.planFile())
+	p, err := state.LoadPlan(s.dirs.PlanFile())
 	if err != nil {
 		return err
 	}
 	if p == nil {
-		return fmt.Errorf("project %s has no plan in %s", s.project, s.dirs.state)
+		return fmt.Errorf("project %s has no plan in %s", s.project, s.dirs.State)
 	}
 	cfg := dnsd.FromPlan(p)
 	s.ports.sync(s.host, p, s.log)
@@ -178,7 +180,7 @@ func (s *supervisor) reload() error {
 		s.dns = nil
 	}
 	if len(cfg.Networks) > 0 {
-		srv, err := dnsd.Start(cfg, dnsd.Options{Enter: s.host.Do, LeaseFile: s.dirs.leaseFile(), Logger: s.log})
+		srv, err := dnsd.Start(cfg, dnsd.Options{Enter: s.host.Do, LeaseFile: s.dirs.LeaseFile(), Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("starting the DNS/DHCP server: %w", err)
 		}
@@ -286,16 +288,16 @@ func (s *supervisor) close() {
 
 // supervisorClient talks to a project's supervisor.
 type supervisorClient struct {
-	d  dirs
+	d  state.Dirs
 	hc *http.Client
 }
 
-func newSupervisorClient(d dirs) *supervisorClient {
+func newSupervisorClient(d state.Dirs) *supervisorClient {
 	return &supervisorClient{d: d, hc: &http.Client{
 		Timeout: 5 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", d.socket())
+			return dl.DialContext(ctx, "unix", d.Socket())
 		}},
 	}}
 }
@@ -339,7 +341,7 @@ func (c *supervisorClient) Reload(ctx context.Context) error {
 // Stop asks the supervisor to stop and waits for its process to end; one
 // that does not answer is killed by its pid file.
 func (c *supervisorClient) Stop(ctx context.Context) error {
-	pid := readPid(c.d.pidFile())
+	pid := state.ReadPid(c.d.PidFile())
 	err := c.do(ctx, http.MethodPost, "/stop", nil)
 	if pid <= 0 || pid == os.Getpid() {
 		return nil
@@ -349,45 +351,20 @@ func (c *supervisorClient) Stop(ctx context.Context) error {
 		deadline = time.Now() // not answering: do not wait for it
 	}
 	for time.Now().Before(deadline) {
-		if !alive(pid) {
+		if !state.Alive(pid) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if alive(pid) && isSupervisor(pid) {
+	if state.Alive(pid) && isSupervisor(pid) {
 		syscall.Kill(pid, syscall.SIGKILL)
-		for i := 0; i < 100 && alive(pid); i++ {
+		for i := 0; i < 100 && state.Alive(pid); i++ {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	os.Remove(c.d.pidFile())
-	os.Remove(c.d.socket())
+	os.Remove(c.d.PidFile())
+	os.Remove(c.d.Socket())
 	return nil
-}
-
-func readPid(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	// A zombie (our own child not yet reaped) is not alive.
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
 }
 
 // isSupervisor checks that pid is a foldup supervisor, so that a pid file
@@ -407,7 +384,7 @@ func spawnSupervisor(ctx context.Context, o Options, project string) error {
 	if len(o.SupervisorCommand) == 0 {
 		return errors.New("no supervisor command: this program cannot start a detached supervisor")
 	}
-	logf, err := os.OpenFile(d.logFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(d.LogFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -437,13 +414,13 @@ func spawnSupervisor(ctx context.Context, o Options, project string) error {
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("the supervisor exited at start (%v); its log is %s:\n%s", err, d.logFile(), tail(d.logFile(), 20))
+			return fmt.Errorf("the supervisor exited at start (%v); its log is %s:\n%s", err, d.LogFile(), tail(d.LogFile(), 20))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("the supervisor did not answer in 15 s; its log is %s", d.logFile())
+	return fmt.Errorf("the supervisor did not answer in 15 s; its log is %s", d.LogFile())
 }
 
 func tail(path string, lines int) string {

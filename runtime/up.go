@@ -19,6 +19,7 @@ import (
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
+	"github.com/foldup/foldup/state"
 	"github.com/foldup/foldup/vmimage"
 	"golang.org/x/sync/errgroup"
 )
@@ -68,8 +69,8 @@ type upRun struct {
 	pl   *planner.Plan
 	o    Options
 	uo   UpOptions
-	d    dirs
-	j    *journal
+	d    state.Dirs
+	j    *state.Journal
 	host *network.Host
 	dc   *client.Client // nil when the project runs without Docker
 	// podman: the engine is Podman's Docker-compatible service, which
@@ -91,7 +92,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	o = o.withDefaults()
 	d := o.dirs(p.Name)
 	prog := newProgress(o.Events)
-	unlock, err := d.lock(func() { prog.note("Waiting for another foldup to finish with project " + p.Name) })
+	unlock, err := d.Lock(func() { prog.note("Waiting for another foldup to finish with project " + p.Name) })
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 			if m.Kind != planner.Container {
 				continue
 			}
-			cs, err := containerSpec(p, pl, m, d.state)
+			cs, err := containerSpec(p, pl, m, d.State)
 			if err != nil {
 				return err
 			}
@@ -173,7 +174,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	// the host's, which may have changed while the images were made: plan
 	// again under the host's lock, and hold it until this project's
 	// bridges hold its subnets.
-	unlockHost, err := d.lockHost()
+	unlockHost, err := d.LockHost()
 	if err != nil {
 		return nil, err
 	}
@@ -185,18 +186,18 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	// A host port something else listens on is refused, as compose does:
 	// the DNAT would take its traffic. This project's supervisor (or this
 	// process's, in the foreground) holds its own.
-	if err := checkHostPorts(r.host, p, pl, os.Getpid(), readPid(d.pidFile())); err != nil {
+	if err := checkHostPorts(r.host, p, pl, os.Getpid(), state.ReadPid(d.PidFile())); err != nil {
 		return nil, err
 	}
 
-	if r.j, err = openJournal(d.journalFile()); err != nil {
+	if r.j, err = state.OpenJournal(d.JournalFile()); err != nil {
 		return nil, err
 	}
-	defer r.j.close()
-	if err := savePlan(d.planFile(), pl); err != nil {
+	defer r.j.Close()
+	if err := state.SavePlan(d.PlanFile(), pl); err != nil {
 		return nil, err
 	}
-	os.Remove(d.stoppedFile())
+	os.Remove(d.StoppedFile())
 
 	done := map[int]chan struct{}{}
 	// The host's lock goes once the last network step is done.
@@ -247,9 +248,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	if len(pl.Orphans) > 0 {
 		prog.note(fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your file, run up with --remove-orphans to remove them.", strings.Join(pl.Orphans, ", ")))
 	}
-	r.j.mu.Lock()
-	r.j.crashAfter() // everything made
-	r.j.mu.Unlock()
+	r.j.Made()
 	return res, nil
 }
 
@@ -295,7 +294,7 @@ func (r *upRun) images(ctx context.Context) error {
 // observe fills r.obs: the previous plan, what exists of the project, and
 // the subnets taken on the host.
 func (r *upRun) observe(ctx context.Context) error {
-	prev, err := loadPlan(r.d.planFile())
+	prev, err := state.LoadPlan(r.d.PlanFile())
 	if err != nil {
 		return err
 	}
@@ -321,7 +320,7 @@ func (r *upRun) observe(ctx context.Context) error {
 	}
 	// Other projects keep their subnets and host ports while they are up
 	// or stopped, even when a reboot has taken their bridges.
-	for project, pl := range r.d.otherPlans() {
+	for project, pl := range r.d.OtherPlans() {
 		for _, n := range pl.Networks {
 			if n.External {
 				continue
@@ -354,7 +353,7 @@ func (r *upRun) observe(ctx context.Context) error {
 		}
 	}
 	for name := range r.p.VMs {
-		f := r.d.vm(name)
+		f := vmFilesOf(r.d, name)
 		rec, err := readVMRecord(f)
 		if err != nil {
 			continue // never started here
@@ -417,11 +416,11 @@ func (r *upRun) step(ctx context.Context, s *planner.Step, specs map[string]*cre
 // network makes the bridge (foldup's) and then Docker's network on it.
 func (r *upRun) network(ctx context.Context, n *planner.Network, action string) error {
 	ev := r.prog.start("Network", n.DockerName)
-	if err := r.j.record(KindBridge, n.Bridge); err != nil {
+	if err := r.j.Record(state.KindBridge, n.Bridge); err != nil {
 		return ev.fail(err)
 	}
 	engineNetwork := func() error {
-		if err := r.j.record(KindDockerNetwork, n.DockerName); err != nil {
+		if err := r.j.Record(state.KindDockerNetwork, n.DockerName); err != nil {
 			return err
 		}
 		return dockerNetwork(ctx, r.dc, r.p.Name, n, r.podman)
@@ -465,7 +464,7 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 // firewall applies the project's nftables tables.
 func (r *upRun) firewall() error {
 	ev := r.prog.start("Firewall", network.TableName(r.p.Name))
-	if err := r.j.record(KindFirewall, r.p.Name); err != nil {
+	if err := r.j.Record(state.KindFirewall, r.p.Name); err != nil {
 		return ev.fail(err)
 	}
 	if err := r.applyFirewall(); err != nil {
@@ -477,7 +476,7 @@ func (r *upRun) firewall() error {
 
 // dockerAccept lets a bridge's frames past Docker's FORWARD policy.
 func (r *upRun) dockerAccept(n *planner.Network) error {
-	if err := r.j.record(KindDockerAccept, n.Bridge); err != nil {
+	if err := r.j.Record(state.KindDockerAccept, n.Bridge); err != nil {
 		return err
 	}
 	if err := r.host.DockerAccept(n.Bridge); err != nil {
@@ -500,7 +499,7 @@ func (r *upRun) supervisor(ctx context.Context, action string) error {
 		}
 		// It was running when up planned, and is gone: started again.
 	}
-	if err := r.j.record(KindSupervisor, r.p.Name); err != nil {
+	if err := r.j.Record(state.KindSupervisor, r.p.Name); err != nil {
 		return ev.fail(err)
 	}
 	if r.uo.InProcess {
@@ -560,7 +559,7 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *createSpec) 
 	if err := r.writeFileObjects(m); err != nil {
 		return ev.fail(err)
 	}
-	if err := r.j.record(KindContainer, cs.Name); err != nil {
+	if err := r.j.Record(state.KindContainer, cs.Name); err != nil {
 		return ev.fail(err)
 	}
 	if _, err := createContainer(ctx, r.dc, cs); err != nil {
@@ -577,7 +576,7 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *createSpec) 
 // volume makes a named volume unless it exists.
 func (r *upRun) volume(ctx context.Context, key string) error {
 	name := volumeName(r.p, key)
-	if err := r.j.record(KindVolume, name); err != nil {
+	if err := r.j.Record(state.KindVolume, name); err != nil {
 		return r.prog.start("Volume", name).fail(err)
 	}
 	_, created, err := ensureVolume(ctx, r.dc, r.p, key)
@@ -607,7 +606,7 @@ func (r *upRun) wait(ctx context.Context, s *planner.Step) error {
 	}
 	var err error
 	if dm.Kind == planner.VM {
-		err = waitVM(ctx, r.d.vm(dm.Name), dm.Name, s.Condition)
+		err = waitVM(ctx, vmFilesOf(r.d, dm.Name), dm.Name, s.Condition)
 	} else {
 		err = waitCondition(ctx, r.dc, name, s.Condition)
 	}
@@ -654,11 +653,11 @@ func (r *upRun) writeFileObjects(m *planner.Member) error {
 		if env != "" {
 			content = r.p.Compose.Environment[env]
 		}
-		dir := filepath.Join(r.d.state, kind+"s")
+		dir := filepath.Join(r.d.State, kind+"s")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		return writeFileAtomic(filepath.Join(dir, name), []byte(content))
+		return state.WriteFileAtomic(filepath.Join(dir, name), []byte(content))
 	}
 	for _, s := range svc.Secrets {
 		o := r.p.Compose.Secrets[s.Source]
@@ -700,7 +699,7 @@ func (r *upRun) ready(ctx context.Context, m *planner.Member) error {
 		if hc := r.p.VMs[m.Service].HealthCheck; hc != nil && !hc.Disable {
 			cond, word = "service_healthy", "Healthy"
 		}
-		if err := waitVM(ctx, r.d.vm(m.Name), m.Name, cond); err != nil {
+		if err := waitVM(ctx, vmFilesOf(r.d, m.Name), m.Name, cond); err != nil {
 			return ev.fail(err)
 		}
 		ev.done(word)

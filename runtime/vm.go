@@ -28,6 +28,7 @@ import (
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/qemu"
 	"github.com/foldup/foldup/spec"
+	"github.com/foldup/foldup/state"
 )
 
 // A VM's files: sockets and pid under the run directory, its disk
@@ -35,8 +36,8 @@ import (
 // by down, removed by down -v).
 type vmFiles struct{ run, state string }
 
-func (d dirs) vm(name string) vmFiles {
-	return vmFiles{run: filepath.Join(d.run, "vm", name), state: filepath.Join(d.state, "vm", name)}
+func vmFilesOf(d state.Dirs, name string) vmFiles {
+	return vmFiles{run: filepath.Join(d.Run, "vm", name), state: filepath.Join(d.State, "vm", name)}
 }
 
 func (f vmFiles) qmp() string        { return filepath.Join(f.run, "qmp") }
@@ -120,8 +121,8 @@ func qemuUser() (*syscall.Credential, bool) {
 
 // vmRunning returns the pid of the VM's qemu if it runs.
 func vmRunning(f vmFiles) int {
-	pid := readPid(f.pid())
-	if pid <= 0 || !alive(pid) {
+	pid := state.ReadPid(f.pid())
+	if pid <= 0 || !state.Alive(pid) {
 		return 0
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -169,11 +170,11 @@ const (
 // the project's are traversable (not readable) by the qemu user, the
 // VM's own are its. Each of a VM's steps calls it; it is idempotent.
 func (r *upRun) vmOwner(name string) (uid, gid uint32, err error) {
-	f := r.d.vm(name)
+	f := vmFilesOf(r.d, name)
 	if cred, ok := qemuUser(); ok {
 		uid, gid = cred.Uid, cred.Gid
 	}
-	for _, dir := range []string{filepath.Dir(r.d.run), filepath.Dir(r.d.state), r.d.run, r.d.state, filepath.Dir(f.run), filepath.Dir(f.state)} {
+	for _, dir := range []string{filepath.Dir(r.d.Run), filepath.Dir(r.d.State), r.d.Run, r.d.State, filepath.Dir(f.run), filepath.Dir(f.state)} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return 0, 0, err
 		}
@@ -195,7 +196,7 @@ func (r *upRun) vmOwner(name string) (uid, gid uint32, err error) {
 // vmStop stops a running VM's qemu, to recreate it: recorded as stopped
 // first, so that the supervisor does not start it again.
 func (r *upRun) vmStop(ctx context.Context, name string) error {
-	f := r.d.vm(name)
+	f := vmFilesOf(r.d, name)
 	ev := r.prog.start("VM", name)
 	ev.update("Recreating")
 	if err := os.MkdirAll(filepath.Dir(f.run), 0o711); err != nil {
@@ -226,7 +227,7 @@ func (r *upRun) tap(s *planner.Step) error {
 	n := r.pl.Network(nic.Network)
 	uid, gid, err := r.vmOwner(m.Name)
 	if err == nil {
-		err = r.j.record(KindTap, nic.Tap)
+		err = r.j.Record(state.KindTap, nic.Tap)
 	}
 	if err == nil {
 		err = r.host.TapAdd(nic.Tap, n.Bridge, uid, gid, n.MTU)
@@ -241,7 +242,7 @@ func (r *upRun) tap(s *planner.Step) error {
 // an aarch64 disk its copy of the UEFI variable store.
 func (r *upRun) overlay(ctx context.Context, name string) error {
 	m := r.member(name)
-	v, f := r.p.VMs[m.Service], r.d.vm(name)
+	v, f := r.p.VMs[m.Service], vmFilesOf(r.d, name)
 	fail := func(err error) error { return r.prog.start("VM", name).fail(err) }
 	uid, gid, err := r.vmOwner(name)
 	if err != nil {
@@ -267,7 +268,7 @@ func (r *upRun) overlay(ctx context.Context, name string) error {
 // seed writes a VM's cloud-init seed.
 func (r *upRun) seed(name string) error {
 	m := r.member(name)
-	v, f := r.p.VMs[m.Service], r.d.vm(name)
+	v, f := r.p.VMs[m.Service], vmFilesOf(r.d, name)
 	uid, gid, err := r.vmOwner(name)
 	if err == nil {
 		err = r.writeSeed(m, v, f.seed(), int(uid), int(gid))
@@ -282,7 +283,7 @@ func (r *upRun) seed(name string) error {
 // seed.
 func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
 	m := r.member(s.Name)
-	v, f := r.p.VMs[m.Service], r.d.vm(m.Name)
+	v, f := r.p.VMs[m.Service], vmFilesOf(r.d, m.Name)
 	ev := r.prog.start("VM", m.Name)
 	if _, _, err := r.vmOwner(m.Name); err != nil {
 		return ev.fail(err)
@@ -330,7 +331,7 @@ func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
 			l.Config.Seed = f.seed()
 		}
 	}
-	if err := r.j.record(KindVM, m.Name); err != nil {
+	if err := r.j.Record(state.KindVM, m.Name); err != nil {
 		return ev.fail(err)
 	}
 	ev.update("Starting")
@@ -469,7 +470,7 @@ func writeVMRecord(f vmFiles, rec *vmRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(f.record(), b)
+	return state.WriteFileAtomic(f.record(), b)
 }
 
 // passFile opens a file for qemu, which may not reach it itself, and
@@ -541,7 +542,7 @@ func (r *upRun) writeSeed(m *planner.Member, v *spec.VM, path string, uid, gid i
 	if err := c.WriteISO(&b); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, b.Bytes()); err != nil {
+	if err := state.WriteFileAtomic(path, b.Bytes()); err != nil {
 		return err
 	}
 	return os.Chown(path, uid, gid)
@@ -564,7 +565,7 @@ func copyOnce(src, dst string, uid, gid int) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(dst+".tmp", b); err != nil {
+	if err := state.WriteFileAtomic(dst+".tmp", b); err != nil {
 		return err
 	}
 	if err := os.Chown(dst+".tmp", uid, gid); err != nil {
@@ -643,8 +644,8 @@ func vmPorts(pl *planner.Plan) map[string]network.Port {
 // stopVM stops a VM's qemu, if it runs: power button, grace (a negative
 // one: the VM's own stop_grace_period), quit, kill. It stays stopped: no
 // restart policy brings it back.
-func stopVM(ctx context.Context, d dirs, name string, grace time.Duration) (bool, error) {
-	f := d.vm(name)
+func stopVM(ctx context.Context, d state.Dirs, name string, grace time.Duration) (bool, error) {
+	f := vmFilesOf(d, name)
 	if _, err := os.Stat(filepath.Dir(f.run)); err != nil {
 		return false, nil // never started here
 	}
@@ -673,8 +674,8 @@ func stopVM(ctx context.Context, d dirs, name string, grace time.Duration) (bool
 
 // startStoppedVM starts a VM made by up and since stopped, as up started
 // it; one that runs is left alone.
-func startStoppedVM(ctx context.Context, host *network.Host, d dirs, name string) (bool, error) {
-	f := d.vm(name)
+func startStoppedVM(ctx context.Context, host *network.Host, d state.Dirs, name string) (bool, error) {
+	f := vmFilesOf(d, name)
 	rec, err := readVMRecord(f)
 	if err != nil {
 		return false, fmt.Errorf("vm %s was never started here: use up", name)
@@ -780,7 +781,7 @@ func vmAccel(f vmFiles, rec *vmRecord) string {
 
 // vmStatuses are ps's lines for the plan's VMs: those that run, and with
 // all those made and stopped too.
-func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
+func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 	if plan == nil {
 		return nil
 	}
@@ -789,7 +790,7 @@ func vmStatuses(d dirs, plan *planner.Plan, all bool) []MemberStatus {
 		if m.Kind != planner.VM {
 			continue
 		}
-		f := d.vm(m.Name)
+		f := vmFilesOf(d, m.Name)
 		rec, err := readVMRecord(f)
 		if err != nil {
 			continue // never started

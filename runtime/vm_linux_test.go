@@ -12,6 +12,7 @@ import (
 
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
 )
 
 const mixedProject = `
@@ -66,7 +67,7 @@ func TestVMAndContainers(t *testing.T) {
 			web = m
 		}
 	}
-	f := e.o.withDefaults().dirs(p.Name).vm("vm1")
+	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1")
 	console := func(want string) string {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
@@ -148,7 +149,7 @@ func TestVMAndContainers(t *testing.T) {
 	if err := Stop(ctx, p.Name, []string{"vm1"}, &one, e.o); err != nil {
 		t.Fatal(err)
 	}
-	if alive(pid) {
+	if state.Alive(pid) {
 		t.Errorf("qemu %d runs after stop vm1", pid)
 	}
 	list, _ = Ps(ctx, p.Name, true, e.o)

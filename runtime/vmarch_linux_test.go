@@ -51,7 +51,7 @@ func TestForeignArch(t *testing.T) {
 	e := newTestEnv(t)
 	p, res := e.upInProcess(t, "arm", fmt.Sprintf(foreignProject, "arm", "aarch64", kernel, initrd, "ttyAMA0"))
 	vm1, web := planMember(t, res.Plan, "vm1"), planMember(t, res.Plan, "web")
-	f := e.o.withDefaults().dirs(p.Name).vm("vm1")
+	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1")
 	lease := waitVMConsole(t, f, "FOLDUP-LEASE", 5*time.Minute)
 	if !strings.Contains(lease, "ip="+vm1.NICs[0].IPv4.String()+" ") || !strings.Contains(lease, "hostname=vm1 ") {
 		t.Errorf("vm1's lease %q, want ip=%s hostname=vm1", lease, vm1.NICs[0].IPv4)
@@ -110,7 +110,7 @@ vms:
     image: %s
     stop_grace_period: 1s
 `, disk))
-	f := e.o.withDefaults().dirs(p.Name).vm("fw")
+	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "fw")
 	waitVMConsole(t, f, "UEFI firmware", 2*time.Minute)
 	// Boot0001 is the image's disk, the first boot option.
 	waitVMConsole(t, f, `from PciRoot(0x0)/Pci(0x1,0x0)`, 2*time.Minute)

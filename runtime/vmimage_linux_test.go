@@ -74,7 +74,7 @@ func TestVMImageURL(t *testing.T) {
 	if requests.Load() != 1 {
 		t.Errorf("%d requests for the image, want 1", requests.Load())
 	}
-	f := e.o.withDefaults().dirs(p.Name).vm("vm1")
+	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1")
 	out, err := exec.Command("qemu-img", "info", "-U", "--output=json", f.disk()).Output()
 	if err != nil || !strings.Contains(string(out), `"backing-filename": "`+cached+`"`) {
 		t.Errorf("the overlay's backing file is not the cached image (%v):\n%s", err, out)
@@ -116,7 +116,7 @@ func TestVMImageURL(t *testing.T) {
 	if after := e.ns.MustRun(t, "ip", "-o", "link"); after != links {
 		t.Errorf("up with a wrong sha256 changed the links:\n%s\nwere:\n%s", after, links)
 	}
-	if _, err := os.Stat(e.o.withDefaults().dirs(bad.Name).planFile()); err == nil {
+	if _, err := os.Stat(e.o.withDefaults().dirs(bad.Name).PlanFile()); err == nil {
 		t.Error("up with a wrong sha256 wrote a plan")
 	}
 	if _, err := os.Stat(filepath.Join(e.o.ImageCache, "sha256-"+other)); err == nil {

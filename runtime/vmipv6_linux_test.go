@@ -51,7 +51,7 @@ func TestVMIPv6(t *testing.T) {
 		t.Fatalf("plan: network %s has %v in mode %q, vm6 has %v", n.Name, n.Subnet6, n.IPv6Mode, vm6.IPv6)
 	}
 	const peerCtr = "six-peer-1"
-	g := dialGuest(t, e.o.withDefaults().dirs(p.Name).vm("vm6"), "vm6")
+	g := dialGuest(t, vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm6"), "vm6")
 
 	// The guest's SLAAC address: formed by its kernel from foldup's RA
 	// (dynamic: it has a valid lifetime), once DAD is done.

@@ -1,6 +1,9 @@
 //go:build linux
 
-package runtime
+// Package state keeps a project's state on disk: its directories, its
+// lock and the host's, the journal of everything up makes, and the plan
+// last applied.
+package state
 
 import (
 	"bufio"
@@ -10,10 +13,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/foldup/foldup/internal/atomicfile"
+	"github.com/foldup/foldup/internal/crashhook"
 	"github.com/foldup/foldup/planner"
 	"golang.org/x/sys/unix"
 )
@@ -25,40 +31,45 @@ const (
 	DefaultRunRoot   = "/run/foldup"
 )
 
-// dirs are one project's directories.
-type dirs struct {
-	state string // <StateRoot>/<project>
-	run   string // <RunRoot>/<project>
+// Dirs are one project's directories.
+type Dirs struct {
+	State string // <StateRoot>/<project>: kept across reboots
+	Run   string // <RunRoot>/<project>: sockets and pids
 }
 
-func (d dirs) lockFile() string    { return filepath.Join(d.state, "lock") }
-func (d dirs) journalFile() string { return filepath.Join(d.state, "journal") }
-func (d dirs) planFile() string    { return filepath.Join(d.state, "plan.json") }
-func (d dirs) leaseFile() string   { return filepath.Join(d.state, "leases.json") }
-func (d dirs) logFile() string     { return filepath.Join(d.state, "supervisor.log") }
-func (d dirs) socket() string      { return filepath.Join(d.run, "supervisor.sock") }
-func (d dirs) pidFile() string     { return filepath.Join(d.run, "supervisor.pid") }
+// For returns the directories of project under the two roots.
+func For(stateRoot, runRoot, project string) Dirs {
+	return Dirs{State: filepath.Join(stateRoot, project), Run: filepath.Join(runRoot, project)}
+}
 
-func (d dirs) make() error {
-	if err := os.MkdirAll(d.state, 0o700); err != nil {
+func (d Dirs) LockFile() string    { return filepath.Join(d.State, "lock") }
+func (d Dirs) JournalFile() string { return filepath.Join(d.State, "journal") }
+func (d Dirs) PlanFile() string    { return filepath.Join(d.State, "plan.json") }
+func (d Dirs) LeaseFile() string   { return filepath.Join(d.State, "leases.json") }
+func (d Dirs) LogFile() string     { return filepath.Join(d.State, "supervisor.log") }
+func (d Dirs) Socket() string      { return filepath.Join(d.Run, "supervisor.sock") }
+func (d Dirs) PidFile() string     { return filepath.Join(d.Run, "supervisor.pid") }
+
+func (d Dirs) Make() error {
+	if err := os.MkdirAll(d.State, 0o700); err != nil {
 		return err
 	}
-	return os.MkdirAll(d.run, 0o700)
+	return os.MkdirAll(d.Run, 0o700)
 }
 
-// lock takes the project's lock, waiting for another foldup that holds it
+// Lock takes the project's lock, waiting for another foldup that holds it
 // (a second `up`, a `down`). It returns the function that releases it.
 // The lock is an flock: the kernel drops it when its holder dies. Releasing
 // it removes the project's directories if they hold nothing but the lock
 // file (an up that failed before making anything, a down of a project
 // that never ran): whoever was waiting on that file then holds the lock
 // of a file no longer at its path, which locks nothing, and tries again.
-func (d dirs) lock(wait func()) (func(), error) {
+func (d Dirs) Lock(wait func()) (func(), error) {
 	for try := 0; ; try++ {
-		if err := d.make(); err != nil {
+		if err := d.Make(); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(d.lockFile(), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+		f, err := os.OpenFile(d.LockFile(), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 		if errors.Is(err, fs.ErrNotExist) && try < 100 {
 			continue // the directory was removed between make and open
 		}
@@ -73,10 +84,10 @@ func (d dirs) lock(wait func()) (func(), error) {
 		}
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", d.lockFile(), err)
+			return nil, fmt.Errorf("locking %s: %w", d.LockFile(), err)
 		}
 		var held, there unix.Stat_t
-		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(d.lockFile(), &there) == nil &&
+		if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(d.LockFile(), &there) == nil &&
 			held.Dev == there.Dev && held.Ino == there.Ino {
 			return func() {
 				d.removeIfUnused()
@@ -85,17 +96,17 @@ func (d dirs) lock(wait func()) (func(), error) {
 		}
 		f.Close()
 		if try >= 100 {
-			return nil, fmt.Errorf("locking %s: the file keeps being replaced", d.lockFile())
+			return nil, fmt.Errorf("locking %s: the file keeps being replaced", d.LockFile())
 		}
 	}
 }
 
-// lockHost takes the lock that every project's up holds while it chooses
+// LockHost takes the lock that every project's up holds while it chooses
 // subnets and host ports and makes its bridges: an flock of the state
 // root itself, so that two projects coming up at once cannot both take
-// what looked free to each. d.lock has made the root.
-func (d dirs) lockHost() (func(), error) {
-	root := filepath.Dir(d.state)
+// what looked free to each. d.Lock has made the root.
+func (d Dirs) LockHost() (func(), error) {
+	root := filepath.Dir(d.State)
 	f, err := os.Open(root)
 	if err != nil {
 		return nil, err
@@ -108,18 +119,18 @@ func (d dirs) lockHost() (func(), error) {
 	return func() { once.Do(func() { f.Close() }) }, nil
 }
 
-// otherPlans returns the plans of the other projects under the state
+// OtherPlans returns the plans of the other projects under the state
 // root: those that are up, or were and are not down. A plan that cannot
 // be read is that project's trouble, not this one's, and is left out.
-func (d dirs) otherPlans() map[string]*planner.Plan {
-	root := filepath.Dir(d.state)
+func (d Dirs) OtherPlans() map[string]*planner.Plan {
+	root := filepath.Dir(d.State)
 	entries, _ := os.ReadDir(root)
 	plans := map[string]*planner.Plan{}
 	for _, en := range entries {
-		if !en.IsDir() || en.Name() == filepath.Base(d.state) {
+		if !en.IsDir() || en.Name() == filepath.Base(d.State) {
 			continue
 		}
-		if pl, err := loadPlan(filepath.Join(root, en.Name(), "plan.json")); err == nil && pl != nil {
+		if pl, err := LoadPlan(filepath.Join(root, en.Name(), "plan.json")); err == nil && pl != nil {
 			plans[en.Name()] = pl
 		}
 	}
@@ -130,16 +141,16 @@ func (d dirs) otherPlans() map[string]*planner.Plan {
 // but the lock file, and the roots above them if they are empty then: bad
 // input leaves no trace. Anything up makes is in its journal first, so a
 // project with no journal has nothing. The caller holds the lock.
-func (d dirs) removeIfUnused() {
-	entries, err := os.ReadDir(d.state)
-	if err != nil || len(entries) != 1 || entries[0].Name() != filepath.Base(d.lockFile()) {
+func (d Dirs) removeIfUnused() {
+	entries, err := os.ReadDir(d.State)
+	if err != nil || len(entries) != 1 || entries[0].Name() != filepath.Base(d.LockFile()) {
 		return
 	}
-	if run, err := os.ReadDir(d.run); err != nil || len(run) > 0 {
+	if run, err := os.ReadDir(d.Run); err != nil || len(run) > 0 {
 		return
 	}
-	os.Remove(d.lockFile())
-	for _, dir := range []string{d.state, d.run, filepath.Dir(d.state), filepath.Dir(d.run)} {
+	os.Remove(d.LockFile())
+	for _, dir := range []string{d.State, d.Run, filepath.Dir(d.State), filepath.Dir(d.Run)} {
 		os.Remove(dir) // only if empty
 	}
 }
@@ -165,18 +176,19 @@ type Entry struct {
 	Time time.Time `json:"time"`
 }
 
-// journal is the append-only record of everything up makes, written and
+// Journal is the append-only record of everything up makes, written and
 // synced before each thing is made, so that down can remove all of it
 // whatever point up died at. down walks it backwards.
-type journal struct {
+type Journal struct {
 	mu      sync.Mutex // steps record concurrently
 	f       *os.File
 	seen    map[Entry]bool
 	written int // entries this process wrote
 }
 
-func openJournal(path string) (*journal, error) {
-	entries, err := readJournal(path)
+// OpenJournal opens the journal at path for appending.
+func OpenJournal(path string) (*Journal, error) {
+	entries, err := ReadJournal(path)
 	if err != nil {
 		return nil, err
 	}
@@ -184,23 +196,23 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &journal{f: f, seen: map[Entry]bool{}}
+	j := &Journal{f: f, seen: map[Entry]bool{}}
 	for _, e := range entries {
 		j.seen[Entry{Kind: e.Kind, Name: e.Name}] = true
 	}
 	return j, nil
 }
 
-// record writes that kind/name is about to be made, unless the journal
+// Record writes that kind/name is about to be made, unless the journal
 // has it already.
-func (j *journal) record(kind, name string) error {
+func (j *Journal) Record(kind, name string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	k := Entry{Kind: kind, Name: name}
 	if j.seen[k] {
 		return nil
 	}
-	j.crashAfter()
+	crashhook.After(j.written)
 	b, err := json.Marshal(Entry{Kind: kind, Name: name, Time: time.Now().UTC()})
 	if err != nil {
 		return err
@@ -213,17 +225,26 @@ func (j *journal) record(kind, name string) error {
 	}
 	j.seen[k] = true
 	j.written++
-	crashAt(j.written)
+	crashhook.At(j.written)
 	return nil
 }
 
-func (j *journal) close() error { return j.f.Close() }
+// Close closes the journal.
+func (j *Journal) Close() error { return j.f.Close() }
 
-// readJournal returns the journal's entries, oldest first. A missing
+// Made says that everything the journal names is made: the crash tests'
+// last kill point.
+func (j *Journal) Made() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	crashhook.After(j.written)
+}
+
+// ReadJournal returns the journal's entries, oldest first. A missing
 // journal has none. A last line cut short by a crash is ignored (it was
 // being written, so what it names was not made yet); any other bad line is
 // an error.
-func readJournal(path string) ([]Entry, error) {
+func ReadJournal(path string) ([]Entry, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -251,22 +272,23 @@ func readJournal(path string) ([]Entry, error) {
 	return out, sc.Err()
 }
 
-// writeFileAtomic writes data to path, mode 0600, so that readers (and
+// WriteFileAtomic writes data to path, mode 0600, so that readers (and
 // the next run after a crash) see the old content or the new, never a part.
-func writeFileAtomic(path string, data []byte) error {
+func WriteFileAtomic(path string, data []byte) error {
 	return atomicfile.WriteFile(path, data, 0o600)
 }
 
-func savePlan(path string, p *planner.Plan) error {
+// SavePlan writes the plan applied.
+func SavePlan(path string, p *planner.Plan) error {
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return WriteFileAtomic(path, append(b, '\n'))
 }
 
-// loadPlan returns the plan last applied, or nil when there is none.
-func loadPlan(path string) (*planner.Plan, error) {
+// LoadPlan returns the plan last applied, or nil when there is none.
+func LoadPlan(path string) (*planner.Plan, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -281,6 +303,33 @@ func loadPlan(path string) (*planner.Plan, error) {
 	return &p, nil
 }
 
-// stoppedFile marks a project stopped on purpose (stop, or Ctrl-C of a
+// StoppedFile marks a project stopped on purpose (stop, or Ctrl-C of a
 // foreground up): no foldup command restarts its supervisor then.
-func (d dirs) stoppedFile() string { return filepath.Join(d.state, "stopped") }
+func (d Dirs) StoppedFile() string { return filepath.Join(d.State, "stopped") }
+
+// ReadPid returns the pid a pid file holds, or 0.
+func ReadPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Alive says whether process pid runs: a zombie (a child not yet reaped)
+// does not.
+func Alive(pid int) bool {
+	if err := unix.Kill(pid, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
