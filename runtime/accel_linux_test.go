@@ -17,6 +17,7 @@ import (
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/qemu"
 	"github.com/foldup/foldup/spec"
+	"github.com/foldup/foldup/vm"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,7 +79,7 @@ vms:
     stop_grace_period: 1s
 `, kernel, initrd))
 	t.Logf("up:\n%s", log.String())
-	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1")
+	f := vm.For(e.o.withDefaults().dirs(p.Name), "vm1")
 	waitVMConsole(t, f, "FOLDUP-LEASE", 90*time.Second)
 
 	verdicts, _ := filepath.Glob(filepath.Join(e.o.RunRoot, "accel", "kvm-*.json"))
@@ -87,7 +88,7 @@ vms:
 		b, _ := os.ReadFile(verdicts[0])
 		json.Unmarshal(b, &v)
 	}
-	rec, err := readVMRecord(f)
+	rec, err := vm.ReadRecord(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ vms:
 	if rec.Launch.Config.KVM && v.Group >= 0 {
 		wantGroups = strconv.Itoa(v.Group)
 	}
-	pid := vmRunning(f)
+	pid := vm.Running(f)
 	assertConfined(t, pid, f)
 	if got := procGroups(t, pid); got != wantGroups {
 		t.Errorf("qemu's supplementary groups %q, want %q", got, wantGroups)
@@ -199,11 +200,11 @@ func procGroups(t *testing.T, pid int) string {
 
 // waitVMConsole waits until a VM's console (this boot's) has a line with
 // want, and returns the line from want on.
-func waitVMConsole(t *testing.T, f vmFiles, want string, d time.Duration) string {
+func waitVMConsole(t *testing.T, f vm.Files, want string, d time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		b, _ := os.ReadFile(f.consoleLog())
+		b, _ := os.ReadFile(f.ConsoleLog())
 		for _, l := range strings.Split(string(b), "\n") {
 			if i := strings.Index(l, want); i >= 0 {
 				return strings.TrimSpace(l[i:])
@@ -236,11 +237,11 @@ vms:
 		t.Fatal(err)
 	}
 	o := Options{RunRoot: t.TempDir()}
-	_, _, err = Accelerators(t.Context(), p, []string{"forced"}, o)
+	_, _, err = vm.Accelerators(t.Context(), p, []string{"forced"}, o.RunRoot)
 	if want := file + ":4:45: vms.forced.accel: KVM runs only guests of the host's architecture (x86_64), and this VM's arch is aarch64"; err == nil || err.Error() != want {
 		t.Errorf("forced: %v\nwant %s", err, want)
 	}
-	acc, warnings, err := Accelerators(t.Context(), p, []string{"arm", "slow"}, o)
+	acc, warnings, err := vm.Accelerators(t.Context(), p, []string{"arm", "slow"}, o.RunRoot)
 	if err != nil || len(warnings) != 0 || acc["arm"].KVM || acc["slow"].KVM || acc["arm"].Group != -1 {
 		t.Errorf("arm, slow: %+v %v %v; want TCG, no group, nothing said", acc, warnings, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/vm"
 )
 
 const cloudInitProject = `
@@ -71,11 +72,11 @@ func TestCloudInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := e.upInProcess(t, "ci", fmt.Sprintf(cloudInitProject, disk, kernel, initrd, testKey))
-	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "deb")
+	f := vm.For(e.o.withDefaults().dirs(p.Name), "deb")
 	var got map[string]string
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		b, _ := os.ReadFile(f.consoleLog())
+		b, _ := os.ReadFile(f.ConsoleLog())
 		got = map[string]string{}
 		for _, l := range strings.Split(strings.ReplaceAll(string(b), "\r", ""), "\n") {
 			if _, rest, ok := strings.Cut(l, "FOLDUP-CI "); ok {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 )
 
 // ConsoleEscape is the byte that detaches from a VM's console: Ctrl-],
@@ -49,12 +50,12 @@ func Console(ctx context.Context, project, member string, in io.Reader, out io.W
 	case m.Kind != planner.VM:
 		return fmt.Errorf("%s is a container, which has no serial console: use `foldup exec %s sh`", member, m.Service)
 	}
-	f := vmFilesOf(d, m.Name)
-	if vmRunning(f) == 0 {
+	f := vm.For(d, m.Name)
+	if vm.Running(f) == 0 {
 		return fmt.Errorf("vm %s is not running", m.Name)
 	}
 	var dialer net.Dialer
-	conn, err := dialer.DialContext(ctx, "unix", f.console())
+	conn, err := dialer.DialContext(ctx, "unix", f.Console())
 	if err != nil {
 		return fmt.Errorf("vm %s's console: %w", m.Name, err)
 	}

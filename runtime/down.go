@@ -18,6 +18,7 @@ import (
 	net "github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 )
 
 // DownOptions are down's flags.
@@ -130,7 +131,7 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 			}
 			ev := prog.start("VM", e.Name)
 			var stopped bool
-			if stopped, err = stopVM(ctx, d, e.Name, grace); stopped && err == nil {
+			if stopped, err = vm.Stop(ctx, d, e.Name, grace); stopped && err == nil {
 				ev.done("Removed")
 			}
 		case state.KindTap:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/vm"
 )
 
 // guestShell drives the root shell the test guest runs on its serial
@@ -32,11 +33,11 @@ type guestShell struct {
 // console: lease taken, httpd up, shell started) and connects to its
 // console. At the end of the test the connection closes; if the test
 // failed, the tail of the console log is logged.
-func dialGuest(t *testing.T, f vmFiles, name string) *guestShell {
+func dialGuest(t *testing.T, f vm.Files, name string) *guestShell {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		b, _ := os.ReadFile(f.consoleLog())
+		b, _ := os.ReadFile(f.ConsoleLog())
 		if strings.Contains(string(b), "FOLDUP-READY") {
 			break
 		}
@@ -45,7 +46,7 @@ func dialGuest(t *testing.T, f vmFiles, name string) *guestShell {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	conn, err := net.Dial("unix", f.console())
+	conn, err := net.Dial("unix", f.Console())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func dialGuest(t *testing.T, f vmFiles, name string) *guestShell {
 		conn.Close()
 		<-done
 		if t.Failed() {
-			b, _ := os.ReadFile(f.consoleLog())
+			b, _ := os.ReadFile(f.ConsoleLog())
 			t.Logf("%s's console, last lines:\n%s", name, lastChars(string(b), 4000))
 		}
 	})

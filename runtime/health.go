@@ -21,6 +21,7 @@ import (
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 )
 
 // The supervisor probes each running VM that has a health check, from the
@@ -67,10 +68,10 @@ func (s *supervisor) followVMs(ctx context.Context) {
 			running[m.Name] = fl
 			// The VM's files signal their changes: no follower polls
 			// them.
-			f := vmFilesOf(s.dirs, m.Name)
+			f := vm.For(s.dirs, m.Name)
 			sig := newFileSignals()
 			health, watch, console := sig.subscribe("vm.json"), sig.subscribe("vm.json"), sig.subscribe("console.log")
-			fl.wg.Go(func() { sig.run(cctx, f.state, time.Second) })
+			fl.wg.Go(func() { sig.run(cctx, f.State, time.Second) })
 			fl.wg.Go(func() { s.checkVM(cctx, m.Name, health) })
 			fl.wg.Go(func() { s.watchVM(cctx, m.Name, watch) })
 			fl.wg.Go(func() {
@@ -93,21 +94,21 @@ func (s *supervisor) followVMs(ctx context.Context) {
 // checkVM probes one VM for as long as ctx lasts. A new qemu (the VM
 // recreated or restarted: another pid) starts the count again.
 func (s *supervisor) checkVM(ctx context.Context, name string, recChanged <-chan struct{}) {
-	f := vmFilesOf(s.dirs, name)
+	f := vm.For(s.dirs, name)
 	var (
 		pid     int
-		h       Health
+		h       vm.Health
 		started time.Time
 		seen    string // a serial check's match: the console said it once this boot
 	)
 	for {
 		var wait time.Duration // nothing to probe: until the record changes
-		rec, err := readVMRecord(f)
-		if err == nil && rec.Health != nil && !rec.Health.Disable && len(rec.Health.Test) == 2 && vmRunning(f) == rec.PID {
+		rec, err := vm.ReadRecord(f)
+		if err == nil && rec.Health != nil && !rec.Health.Disable && len(rec.Health.Test) == 2 && vm.Running(f) == rec.PID {
 			hc := rec.Health
 			if rec.PID != pid {
 				pid, started = rec.PID, rec.Started
-				h = Health{Status: "starting"}
+				h = vm.Health{Status: "starting"}
 				seen = ""
 			}
 			interval := time.Duration(hc.Interval)
@@ -127,39 +128,21 @@ func (s *supervisor) checkVM(ctx context.Context, name string, recChanged <-chan
 				result, err = seen, nil
 			} else {
 				s.host.Do(func() error {
-					result, err = probe(ctx, hc.Test[0], hc.Test[1], rec.Addrs, console{f.consoleLog(), rec.ConsoleOffset}, timeout)
+					result, err = probe(ctx, hc.Test[0], hc.Test[1], rec.Addrs, console{f.ConsoleLog(), rec.ConsoleOffset}, timeout)
 					return nil
 				})
 				if err == nil && hc.Test[0] == spec.CheckSerial {
 					seen = result
 				}
 			}
-			h.observe(result, err, time.Since(started) < time.Duration(hc.StartPeriod), retries)
+			h.Observe(result, err, time.Since(started) < time.Duration(hc.StartPeriod), retries)
 			b, _ := json.Marshal(h)
-			state.WriteFileAtomic(f.health(), b)
+			state.WriteFileAtomic(f.HealthFile(), b)
 			wait = interval
 		}
 		if !waitSignal(ctx, recChanged, wait) {
 			return
 		}
-	}
-}
-
-// observe takes one probe's result into h, by Docker's rules: a success
-// makes it healthy; a failure counts, unless still in the start period,
-// and `retries` of them in a row make it unhealthy.
-func (h *Health) observe(result string, err error, inStartPeriod bool, retries int) {
-	h.At = time.Now()
-	if err == nil {
-		h.Status, h.FailingStreak, h.Last = "healthy", 0, result
-		return
-	}
-	h.Last = err.Error()
-	if !inStartPeriod {
-		h.FailingStreak++
-	}
-	if h.FailingStreak >= retries {
-		h.Status = "unhealthy"
 	}
 }
 

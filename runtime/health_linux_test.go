@@ -11,29 +11,31 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/foldup/foldup/vm"
 )
 
 // TestHealthObserve walks Docker's health rules: failures in the start
 // period do not count, `retries` failures in a row make a VM unhealthy,
 // and one success makes it healthy again.
 func TestHealthObserve(t *testing.T) {
-	h := Health{Status: "starting"}
+	h := vm.Health{Status: "starting"}
 	fail := errors.New("refused")
 	for range 5 {
-		h.observe("", fail, true, 2)
+		h.Observe("", fail, true, 2)
 	}
 	if h.Status != "starting" || h.FailingStreak != 0 {
 		t.Errorf("after failures in the start period: %+v", h)
 	}
-	h.observe("", fail, false, 2)
+	h.Observe("", fail, false, 2)
 	if h.Status != "starting" || h.FailingStreak != 1 {
 		t.Errorf("after one counted failure of 2: %+v", h)
 	}
-	h.observe("", fail, false, 2)
+	h.Observe("", fail, false, 2)
 	if h.Status != "unhealthy" || h.Last != "refused" {
 		t.Errorf("after two: %+v", h)
 	}
-	h.observe("ok", nil, false, 2)
+	h.Observe("ok", nil, false, 2)
 	if h.Status != "healthy" || h.FailingStreak != 0 || h.Last != "ok" {
 		t.Errorf("after a success: %+v", h)
 	}

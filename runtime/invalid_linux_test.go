@@ -16,6 +16,7 @@ import (
 	dnetwork "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/foldup/foldup/qemu"
+	"github.com/foldup/foldup/vm"
 )
 
 // TestInvalidUpChangesNothing runs `foldup up -d` on files that are wrong
@@ -50,7 +51,7 @@ func TestInvalidUpChangesNothing(t *testing.T) {
 	// KVM forced where it cannot run the VM (this machine's PVM, or a
 	// host without KVM) is an error at the VM's accel, before anything is
 	// made.
-	if cred, _ := qemuUser(); !(qemu.KVMCheck{Cred: cred}).Check(t.Context()).Usable {
+	if cred, _ := vm.QemuUser(); !(qemu.KVMCheck{Cred: cred}).Check(t.Context()).Usable {
 		cases = append(cases, struct{ name, file, want string }{"kvm forced",
 			"vms:\n  v:\n    kernel: ./vmlinuz\n    accel: kvm\n", `:4:12: vms\.v\.accel: KVM (cannot run this VM|is not available on this host)`})
 	}

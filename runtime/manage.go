@@ -20,6 +20,7 @@ import (
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 )
 
 // MemberStatus is one line of ps.
@@ -201,8 +202,8 @@ func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Wr
 			if m.Kind != planner.VM || !wants(m.Service, m.Name) {
 				continue
 			}
-			f := vmFilesOf(d, m.Name)
-			if _, err := os.Stat(f.consoleLog()); err != nil {
+			f := vm.For(d, m.Name)
+			if _, err := os.Stat(f.ConsoleLog()); err != nil {
 				continue // never started
 			}
 			chosen = append(chosen, source{m.Name, func(w *linePrefixer) error { return vmLogs(ctx, f, lo, w) }})
@@ -401,11 +402,11 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 			ev.update(doing)
 			acted, err := false, error(nil)
 			if stopping || doing == "Restarting" {
-				acted, err = stopVM(ctx, d, t.name, timeoutDuration(timeout))
+				acted, err = vm.Stop(ctx, d, t.name, timeoutDuration(timeout))
 			}
 			if err == nil && !stopping {
 				var started bool
-				started, err = startStoppedVM(ctx, host, d, t.name)
+				started, err = vm.StartStopped(ctx, host, d, t.name)
 				acted = acted || started
 			}
 			switch {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 )
 
 const rebootProject = `
@@ -123,7 +124,7 @@ func TestEngineRestartAndReboot(t *testing.T) {
 	works(t, "after up")
 	qemuPID := 0
 	if haveVM {
-		qemuPID = vmRunning(vmFilesOf(d, "vm"))
+		qemuPID = vm.Running(vm.For(d, "vm"))
 	}
 
 	t.Run("engine_restart", func(t *testing.T) {
@@ -142,7 +143,7 @@ func TestEngineRestartAndReboot(t *testing.T) {
 		out = foldup("up", "-d")
 		works(t, "up after the engine's restart")
 		if haveVM {
-			if pid := vmRunning(vmFilesOf(d, "vm")); pid != qemuPID {
+			if pid := vm.Running(vm.For(d, "vm")); pid != qemuPID {
 				t.Errorf("the VM's qemu is %d after up, was %d: an engine restart must not touch VMs", pid, qemuPID)
 			}
 		}

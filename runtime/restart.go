@@ -4,11 +4,10 @@ package runtime
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/foldup/foldup/qemu"
+	"github.com/foldup/foldup/vm"
 )
 
 // The supervisor follows each VM's qemu on its events socket, a QMP
@@ -18,17 +17,6 @@ import (
 // Docker's rules and backoff. qemu does not belong to the supervisor: a
 // supervisor started again while VMs run finds them through the same
 // sockets and follows them from there, killing none.
-
-// Exit codes as Docker would report them for a container that ended the
-// same way.
-const (
-	exitGuest   = 0   // the guest powered off
-	exitQuit    = 0   // a QMP quit that was not a stop
-	exitSignal  = 143 // SIGTERM/SIGINT to qemu
-	exitCrashed = 137 // no SHUTDOWN event: killed, or qemu crashed
-	exitPanic   = 1   // guest-panic
-	exitUnknown = 255 // ended while no supervisor watched
-)
 
 // Restart backoff, as Docker's: 100 ms, doubling up to a minute, back to
 // the start after a run of 10 s.
@@ -40,15 +28,15 @@ const (
 
 // watchVM follows one VM until ctx ends.
 func (s *supervisor) watchVM(ctx context.Context, name string, recChanged <-chan struct{}) {
-	f := vmFilesOf(s.dirs, name)
+	f := vm.For(s.dirs, name)
 	delay := restartFirst
 	for ctx.Err() == nil {
-		rec, err := readVMRecord(f)
+		rec, err := vm.ReadRecord(f)
 		if err != nil {
 			waitSignal(ctx, recChanged, 0) // until up writes it
 			continue
 		}
-		if pid := vmRunning(f); pid != 0 {
+		if pid := vm.Running(f); pid != 0 {
 			if pid != rec.PID {
 				// up or start is starting it and has not written its
 				// record yet.
@@ -69,11 +57,11 @@ func (s *supervisor) watchVM(ctx context.Context, name string, recChanged <-chan
 		}
 		if rec.Exited.IsZero() && !rec.Stopped {
 			// It ended while no supervisor watched: how is unknown.
-			if rec = s.recordExit(f, rec.PID, exitUnknown, "unknown"); rec == nil {
+			if rec = s.recordExit(f, rec.PID, vm.ExitUnknown, "unknown"); rec == nil {
 				continue
 			}
 		}
-		if !wantsRestart(rec) {
+		if !vm.WantsRestart(rec) {
 			waitSignal(ctx, recChanged, 0) // until start or up starts it
 			continue
 		}
@@ -88,19 +76,19 @@ func (s *supervisor) watchVM(ctx context.Context, name string, recChanged <-chan
 // recordExit notes in the VM's record how its qemu at pid ended, under
 // the VM's lock, unless up or start has since put another qemu there. It
 // returns the record written, or nil.
-func (s *supervisor) recordExit(f vmFiles, pid, code int, how string) *vmRecord {
-	unlock, err := lockVM(f)
+func (s *supervisor) recordExit(f vm.Files, pid, code int, how string) *vm.Record {
+	unlock, err := vm.Lock(f)
 	if err != nil {
 		s.log.Error("vm exit", "err", err)
 		return nil
 	}
 	defer unlock()
-	rec, err := readVMRecord(f)
-	if err != nil || rec.PID != pid || vmRunning(f) != 0 {
+	rec, err := vm.ReadRecord(f)
+	if err != nil || rec.PID != pid || vm.Running(f) != 0 {
 		return nil
 	}
 	rec.Exited, rec.ExitCode, rec.Exit = time.Now(), code, how
-	if err := writeVMRecord(f, rec); err != nil {
+	if err := vm.WriteRecord(f, rec); err != nil {
 		s.log.Error("vm exit", "err", err)
 		return nil
 	}
@@ -109,53 +97,34 @@ func (s *supervisor) recordExit(f vmFiles, pid, code int, how string) *vmRecord 
 
 // restartVM starts a VM's qemu again by its restart policy, unless, under
 // the VM's lock, someone else has acted meanwhile.
-func (s *supervisor) restartVM(ctx context.Context, f vmFiles, oldPID int) {
-	unlock, err := lockVM(f)
+func (s *supervisor) restartVM(ctx context.Context, f vm.Files, oldPID int) {
+	unlock, err := vm.Lock(f)
 	if err != nil {
 		s.log.Error("vm restart", "err", err)
 		return
 	}
 	defer unlock()
-	rec, err := readVMRecord(f)
-	if err != nil || rec.PID != oldPID || vmRunning(f) != 0 || !wantsRestart(rec) {
+	rec, err := vm.ReadRecord(f)
+	if err != nil || rec.PID != oldPID || vm.Running(f) != 0 || !vm.WantsRestart(rec) {
 		return
 	}
 	rec.Restarts++
 	name := rec.Member
-	if err := startVM(ctx, s.host, f, rec); err != nil {
+	if err := vm.Start(ctx, s.host, f, rec); err != nil {
 		s.log.Error("vm restart failed", "vm", name, "err", err)
 		rec.Exited, rec.Exit = time.Now(), "restart failed: "+err.Error()
-		writeVMRecord(f, rec)
+		vm.WriteRecord(f, rec)
 		return
 	}
 	s.log.Info("vm restarted", "vm", name, "pid", rec.PID, "restarts", rec.Restarts)
 }
 
-// wantsRestart applies a stopped VM's restart policy to how it ended.
-func wantsRestart(rec *vmRecord) bool {
-	if rec.Stopped || rec.Exited.IsZero() {
-		return false
-	}
-	policy, arg, _ := strings.Cut(rec.Restart, ":")
-	switch policy {
-	case "always", "unless-stopped":
-		return true
-	case "on-failure":
-		if rec.ExitCode == 0 {
-			return false
-		}
-		n, err := strconv.Atoi(arg)
-		return err != nil || n <= 0 || rec.Restarts < n
-	}
-	return false
-}
-
 // followVM waits until the qemu at pid has ended and says how, from the
 // last SHUTDOWN event its events socket delivered.
-func followVM(ctx context.Context, f vmFiles, pid int) (int, string) {
+func followVM(ctx context.Context, f vm.Files, pid int) (int, string) {
 	reason := ""
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	q, err := qemu.DialQMP(dctx, f.events())
+	q, err := qemu.DialQMP(dctx, f.Events())
 	cancel()
 	if err == nil {
 		defer q.Close()
@@ -176,24 +145,24 @@ func followVM(ctx context.Context, f vmFiles, pid int) (int, string) {
 	}
 	// The connection ends as qemu exits, or could not be made (an older
 	// qemu without the socket): wait for the process itself.
-	for vmRunning(f) == pid {
+	for vm.Running(f) == pid {
 		if !sleepCtx(ctx, 50*time.Millisecond) {
 			return 0, ""
 		}
 	}
 	switch reason {
 	case "guest-shutdown":
-		return exitGuest, reason
+		return vm.ExitGuest, reason
 	case "host-qmp-quit":
-		return exitQuit, reason
+		return vm.ExitQuit, reason
 	case "host-signal":
-		return exitSignal, reason
+		return vm.ExitSignal, reason
 	case "guest-panic":
-		return exitPanic, reason
+		return vm.ExitPanic, reason
 	case "":
-		return exitCrashed, "crashed"
+		return vm.ExitCrashed, "crashed"
 	}
-	return exitCrashed, reason
+	return vm.ExitCrashed, reason
 }
 
 // sleepCtx sleeps for d, or until ctx ends; it reports whether ctx lasts.

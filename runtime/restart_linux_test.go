@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/vm"
 )
 
 const restartProject = `
@@ -45,7 +46,7 @@ func TestVMRestart(t *testing.T) {
 	p, res := e.upInProcess(t, "rs", fmt.Sprintf(restartProject, kernel, initrd))
 	ctx := t.Context()
 	d := e.o.withDefaults().dirs(p.Name)
-	always, onfail := vmFilesOf(d, "always"), vmFilesOf(d, "onfail")
+	always, onfail := vm.For(d, "always"), vm.For(d, "onfail")
 
 	waitFor := func(what string, limit time.Duration, ok func() bool) {
 		t.Helper()
@@ -57,29 +58,29 @@ func TestVMRestart(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	leases := func(f vmFiles) int {
-		b, _ := os.ReadFile(f.consoleLog())
+	leases := func(f vm.Files) int {
+		b, _ := os.ReadFile(f.ConsoleLog())
 		return strings.Count(string(b), "FOLDUP-LEASE event=bound")
 	}
-	record := func(f vmFiles) *vmRecord {
+	record := func(f vm.Files) *vm.Record {
 		t.Helper()
-		rec, err := readVMRecord(f)
+		rec, err := vm.ReadRecord(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return rec
 	}
-	for _, f := range []vmFiles{always, onfail} {
+	for _, f := range []vm.Files{always, onfail} {
 		waitFor("first lease", 60*time.Second, func() bool { return leases(f) == 1 })
 	}
 
 	// SIGKILL: no SHUTDOWN event, a crash to the watcher; restart: always.
-	pid := vmRunning(always)
+	pid := vm.Running(always)
 	syscall.Kill(pid, syscall.SIGKILL)
-	restarted := func(f vmFiles, old int) func() bool {
+	restarted := func(f vm.Files, old int) func() bool {
 		return func() bool {
-			p := vmRunning(f)
-			rec, err := readVMRecord(f)
+			p := vm.Running(f)
+			rec, err := vm.ReadRecord(f)
 			return p != 0 && p != old && err == nil && rec.PID == p
 		}
 	}
@@ -90,18 +91,18 @@ func TestVMRestart(t *testing.T) {
 	waitFor("a lease after the restart", 60*time.Second, func() bool { return leases(always) == 2 })
 	// Its health starts over from this boot: the old boot's FOLDUP-READY
 	// does not count.
-	waitFor("healthy again", 60*time.Second, func() bool { h := vmHealth(always); return h != nil && h.Status == "healthy" })
+	waitFor("healthy again", 60*time.Second, func() bool { h := vm.ReadHealth(always); return h != nil && h.Status == "healthy" })
 
 	// The guest powers off: exit 0, which on-failure does not restart.
 	// Typed, not run: the shell never answers.
 	fmt.Fprintln(dialGuest(t, onfail, "onfail").conn, "poweroff -f")
-	waitFor("onfail powered off", 30*time.Second, func() bool { return vmRunning(onfail) == 0 })
+	waitFor("onfail powered off", 30*time.Second, func() bool { return vm.Running(onfail) == 0 })
 	waitFor("onfail's exit recorded", 10*time.Second, func() bool { return !record(onfail).Exited.IsZero() })
 	if rec := record(onfail); rec.ExitCode != 0 || rec.Exit != "guest-shutdown" || rec.Restarts != 0 {
 		t.Errorf("after the guest's poweroff: exit %d %q, %d restarts", rec.ExitCode, rec.Exit, rec.Restarts)
 	}
 	time.Sleep(time.Second)
-	if vmRunning(onfail) != 0 {
+	if vm.Running(onfail) != 0 {
 		t.Error("on-failure restarted a VM that powered itself off")
 	}
 	list, err := Ps(ctx, p.Name, true, e.o)
@@ -116,18 +117,18 @@ func TestVMRestart(t *testing.T) {
 	if err := Start(ctx, p.Name, []string{"onfail"}, e.o); err != nil {
 		t.Fatal(err)
 	}
-	if vmRunning(onfail) == 0 {
+	if vm.Running(onfail) == 0 {
 		t.Fatal("start onfail: not running")
 	}
 	waitFor("onfail's lease after start", 60*time.Second, func() bool { return leases(onfail) == 2 })
 
 	// A new supervisor adopts the running VMs.
-	pids := []int{vmRunning(always), vmRunning(onfail)}
+	pids := []int{vm.Running(always), vm.Running(onfail)}
 	if err := res.Supervisor.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if vmRunning(always) != pids[0] || vmRunning(onfail) != pids[1] {
-		t.Fatalf("VMs after the supervisor stopped: %d %d, were %v", vmRunning(always), vmRunning(onfail), pids)
+	if vm.Running(always) != pids[0] || vm.Running(onfail) != pids[1] {
+		t.Fatalf("VMs after the supervisor stopped: %d %d, were %v", vm.Running(always), vm.Running(onfail), pids)
 	}
 	sctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -140,7 +141,7 @@ func TestVMRestart(t *testing.T) {
 		t.Fatalf("a second supervisor: %v", err)
 	}
 	time.Sleep(time.Second) // the watchers connect
-	for i, f := range []vmFiles{always, onfail} {
+	for i, f := range []vm.Files{always, onfail} {
 		syscall.Kill(pids[i], syscall.SIGKILL)
 		waitFor("restarted by the new supervisor", 30*time.Second, restarted(f, pids[i]))
 	}
@@ -153,7 +154,7 @@ func TestVMRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if vmRunning(always) != 0 {
+	if vm.Running(always) != 0 {
 		t.Error("restart: always undid a stop")
 	}
 	if rec := record(always); !rec.Stopped {

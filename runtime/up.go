@@ -20,6 +20,7 @@ import (
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 	"github.com/foldup/foldup/vmimage"
 	"golang.org/x/sync/errgroup"
 )
@@ -82,8 +83,8 @@ type upRun struct {
 	mu       sync.Mutex
 	ports    map[string]network.Port // registered member ports by interface
 	sup      *InProcess
-	vmImages map[string]string // a VM service's downloaded image: its path in the cache
-	accels   map[string]accel  // each VM's accelerator, by VM
+	vmImages map[string]string   // a VM service's downloaded image: its path in the cache
+	accels   map[string]vm.Accel // each VM's accelerator, by VM
 }
 
 // Up brings project p up: it plans it against what exists, then makes
@@ -110,11 +111,11 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		prog.warn(w.String())
 	}
 	for _, name := range p.VMNames() {
-		if err := checkVM(p, name); err != nil {
+		if err := vm.Check(p, name); err != nil {
 			return nil, err
 		}
 	}
-	accels, warnings, err := Accelerators(ctx, p, p.VMNames(), o)
+	accels, warnings, err := vm.Accelerators(ctx, p, p.VMNames(), o.RunRoot)
 	for _, w := range warnings {
 		prog.warn(w.String())
 	}
@@ -353,12 +354,12 @@ func (r *upRun) observe(ctx context.Context) error {
 		}
 	}
 	for name := range r.p.VMs {
-		f := vmFilesOf(r.d, name)
-		rec, err := readVMRecord(f)
+		f := vm.For(r.d, name)
+		rec, err := vm.ReadRecord(f)
 		if err != nil {
 			continue // never started here
 		}
-		r.obs.Members[name] = planner.MemberState{Kind: planner.VM, Running: vmRunning(f) != 0, ConfigHash: rec.ConfigHash}
+		r.obs.Members[name] = planner.MemberState{Kind: planner.VM, Running: vm.Running(f) != 0, ConfigHash: rec.ConfigHash}
 	}
 	if _, err := newSupervisorClient(r.d).Status(ctx); err == nil {
 		r.obs.DNSRunning = true
@@ -606,7 +607,7 @@ func (r *upRun) wait(ctx context.Context, s *planner.Step) error {
 	}
 	var err error
 	if dm.Kind == planner.VM {
-		err = waitVM(ctx, vmFilesOf(r.d, dm.Name), dm.Name, s.Condition)
+		err = vm.Wait(ctx, vm.For(r.d, dm.Name), dm.Name, s.Condition)
 	} else {
 		err = waitCondition(ctx, r.dc, name, s.Condition)
 	}
@@ -699,7 +700,7 @@ func (r *upRun) ready(ctx context.Context, m *planner.Member) error {
 		if hc := r.p.VMs[m.Service].HealthCheck; hc != nil && !hc.Disable {
 			cond, word = "service_healthy", "Healthy"
 		}
-		if err := waitVM(ctx, vmFilesOf(r.d, m.Name), m.Name, cond); err != nil {
+		if err := vm.Wait(ctx, vm.For(r.d, m.Name), m.Name, cond); err != nil {
 			return ev.fail(err)
 		}
 		ev.done(word)

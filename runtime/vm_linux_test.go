@@ -13,6 +13,7 @@ import (
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 )
 
 const mixedProject = `
@@ -67,12 +68,12 @@ func TestVMAndContainers(t *testing.T) {
 			web = m
 		}
 	}
-	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1")
+	f := vm.For(e.o.withDefaults().dirs(p.Name), "vm1")
 	console := func(want string) string {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			b, _ := os.ReadFile(f.consoleLog())
+			b, _ := os.ReadFile(f.ConsoleLog())
 			for _, l := range strings.Split(string(b), "\n") {
 				if i := strings.Index(l, want); i >= 0 {
 					return strings.TrimSpace(l[i:]) // the console shell's prompt may come first
@@ -105,7 +106,7 @@ func TestVMAndContainers(t *testing.T) {
 	if out, _ := e.exec(t, "mix-probe-1", "nslookup", "-type=txt", "secret"); !strings.Contains(out, `"for everyone"`) || strings.Contains(out, "only vm1") {
 		t.Errorf("a container sees the project's TXT record, not vm1's:\n%s", out)
 	}
-	if h := vmHealth(f); h == nil || h.Status != "healthy" {
+	if h := vm.ReadHealth(f); h == nil || h.Status != "healthy" {
 		t.Errorf("vm1 health = %+v", h)
 	}
 
@@ -140,7 +141,7 @@ func TestVMAndContainers(t *testing.T) {
 
 	// qemu is confined: the unprivileged user, no capability, seccomp
 	// filtering (-sandbox on), no way back to privileges.
-	pid := vmRunning(f)
+	pid := vm.Running(f)
 	assertConfined(t, pid, f)
 
 	// stop vm1 powers it off (busybox ignores the button: quit after the
@@ -165,10 +166,10 @@ func TestVMAndContainers(t *testing.T) {
 	if out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
 		t.Errorf("taps left:\n%s", out)
 	}
-	if _, err := os.Stat(f.consoleLog()); err != nil {
+	if _, err := os.Stat(f.ConsoleLog()); err != nil {
 		t.Errorf("down removed vm1's state (only down -v does): %v", err)
 	}
-	if out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+f.run).Output(); len(out) > 0 {
+	if out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+f.Run).Output(); len(out) > 0 {
 		t.Errorf("qemu processes left: %s", out)
 	}
 }
@@ -178,9 +179,9 @@ func TestVMAndContainers(t *testing.T) {
 // group but /dev/kvm's when it runs under KVM through it (as its VM's
 // record says), holds no capability (effective, permitted, inheritable,
 // ambient), is under a seccomp filter (mode 2) and has no_new_privs set.
-func assertConfined(t *testing.T, pid int, f vmFiles) {
+func assertConfined(t *testing.T, pid int, f vm.Files) {
 	t.Helper()
-	rec, err := readVMRecord(f)
+	rec, err := vm.ReadRecord(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func assertConfined(t *testing.T, pid int, f vmFiles) {
 	if len(groups) > 0 && !rec.Launch.Config.KVM {
 		t.Errorf("qemu %d runs under TCG with supplementary groups %v", pid, groups)
 	}
-	cred, ok := qemuUser()
+	cred, ok := vm.QemuUser()
 	if !ok {
 		t.Fatal("no unprivileged user for qemu on this machine")
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/foldup/foldup/internal/systest"
 	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/vm"
 )
 
 const foreignProject = `
@@ -51,7 +52,7 @@ func TestForeignArch(t *testing.T) {
 	e := newTestEnv(t)
 	p, res := e.upInProcess(t, "arm", fmt.Sprintf(foreignProject, "arm", "aarch64", kernel, initrd, "ttyAMA0"))
 	vm1, web := planMember(t, res.Plan, "vm1"), planMember(t, res.Plan, "web")
-	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1")
+	f := vm.For(e.o.withDefaults().dirs(p.Name), "vm1")
 	lease := waitVMConsole(t, f, "FOLDUP-LEASE", 5*time.Minute)
 	if !strings.Contains(lease, "ip="+vm1.NICs[0].IPv4.String()+" ") || !strings.Contains(lease, "hostname=vm1 ") {
 		t.Errorf("vm1's lease %q, want ip=%s hostname=vm1", lease, vm1.NICs[0].IPv4)
@@ -65,7 +66,7 @@ func TestForeignArch(t *testing.T) {
 	if out, code := e.exec(t, "arm-web-1", "wget", "-q", "-O", "-", "http://vm1/"); code != 0 || strings.TrimSpace(out) != "hello from vm1" {
 		t.Errorf("the container fetching http://vm1/: %q (exit %d)", out, code)
 	}
-	rec, err := readVMRecord(f)
+	rec, err := vm.ReadRecord(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestForeignArch(t *testing.T) {
 			t.Errorf("ps: vm1 runs under %q, want tcg", st.Accel)
 		}
 	}
-	assertConfined(t, vmRunning(f), f)
+	assertConfined(t, vm.Running(f), f)
 }
 
 // TestForeignArchUEFI starts an aarch64 VM from a disk image alone: it
@@ -94,8 +95,8 @@ func TestForeignArchUEFI(t *testing.T) {
 	}
 	systest.Command(t, "qemu-system-aarch64")
 	systest.Command(t, "qemu-img")
-	_, err := os.Stat(uefiCode)
-	systest.Need(t, err == nil, "needs "+uefiCode+" (Debian: qemu-efi-aarch64)")
+	_, err := os.Stat(vm.UEFICode)
+	systest.Need(t, err == nil, "needs "+vm.UEFICode+" (Debian: qemu-efi-aarch64)")
 	e := newTestEnv(t)
 	disk := filepath.Join(e.dir, "blank.qcow2")
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", disk, "64M").CombinedOutput(); err != nil {
@@ -110,24 +111,24 @@ vms:
     image: %s
     stop_grace_period: 1s
 `, disk))
-	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "fw")
+	f := vm.For(e.o.withDefaults().dirs(p.Name), "fw")
 	waitVMConsole(t, f, "UEFI firmware", 2*time.Minute)
 	// Boot0001 is the image's disk, the first boot option.
 	waitVMConsole(t, f, `from PciRoot(0x0)/Pci(0x1,0x0)`, 2*time.Minute)
-	st, err := os.Stat(f.efiVars())
+	st, err := os.Stat(f.EFIVars())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred, _ := qemuUser()
+	cred, _ := vm.QemuUser()
 	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != cred.Uid || st.Size() != 64<<20 {
-		t.Errorf("%s: owner %d, %d bytes; want qemu's user %d, 64 MiB", f.efiVars(), sys.Uid, st.Size(), cred.Uid)
+		t.Errorf("%s: owner %d, %d bytes; want qemu's user %d, 64 MiB", f.EFIVars(), sys.Uid, st.Size(), cred.Uid)
 	}
-	rec, err := readVMRecord(f)
+	rec, err := vm.ReadRecord(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := rec.Launch.Config; c.Firmware != uefiCode || c.FirmwareVars != f.efiVars() || c.KVM {
+	if c := rec.Launch.Config; c.Firmware != vm.UEFICode || c.FirmwareVars != f.EFIVars() || c.KVM {
 		t.Errorf("launched with firmware %q, vars %q, KVM %v", c.Firmware, c.FirmwareVars, c.KVM)
 	}
-	assertConfined(t, vmRunning(f), f)
+	assertConfined(t, vm.Running(f), f)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/foldup/foldup/internal/systest"
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/vm"
 )
 
 const guardProject = `
@@ -52,7 +53,7 @@ func TestVMGuard(t *testing.T) {
 	pl := res.Plan
 	vm1, peer, client := planMember(t, pl, "vm1").NICs[0], planMember(t, pl, "peer").NICs[0], planMember(t, pl, "client").NICs[0]
 	n := pl.Network(vm1.Network)
-	g := dialGuest(t, vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1"), "vm1")
+	g := dialGuest(t, vm.For(e.o.withDefaults().dirs(p.Name), "vm1"), "vm1")
 	if out := g.must(t, "ip -4 addr show dev eth0"); !strings.Contains(out, "inet "+vm1.IPv4.String()+"/") {
 		t.Fatalf("vm1 does not have its planned address %s:\n%s", vm1.IPv4, out)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/vm"
 )
 
 const hostileProject = `
@@ -98,7 +99,7 @@ func TestVMHostile(t *testing.T) {
 	if out, err := exec.Command("docker", "-H", e.eng.Host, "cp", bin, "hostile-peer-1:/www/hostile").CombinedOutput(); err != nil {
 		t.Fatalf("docker cp: %v\n%s", err, out)
 	}
-	g := dialGuest(t, vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1"), "vm1")
+	g := dialGuest(t, vm.For(e.o.withDefaults().dirs(p.Name), "vm1"), "vm1")
 	g.must(t, "wget -q -O /tmp/hostile http://"+peer.IPv4.String()+"/hostile && chmod +x /tmp/hostile")
 	// vm1 has its IPv6 address (SLAAC) before the NDP checks.
 	waitFor(t, 30*time.Second, func() bool {

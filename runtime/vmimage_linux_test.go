@@ -18,6 +18,7 @@ import (
 	"github.com/foldup/foldup/cloudinit"
 	"github.com/foldup/foldup/internal/systest"
 	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/vm"
 )
 
 const urlImageProject = `
@@ -74,8 +75,8 @@ func TestVMImageURL(t *testing.T) {
 	if requests.Load() != 1 {
 		t.Errorf("%d requests for the image, want 1", requests.Load())
 	}
-	f := vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm1")
-	out, err := exec.Command("qemu-img", "info", "-U", "--output=json", f.disk()).Output()
+	f := vm.For(e.o.withDefaults().dirs(p.Name), "vm1")
+	out, err := exec.Command("qemu-img", "info", "-U", "--output=json", f.Disk()).Output()
 	if err != nil || !strings.Contains(string(out), `"backing-filename": "`+cached+`"`) {
 		t.Errorf("the overlay's backing file is not the cached image (%v):\n%s", err, out)
 	}

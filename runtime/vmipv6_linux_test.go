@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/internal/vmtest"
+	"github.com/foldup/foldup/vm"
 )
 
 // The default network with IPv6 on and nothing else said: an automatic
@@ -51,7 +52,7 @@ func TestVMIPv6(t *testing.T) {
 		t.Fatalf("plan: network %s has %v in mode %q, vm6 has %v", n.Name, n.Subnet6, n.IPv6Mode, vm6.IPv6)
 	}
 	const peerCtr = "six-peer-1"
-	g := dialGuest(t, vmFilesOf(e.o.withDefaults().dirs(p.Name), "vm6"), "vm6")
+	g := dialGuest(t, vm.For(e.o.withDefaults().dirs(p.Name), "vm6"), "vm6")
 
 	// The guest's SLAAC address: formed by its kernel from foldup's RA
 	// (dynamic: it has a valid lifetime), once DAD is done.

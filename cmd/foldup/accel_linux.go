@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/foldup/foldup/runtime"
 	"github.com/foldup/foldup/spec"
+	"github.com/foldup/foldup/vm"
 )
 
 // accelWarnings says, as up will, which accelerator the VMs cannot have
@@ -16,7 +16,7 @@ func accelWarnings(ctx context.Context, p *spec.Project, stderr io.Writer) error
 	if len(p.VMs) == 0 {
 		return nil
 	}
-	_, warnings, err := runtime.Accelerators(ctx, p, p.VMNames(), runtime.Options{})
+	_, warnings, err := vm.Accelerators(ctx, p, p.VMNames(), "")
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, "warning: "+w.String())
 	}

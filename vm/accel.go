@@ -1,8 +1,9 @@
 //go:build linux
 
-package runtime
+package vm
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"path/filepath"
@@ -11,11 +12,12 @@ import (
 
 	"github.com/foldup/foldup/qemu"
 	"github.com/foldup/foldup/spec"
+	"github.com/foldup/foldup/state"
 )
 
-// accel is how one VM's qemu runs: under KVM (reaching the device through
+// Accel is how one VM's qemu runs: under KVM (reaching the device through
 // one supplementary group, or as a descriptor) or under TCG.
-type accel struct {
+type Accel struct {
 	KVM      bool
 	DeviceFD bool
 	Group    int // -1: none
@@ -27,24 +29,23 @@ type accel struct {
 // under it (the verdict is kept under the run root until the host
 // reboots); else TCG, with one warning saying why when the host has KVM.
 // A VM that must have KVM (accel: kvm) and cannot is a positioned error.
-func Accelerators(ctx context.Context, p *spec.Project, names []string, o Options) (map[string]accel, []Warning, error) {
-	o = o.withDefaults()
-	out := map[string]accel{}
+func Accelerators(ctx context.Context, p *spec.Project, names []string, runRoot string) (map[string]Accel, []spec.Warning, error) {
+	out := map[string]Accel{}
 	var verdict *qemu.KVMVerdict
 	check := func(fresh bool) qemu.KVMVerdict {
 		if verdict == nil || fresh && verdict.Cached {
 			var cred *syscall.Credential
 			if os.Geteuid() == 0 {
-				cred, _ = qemuUser() // as up starts qemu
+				cred, _ = QemuUser() // as up starts qemu
 			}
-			v := qemu.KVMCheck{Cred: cred, CacheDir: filepath.Join(o.RunRoot, "accel"), Fresh: fresh}.Check(ctx)
+			v := qemu.KVMCheck{Cred: cred, CacheDir: filepath.Join(cmp.Or(runRoot, state.DefaultRunRoot), "accel"), Fresh: fresh}.Check(ctx)
 			verdict = &v
 		}
 		return *verdict
 	}
 	var errs spec.ErrorList
 	var warned bool
-	var warnings []Warning
+	var warnings []spec.Warning
 	host := qemu.HostArch()
 	for _, name := range names {
 		v := p.VMs[name]
@@ -60,19 +61,19 @@ func Accelerators(ctx context.Context, p *spec.Project, names []string, o Option
 		}
 		switch {
 		case mode == spec.AccelTCG:
-			out[name] = accel{Group: -1}
+			out[name] = Accel{Group: -1}
 		case v.Arch != host:
 			if mode == spec.AccelKVM {
 				errs.Add(pos, field, said+"KVM runs only guests of the host's architecture (%s), and this VM's arch is %s", host, v.Arch)
 			}
-			out[name] = accel{Group: -1}
+			out[name] = Accel{Group: -1}
 		default:
 			// A VM that must have KVM trusts no cached failure: the
 			// probe runs again.
 			kv := check(mode == spec.AccelKVM)
 			switch {
 			case kv.Usable:
-				out[name] = accel{KVM: true, DeviceFD: kv.DeviceFD, Group: kv.Group}
+				out[name] = Accel{KVM: true, DeviceFD: kv.DeviceFD, Group: kv.Group}
 				continue
 			case mode == spec.AccelKVM && kv.Absent:
 				errs.Add(pos, field, said+"KVM is not available on this host (no usable %s)", qemu.KVMDevice)
@@ -80,9 +81,9 @@ func Accelerators(ctx context.Context, p *spec.Project, names []string, o Option
 				errs.Add(pos, field, said+"KVM cannot run this VM: %s", kv.Reason)
 			case kv.Reason != "" && !warned:
 				warned = true
-				warnings = append(warnings, Warning{Key: "KVM", Msg: kv.Reason + ": VMs run under TCG (slower)"})
+				warnings = append(warnings, spec.Warning{Key: "KVM", Msg: kv.Reason + ": VMs run under TCG (slower)"})
 			}
-			out[name] = accel{Group: -1}
+			out[name] = Accel{Group: -1}
 		}
 	}
 	if err := errs.Err(); err != nil {

@@ -1,0 +1,93 @@
+package vm
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/foldup/foldup/state"
+)
+
+func TestWantsRestart(t *testing.T) {
+	exited := time.Now()
+	for _, c := range []struct {
+		policy   string
+		code     int
+		restarts int
+		stopped  bool
+		want     bool
+	}{
+		{"", 137, 0, false, false},
+		{"no", 137, 0, false, false},
+		{"always", 0, 5, false, true},
+		{"always", 137, 0, true, false}, // stopped by a user
+		{"unless-stopped", 0, 0, false, true},
+		{"unless-stopped", 0, 0, true, false},
+		{"on-failure", 0, 0, false, false},
+		{"on-failure", 137, 9, false, true},
+		{"on-failure:2", 137, 1, false, true},
+		{"on-failure:2", 137, 2, false, false},
+		{"on-failure", ExitUnknown, 0, false, true},
+	} {
+		rec := &Record{Restart: c.policy, ExitCode: c.code, Restarts: c.restarts, Stopped: c.stopped, Exited: exited}
+		if got := WantsRestart(rec); got != c.want {
+			t.Errorf("restart %q, exit %d, %d restarts, stopped %v: WantsRestart = %v", c.policy, c.code, c.restarts, c.stopped, got)
+		}
+	}
+	if WantsRestart(&Record{Restart: "always"}) {
+		t.Error("a VM that has not exited wants a restart")
+	}
+}
+
+// TestPassFile: a file qemu gets as a descriptor is one it will reopen
+// through /proc/self/fd, so one others cannot read is refused up front,
+// with what to do, rather than by qemu.
+func TestPassFile(t *testing.T) {
+	dir := t.TempDir()
+	var passed []*os.File
+	next := func(f *os.File) int { passed = append(passed, f); return 2 + len(passed) }
+	defer func() {
+		for _, f := range passed {
+			f.Close()
+		}
+	}()
+	open := filepath.Join(dir, "vmlinuz")
+	os.WriteFile(open, []byte("k"), 0o644)
+	if got, err := passFile(open, next); err != nil || got != "/proc/self/fd/3" {
+		t.Errorf("passFile(0644) = %q, %v", got, err)
+	}
+	private := filepath.Join(dir, "initrd")
+	os.WriteFile(private, []byte("i"), 0o600)
+	if _, err := passFile(private, next); err == nil || !strings.Contains(err.Error(), "chmod o+r") {
+		t.Errorf("passFile(0600) = %v, want an error saying to chmod o+r", err)
+	}
+	if len(passed) != 1 {
+		t.Errorf("%d descriptors passed, want 1", len(passed))
+	}
+}
+
+// TestStopUnrecorded: a stop that cannot record that the user stopped the
+// VM (its record unreadable here) fails, and leaves the VM as it was,
+// rather than stop it and leave the supervisor to restart it; a VM never
+// started has nothing to record and nothing to stop.
+func TestStopUnrecorded(t *testing.T) {
+	dir := t.TempDir()
+	d := state.Dirs{State: filepath.Join(dir, "state"), Run: filepath.Join(dir, "run")}
+	f := For(d, "vm1")
+	for _, p := range []string{f.State, f.Run} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stopped, err := Stop(t.Context(), d, "vm1", 0); stopped || err != nil {
+		t.Errorf("a VM with no record: stopped %v, %v; want nothing done", stopped, err)
+	}
+	if err := os.WriteFile(f.RecordFile(), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Stop(t.Context(), d, "vm1", 0); err == nil {
+		t.Error("Stop succeeded though it could not record the stop")
+	}
+}
