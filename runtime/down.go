@@ -14,7 +14,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/client"
+	"github.com/foldup/foldup/containers"
 	net "github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
@@ -72,7 +72,7 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 		}
 		defer host.Close()
 	}
-	var dc *client.Client
+	var dc containers.Engine
 	needDocker := do.Force
 	for _, e := range entries {
 		switch e.Kind {
@@ -113,14 +113,14 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 		case state.KindDockerNetwork:
 			if dc != nil {
 				var gone bool
-				if gone, err = removeDockerNetwork(ctx, dc, project, e.Name); gone {
+				if gone, err = containers.RemoveNetwork(ctx, dc, project, e.Name); gone {
 					prog.event("Network", e.Name, "Removed")
 				}
 			}
 		case state.KindVolume:
 			if dc != nil && do.Volumes {
 				var gone bool
-				if gone, err = removeVolume(ctx, dc, project, e.Name); gone {
+				if gone, err = containers.RemoveVolume(ctx, dc, project, e.Name); gone {
 					prog.event("Volume", e.Name, "Removed")
 				}
 			}
@@ -191,7 +191,7 @@ func planEntries(p *planner.Plan) []state.Entry {
 
 // downByLabel removes the Docker objects that carry the project's label:
 // what down does for a project whose state directory is gone.
-func downByLabel(ctx context.Context, project string, do DownOptions, o Options, prog *progress, dc *client.Client) error {
+func downByLabel(ctx context.Context, project string, do DownOptions, o Options, prog *progress, dc containers.Engine) error {
 	if dc == nil {
 		var err error
 		if dc, err = o.docker(); err != nil {
@@ -205,20 +205,20 @@ func downByLabel(ctx context.Context, project string, do DownOptions, o Options,
 	}
 	var errs []error
 	errs = append(errs, removeContainers(ctx, dc, project, do.Timeout, prog))
-	nets, err := dc.NetworkList(ctx, network.ListOptions{Filters: projectFilter(project)})
+	nets, err := dc.NetworkList(ctx, network.ListOptions{Filters: containers.ProjectFilter(project)})
 	errs = append(errs, err)
 	for _, n := range nets {
-		gone, err := removeDockerNetwork(ctx, dc, project, n.Name)
+		gone, err := containers.RemoveNetwork(ctx, dc, project, n.Name)
 		errs = append(errs, err)
 		if gone {
 			prog.event("Network", n.Name, "Removed")
 		}
 	}
 	if do.Volumes {
-		vols, err := dc.VolumeList(ctx, volume.ListOptions{Filters: projectFilter(project)})
+		vols, err := dc.VolumeList(ctx, volume.ListOptions{Filters: containers.ProjectFilter(project)})
 		errs = append(errs, err)
 		for _, v := range vols.Volumes {
-			gone, err := removeVolume(ctx, dc, project, v.Name)
+			gone, err := containers.RemoveVolume(ctx, dc, project, v.Name)
 			errs = append(errs, err)
 			if gone {
 				prog.event("Volume", v.Name, "Removed")
@@ -230,8 +230,8 @@ func downByLabel(ctx context.Context, project string, do DownOptions, o Options,
 
 // removeContainers stops and removes every container with the project's
 // label, all at once.
-func removeContainers(ctx context.Context, dc *client.Client, project string, timeout *int, prog *progress) error {
-	list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
+func removeContainers(ctx context.Context, dc containers.Engine, project string, timeout *int, prog *progress) error {
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: containers.ProjectFilter(project)})
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func removeContainers(ctx context.Context, dc *client.Client, project string, ti
 			name := strings.TrimPrefix(c.Names[0], "/")
 			ev := prog.start("Container", name)
 			ev.update("Stopping")
-			if err := removeContainer(ctx, dc, c.ID, timeout, false); err != nil {
+			if err := containers.Remove(ctx, dc, c.ID, timeout, false); err != nil {
 				errc <- ev.fail(err)
 				return
 			}
@@ -258,13 +258,13 @@ func removeContainers(ctx context.Context, dc *client.Client, project string, ti
 
 // removeOwned removes the container called name if it carries the
 // project's label.
-func removeOwned(ctx context.Context, dc *client.Client, project, name string, timeout *int) error {
+func removeOwned(ctx context.Context, dc containers.Engine, project, name string, timeout *int) error {
 	c, err := dc.ContainerInspect(ctx, name)
 	if err != nil {
 		return nil // gone already
 	}
-	if c.Config.Labels[LabelProject] != project {
+	if c.Config.Labels[containers.LabelProject] != project {
 		return nil
 	}
-	return removeContainer(ctx, dc, c.ID, timeout, false)
+	return containers.Remove(ctx, dc, c.ID, timeout, false)
 }

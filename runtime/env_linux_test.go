@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	dnetwork "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/internal/dockertest"
 	"github.com/foldup/foldup/internal/nstest"
 	"github.com/foldup/foldup/network"
@@ -155,7 +156,7 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 	t.Helper()
 	ctx := context.Background()
 	dc := e.eng.Client
-	f := projectFilter(project)
+	f := containers.ProjectFilter(project)
 	if cs, _ := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: f}); len(cs) > 0 {
 		t.Errorf("%d containers left", len(cs))
 	}

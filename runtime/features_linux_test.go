@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/foldup/foldup/containers"
 )
 
 const featuresProject = `
@@ -112,7 +114,7 @@ RUN echo "$GREETING" > /www/greeting && ls /www > /www/listing
 	if c.HostConfig.Memory != 64<<20 || c.HostConfig.PidsLimit == nil || *c.HostConfig.PidsLimit != 100 || !c.HostConfig.ReadonlyRootfs {
 		t.Errorf("limits: memory %d pids %v read-only %v", c.HostConfig.Memory, c.HostConfig.PidsLimit, c.HostConfig.ReadonlyRootfs)
 	}
-	if c.Config.Labels["tier"] != "front" || c.Config.Labels[LabelProject] != "feat" {
+	if c.Config.Labels["tier"] != "front" || c.Config.Labels[containers.LabelProject] != "feat" {
 		t.Errorf("labels: %v", c.Config.Labels)
 	}
 	if len(c.HostConfig.Ulimits) != 1 || c.HostConfig.Ulimits[0].Hard != 2048 {

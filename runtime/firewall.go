@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/docker/docker/client"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 )
@@ -77,7 +78,7 @@ func forwards(m *planner.Member, pt planner.Port) []network.Forward {
 // its interfaces) and returns them as firewall member ports, each allowed
 // to send only as the member's MAC and planned addresses. A container
 // that is not running has none.
-func containerPorts(ctx context.Context, dc *client.Client, host *network.Host, pl *planner.Plan, m *planner.Member, name string) ([]network.Port, error) {
+func containerPorts(ctx context.Context, dc containers.Engine, host *network.Host, pl *planner.Plan, m *planner.Member, name string) ([]network.Port, error) {
 	if len(m.NICs) == 0 {
 		return nil, nil
 	}
@@ -120,8 +121,8 @@ func containerPorts(ctx context.Context, dc *client.Client, host *network.Host, 
 // one of them starts: a container restarted by its restart policy, by
 // `foldup start` or by `docker start` comes back with a new veth, which
 // must be held to the member's addresses like the old one.
-func syncContainerPorts(ctx context.Context, dc *client.Client, host *network.Host, project string, pl *planner.Plan) error {
-	running, err := projectContainers(ctx, dc, project, false)
+func syncContainerPorts(ctx context.Context, dc containers.Engine, host *network.Host, project string, pl *planner.Plan) error {
+	running, err := containers.List(ctx, dc, project, false)
 	if err != nil {
 		return err
 	}

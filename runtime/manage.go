@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
@@ -56,7 +56,7 @@ func Ps(ctx context.Context, project string, all bool, o Options) ([]MemberStatu
 		return nil, err
 	}
 	defer dc.Close()
-	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: projectFilter(project)})
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: containers.ProjectFilter(project)})
 	if err != nil {
 		if plan == nil || !hasContainers(plan) {
 			list = nil // no engine, and nothing of ours would be in one
@@ -68,8 +68,8 @@ func Ps(ctx context.Context, project string, all bool, o Options) ([]MemberStatu
 	for _, c := range list {
 		st := MemberStatus{
 			Name:    strings.TrimPrefix(c.Names[0], "/"),
-			Member:  c.Labels[LabelMember],
-			Service: c.Labels[LabelService],
+			Member:  c.Labels[containers.LabelMember],
+			Service: c.Labels[containers.LabelService],
 			Kind:    planner.Container,
 			Image:   c.Image,
 			State:   c.State,
@@ -215,13 +215,13 @@ func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Wr
 			return err
 		}
 		defer dc.Close()
-		list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: projectFilter(project)})
+		list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: containers.ProjectFilter(project)})
 		if err != nil {
 			return err
 		}
 		for _, c := range list {
-			if wants(c.Labels[LabelService], c.Labels[LabelMember]) {
-				chosen = append(chosen, source{c.Labels[LabelMember], func(w *linePrefixer) error { return containerLogs(ctx, dc, c.ID, lo, w) }})
+			if wants(c.Labels[containers.LabelService], c.Labels[containers.LabelMember]) {
+				chosen = append(chosen, source{c.Labels[containers.LabelMember], func(w *linePrefixer) error { return containerLogs(ctx, dc, c.ID, lo, w) }})
 			}
 		}
 	}
@@ -257,7 +257,7 @@ func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Wr
 
 var colors = []string{"\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[96m", "\x1b[93m", "\x1b[92m", "\x1b[95m", "\x1b[94m"}
 
-func containerLogs(ctx context.Context, dc *client.Client, id string, lo LogOptions, w *linePrefixer) error {
+func containerLogs(ctx context.Context, dc containers.Engine, id string, lo LogOptions, w *linePrefixer) error {
 	ci, err := dc.ContainerInspect(ctx, id)
 	if err != nil {
 		return err
@@ -318,7 +318,7 @@ func (l *linePrefixer) flush() {
 // reverse dependency order), leaving them in place for start. Stopping all marks
 // the project stopped and stops its supervisor.
 func Stop(ctx context.Context, project string, members []string, timeout *int, o Options) error {
-	return lifecycle(ctx, project, members, o, "Stopping", "Stopped", true, timeout, func(dc *client.Client, name string) error {
+	return lifecycle(ctx, project, members, o, "Stopping", "Stopped", true, timeout, func(dc containers.Engine, name string) error {
 		return dc.ContainerStop(ctx, name, container.StopOptions{Timeout: timeout})
 	})
 }
@@ -326,19 +326,19 @@ func Stop(ctx context.Context, project string, members []string, timeout *int, o
 // Start starts the project's stopped containers and VMs, in dependency
 // order (and its supervisor).
 func Start(ctx context.Context, project string, members []string, o Options) error {
-	return lifecycle(ctx, project, members, o, "Starting", "Started", false, nil, func(dc *client.Client, name string) error {
+	return lifecycle(ctx, project, members, o, "Starting", "Started", false, nil, func(dc containers.Engine, name string) error {
 		return dc.ContainerStart(ctx, name, container.StartOptions{})
 	})
 }
 
 // Restart restarts the project's containers and VMs.
 func Restart(ctx context.Context, project string, members []string, timeout *int, o Options) error {
-	return lifecycle(ctx, project, members, o, "Restarting", "Started", false, timeout, func(dc *client.Client, name string) error {
+	return lifecycle(ctx, project, members, o, "Restarting", "Started", false, timeout, func(dc containers.Engine, name string) error {
 		return dc.ContainerRestart(ctx, name, container.StopOptions{Timeout: timeout})
 	})
 }
 
-func lifecycle(ctx context.Context, project string, members []string, o Options, doing, did string, stopping bool, timeout *int, fn func(*client.Client, string) error) error {
+func lifecycle(ctx context.Context, project string, members []string, o Options, doing, did string, stopping bool, timeout *int, fn func(containers.Engine, string) error) error {
 	o = o.withDefaults()
 	d := o.dirs(project)
 	prog := newProgress(o.Events)
@@ -364,14 +364,14 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 	if !stopping {
 		ensureSupervisor(ctx, o, project, plan)
 	}
-	var dc *client.Client
+	var dc containers.Engine
 	cs := map[string]container.Summary{}
 	if hasContainers(plan) {
 		if dc, err = o.docker(); err != nil {
 			return err
 		}
 		defer dc.Close()
-		if cs, err = projectContainers(ctx, dc, project, true); err != nil {
+		if cs, err = containers.List(ctx, dc, project, true); err != nil {
 			return err
 		}
 	}
@@ -447,14 +447,14 @@ func Exec(ctx context.Context, project, member string, cmd []string, opts ExecOp
 		return -1, err
 	}
 	defer dc.Close()
-	cs, err := projectContainers(ctx, dc, project, false)
+	cs, err := containers.List(ctx, dc, project, false)
 	if err != nil {
 		return -1, err
 	}
 	c, ok := cs[member]
 	if !ok {
 		for _, cc := range cs {
-			if cc.Labels[LabelService] == member && cc.Labels[LabelReplica] == fmt.Sprint(max(opts.Index, 1)) {
+			if cc.Labels[containers.LabelService] == member && cc.Labels[containers.LabelReplica] == fmt.Sprint(max(opts.Index, 1)) {
 				c, ok = cc, true
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	dnetwork "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/internal/dockertest"
 	"github.com/foldup/foldup/state"
 )
@@ -103,16 +104,16 @@ func TestPodman(t *testing.T) {
 	run("down")
 	// Everything but the volume is gone.
 	dc := e.eng.Client
-	if cs, _ := dc.ContainerList(t.Context(), container.ListOptions{All: true, Filters: projectFilter(p.Name)}); len(cs) > 0 {
+	if cs, _ := dc.ContainerList(t.Context(), container.ListOptions{All: true, Filters: containers.ProjectFilter(p.Name)}); len(cs) > 0 {
 		t.Errorf("%d containers left after down", len(cs))
 	}
-	if ns, _ := dc.NetworkList(t.Context(), dnetwork.ListOptions{Filters: projectFilter(p.Name)}); len(ns) > 0 {
+	if ns, _ := dc.NetworkList(t.Context(), dnetwork.ListOptions{Filters: containers.ProjectFilter(p.Name)}); len(ns) > 0 {
 		t.Errorf("networks left after down: %v", ns[0].Name)
 	}
 	if out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "bridge"); strings.TrimSpace(out) != "" {
 		t.Errorf("bridges left after down:\n%s", out)
 	}
-	if vs, _ := dc.VolumeList(t.Context(), volume.ListOptions{Filters: projectFilter(p.Name)}); len(vs.Volumes) != 1 {
+	if vs, _ := dc.VolumeList(t.Context(), volume.ListOptions{Filters: containers.ProjectFilter(p.Name)}); len(vs.Volumes) != 1 {
 		t.Errorf("volumes after down: %d, want the one", len(vs.Volumes))
 	}
 	run("up", "-d")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
@@ -216,7 +217,7 @@ func TestFiveProjects(t *testing.T) {
 	if out := e.ns.MustRun(t, "nft", "list", "tables"); strings.Contains(out, "foldup-p3") {
 		t.Errorf("p3's table left after its down:\n%s", out)
 	}
-	if cs, _ := e.eng.Client.ContainerList(t.Context(), container.ListOptions{All: true, Filters: projectFilter("p3")}); len(cs) > 0 {
+	if cs, _ := e.eng.Client.ContainerList(t.Context(), container.ListOptions{All: true, Filters: containers.ProjectFilter("p3")}); len(cs) > 0 {
 		t.Errorf("%d containers of p3 left after its down", len(cs))
 	}
 	for i := 1; i <= n; i++ {

@@ -8,8 +8,9 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/docker/docker/client"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
 	"github.com/foldup/foldup/vmimage"
 )
@@ -67,4 +68,8 @@ const (
 	DefaultRunRoot   = state.DefaultRunRoot
 )
 
-func (o Options) docker() (*client.Client, error) { return newDocker(o.DockerHost) }
+func (o Options) docker() (containers.Engine, error) { return containers.Dial(o.DockerHost) }
+
+// Warning is something in the file that foldup does not act on, or a
+// choice it made for the user (the KVM fallback): spec's.
+type Warning = spec.Warning

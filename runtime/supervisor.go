@@ -21,6 +21,7 @@ import (
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/dnsd"
 	"github.com/foldup/foldup/internal/crashhook"
 	"github.com/foldup/foldup/network"
@@ -222,14 +223,14 @@ func (s *supervisor) watchContainers(ctx context.Context) {
 }
 
 func (s *supervisor) followStarts(ctx context.Context) error {
-	dc, err := newDocker(s.docker)
+	dc, err := containers.Dial(s.docker)
 	if err != nil {
 		return err
 	}
 	defer dc.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs, errs := dc.Events(ctx, events.ListOptions{Filters: projectFilter(s.project,
+	msgs, errs := dc.Events(ctx, events.ListOptions{Filters: containers.ProjectFilter(s.project,
 		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", string(events.ActionStart)))})
 	resync := func() error {
 		s.mu.Lock()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
@@ -73,7 +74,7 @@ type upRun struct {
 	d    state.Dirs
 	j    *state.Journal
 	host *network.Host
-	dc   *client.Client // nil when the project runs without Docker
+	dc   containers.Engine // nil when the project runs without Docker
 	// podman: the engine is Podman's Docker-compatible service, which
 	// refuses to create a network whose subnet a host interface has.
 	podman bool
@@ -134,11 +135,11 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 		if err != nil {
 			return nil, fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", r.dc.DaemonHost(), err)
 		}
-		r.podman = isPodman(v)
+		r.podman = containers.IsPodman(v)
 	}
 	// Plan, and check every container's configuration, before anything
 	// is made, so that bad input changes nothing.
-	var specs map[string]*createSpec
+	var specs map[string]*containers.Spec
 	plan := func() error {
 		if err := r.observe(ctx); err != nil {
 			return err
@@ -148,12 +149,12 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 			return err
 		}
 		r.pl, res.Plan = pl, pl
-		specs = map[string]*createSpec{}
+		specs = map[string]*containers.Spec{}
 		for _, m := range pl.Members {
 			if m.Kind != planner.Container {
 				continue
 			}
-			cs, err := containerSpec(p, pl, m, d.State)
+			cs, err := containers.SpecFor(p, pl, m, d.State)
 			if err != nil {
 				return err
 			}
@@ -278,7 +279,7 @@ func (r *upRun) images(ctx context.Context) error {
 			})
 		case planner.KindImage:
 			g.Go(func() error {
-				if err := ensureImage(gctx, r.dc, r.p, s.Name, s.Action == planner.ActionBuild, r.o.Out); err != nil {
+				if err := containers.EnsureImage(gctx, r.dc, r.p, s.Name, s.Action == planner.ActionBuild, r.o.Out); err != nil {
 					key := "image"
 					if r.p.Compose.Services[s.Name].Build != nil {
 						key = "build"
@@ -339,18 +340,18 @@ func (r *upRun) observe(ctx context.Context) error {
 		}
 	}
 	if r.dc != nil {
-		more, err := dockerSubnets(ctx, r.dc, r.p.Name)
+		more, err := containers.Subnets(ctx, r.dc, r.p.Name)
 		if err != nil {
 			return err
 		}
 		r.obs.UsedSubnets = append(r.obs.UsedSubnets, more...)
-		cs, err := projectContainers(ctx, r.dc, r.p.Name, true)
+		cs, err := containers.List(ctx, r.dc, r.p.Name, true)
 		if err != nil {
 			return err
 		}
 		for m, c := range cs {
 			r.obs.Members[m] = planner.MemberState{Kind: planner.Container, Running: c.State == "running",
-				ConfigHash: c.Labels[LabelConfigHash], Container: strings.TrimPrefix(c.Names[0], "/")}
+				ConfigHash: c.Labels[containers.LabelConfigHash], Container: strings.TrimPrefix(c.Names[0], "/")}
 		}
 	}
 	for name := range r.p.VMs {
@@ -368,7 +369,7 @@ func (r *upRun) observe(ctx context.Context) error {
 }
 
 // step does one step of the plan.
-func (r *upRun) step(ctx context.Context, s *planner.Step, specs map[string]*createSpec) error {
+func (r *upRun) step(ctx context.Context, s *planner.Step, specs map[string]*containers.Spec) error {
 	switch s.Kind {
 	case planner.KindNetwork:
 		return r.network(ctx, r.pl.Network(s.Name), s.Action)
@@ -403,7 +404,7 @@ func (r *upRun) step(ctx context.Context, s *planner.Step, specs map[string]*cre
 		return r.qemu(ctx, s)
 	case planner.KindOrphan:
 		ev := r.prog.start("Container", s.Name)
-		if err := removeContainer(ctx, r.dc, s.Name, nil, false); err != nil {
+		if err := containers.Remove(ctx, r.dc, s.Name, nil, false); err != nil {
 			return ev.fail(err)
 		}
 		ev.done("Removed")
@@ -424,7 +425,7 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 		if err := r.j.Record(state.KindDockerNetwork, n.DockerName); err != nil {
 			return err
 		}
-		return dockerNetwork(ctx, r.dc, r.p.Name, n, r.podman)
+		return containers.EnsureNetwork(ctx, r.dc, r.p.Name, n, r.podman)
 	}
 	if r.podman {
 		// Podman's network first, while no interface has its subnet;
@@ -535,7 +536,7 @@ func (r *upRun) applyFirewall() error {
 }
 
 // container brings one container to its step's action.
-func (r *upRun) container(ctx context.Context, s *planner.Step, cs *createSpec) error {
+func (r *upRun) container(ctx context.Context, s *planner.Step, cs *containers.Spec) error {
 	m := r.member(s.Name)
 	ev := r.prog.start("Container", cs.Name)
 	switch s.Action {
@@ -551,7 +552,7 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *createSpec) 
 		return r.registerPorts(ctx, m)
 	case planner.ActionRecreate:
 		ev.update("Recreating")
-		if err := removeContainer(ctx, r.dc, cs.Name, nil, false); err != nil {
+		if err := containers.Remove(ctx, r.dc, cs.Name, nil, false); err != nil {
 			return ev.fail(err)
 		}
 	default:
@@ -563,7 +564,7 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *createSpec) 
 	if err := r.j.Record(state.KindContainer, cs.Name); err != nil {
 		return ev.fail(err)
 	}
-	if _, err := createContainer(ctx, r.dc, cs); err != nil {
+	if _, err := containers.Create(ctx, r.dc, cs); err != nil {
 		return ev.fail(err)
 	}
 	ev.update("Starting")
@@ -576,11 +577,11 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *createSpec) 
 
 // volume makes a named volume unless it exists.
 func (r *upRun) volume(ctx context.Context, key string) error {
-	name := volumeName(r.p, key)
+	name := planner.VolumeName(r.p, key)
 	if err := r.j.Record(state.KindVolume, name); err != nil {
 		return r.prog.start("Volume", name).fail(err)
 	}
-	_, created, err := ensureVolume(ctx, r.dc, r.p, key)
+	_, created, err := containers.EnsureVolume(ctx, r.dc, r.p, key)
 	if err != nil {
 		return r.prog.start("Volume", name).fail(err)
 	}
@@ -609,7 +610,7 @@ func (r *upRun) wait(ctx context.Context, s *planner.Step) error {
 	if dm.Kind == planner.VM {
 		err = vm.Wait(ctx, vm.For(r.d, dm.Name), dm.Name, s.Condition)
 	} else {
-		err = waitCondition(ctx, r.dc, name, s.Condition)
+		err = containers.WaitCondition(ctx, r.dc, name, s.Condition)
 	}
 	if err != nil {
 		if !s.Required {
@@ -719,13 +720,13 @@ func (r *upRun) ready(ctx context.Context, m *planner.Member) error {
 // waitReady waits until a container runs, and is healthy if it has a
 // health check (up --wait).
 // It returns the word up reports: Healthy or Running.
-func waitReady(ctx context.Context, dc *client.Client, name string) (string, error) {
+func waitReady(ctx context.Context, dc containers.Engine, name string) (string, error) {
 	c, err := dc.ContainerInspect(ctx, name)
 	if err != nil {
 		return "", err
 	}
 	if c.Config.Healthcheck != nil && len(c.Config.Healthcheck.Test) > 0 && c.Config.Healthcheck.Test[0] != "NONE" {
-		return "Healthy", waitCondition(ctx, dc, name, "service_healthy")
+		return "Healthy", containers.WaitCondition(ctx, dc, name, "service_healthy")
 	}
 	if !c.State.Running {
 		return "", errors.New("container " + name + " is not running")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/volume"
+	"github.com/foldup/foldup/containers"
 )
 
 const threeTier = `
@@ -157,7 +158,7 @@ func TestUpDown(t *testing.T) {
 	if err := Down(ctx, p.Name, DownOptions{}, e.o); err != nil {
 		t.Fatal(err)
 	}
-	vols, err := e.eng.Client.VolumeList(ctx, volume.ListOptions{Filters: projectFilter(p.Name)})
+	vols, err := e.eng.Client.VolumeList(ctx, volume.ListOptions{Filters: containers.ProjectFilter(p.Name)})
 	if err != nil || len(vols.Volumes) != 1 {
 		t.Fatalf("after down: volumes %v (%v), want tiers_data kept", vols.Volumes, err)
 	}

@@ -15,10 +15,10 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/internal/dockertest"
 	"github.com/foldup/foldup/internal/nstest"
 	"github.com/foldup/foldup/internal/vmtest"
-	"github.com/foldup/foldup/runtime"
 )
 
 // TestDemo runs the README's main command, scripts/demo.sh, as a user
@@ -193,7 +193,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("a rule still names %s:\n%s", name, rules)
 		}
 	}
-	label := filters.NewArgs(filters.Arg("label", runtime.LabelProject+"=webapp"))
+	label := filters.NewArgs(filters.Arg("label", containers.LabelProject+"=webapp"))
 	if cs, err := eng.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: label}); err != nil || len(cs) > 0 {
 		t.Errorf("containers left: %v %v", cs, err)
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package runtime
+package containers
 
 import (
 	"cmp"
@@ -37,10 +37,10 @@ const (
 	LabelReplica    = "com.foldup.replica"
 )
 
-// createSpec is everything ContainerCreate needs for one member, and the
+// Spec is everything ContainerCreate needs for one member, and the
 // networks to connect it to after creation (Docker before API 1.44 takes
 // one network at creation).
-type createSpec struct {
+type Spec struct {
 	Name    string
 	Config  *container.Config
 	Host    *container.HostConfig
@@ -50,34 +50,11 @@ type createSpec struct {
 	Networks []string
 }
 
-// containerName is the name Docker knows member m by: container_name, or
-// Compose's <project>-<service>-<replica>.
-func containerName(p *spec.Project, m *planner.Member) string {
-	svc := p.Compose.Services[m.Service]
-	if svc.ContainerName != "" {
-		return svc.ContainerName
-	}
-	return fmt.Sprintf("%s-%s-%d", p.Name, m.Service, m.Replica)
-}
-
-// imageName is the image a service runs: its image:, or the name Compose
-// gives a built one.
-func imageName(p *spec.Project, svc types.ServiceConfig) string {
-	if svc.Image != "" {
-		return svc.Image
-	}
-	return p.Name + "-" + svc.Name
-}
-
-// Warning is something in the file that foldup does not act on, or a
-// choice it made for the user (the KVM fallback): spec's.
-type Warning = spec.Warning
-
-// containerSpec turns member m (a replica of a Compose service) into what
+// SpecFor turns member m (a replica of a Compose service) into what
 // Docker creates. It is pure: files are only named, not read.
-func containerSpec(p *spec.Project, pl *planner.Plan, m *planner.Member, stateDir string) (*createSpec, error) {
+func SpecFor(p *spec.Project, pl *planner.Plan, m *planner.Member, stateDir string) (*Spec, error) {
 	svc := p.Compose.Services[m.Service]
-	cs := &createSpec{Name: containerName(p, m), Network: map[string]*network.EndpointSettings{}}
+	cs := &Spec{Name: planner.ContainerName(p, m), Network: map[string]*network.EndpointSettings{}}
 
 	labels := map[string]string{}
 	maps.Copy(labels, svc.Labels)
@@ -101,7 +78,7 @@ func containerSpec(p *spec.Project, pl *planner.Plan, m *planner.Member, stateDi
 		Domainname:   svc.DomainName,
 		User:         svc.User,
 		Env:          env,
-		Image:        imageName(p, svc),
+		Image:        planner.ImageName(p, svc),
 		WorkingDir:   svc.WorkingDir,
 		Labels:       labels,
 		Tty:          svc.Tty,
@@ -289,7 +266,7 @@ func containerSpec(p *spec.Project, pl *planner.Plan, m *planner.Member, stateDi
 		}
 	case strings.HasPrefix(mode, "service:"):
 		dep := strings.TrimPrefix(mode, "service:")
-		host.NetworkMode = container.NetworkMode("container:" + containerName(p, &planner.Member{Service: dep, Replica: 1}))
+		host.NetworkMode = container.NetworkMode("container:" + planner.ContainerName(p, &planner.Member{Service: dep, Replica: 1}))
 		cfg.Hostname = ""
 	default:
 		host.NetworkMode = container.NetworkMode(mode)
@@ -364,14 +341,6 @@ func restartPolicy(svc types.ServiceConfig) container.RestartPolicy {
 	return container.RestartPolicy{Name: container.RestartPolicyDisabled}
 }
 
-// volumeName is Docker's name for the project's named volume key.
-func volumeName(p *spec.Project, key string) string {
-	if v, ok := p.Compose.Volumes[key]; ok && v.Name != "" {
-		return v.Name
-	}
-	return p.Name + "_" + key
-}
-
 func mountOf(p *spec.Project, v types.ServiceVolumeConfig) (mount.Mount, error) {
 	mt := mount.Mount{Type: mount.Type(v.Type), Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
 	switch v.Type {
@@ -384,7 +353,7 @@ func mountOf(p *spec.Project, v types.ServiceVolumeConfig) (mount.Mount, error) 
 			if _, ok := p.Compose.Volumes[v.Source]; !ok {
 				return mt, fmt.Errorf("volume %q is not declared in the top-level volumes:", v.Source)
 			}
-			mt.Source = volumeName(p, v.Source)
+			mt.Source = planner.VolumeName(p, v.Source)
 		}
 		if v.Volume != nil {
 			mt.VolumeOptions = &mount.VolumeOptions{NoCopy: v.Volume.NoCopy, Subpath: v.Volume.Subpath}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package runtime
+package containers
 
 import (
 	"context"
@@ -30,9 +30,9 @@ import (
 	"github.com/moby/patternmatcher/ignorefile"
 )
 
-// newDocker connects to the engine at host ("" : DOCKER_HOST, else the
+// Dial connects to the engine at host ("" : DOCKER_HOST, else the
 // default socket), negotiating the API version.
-func newDocker(host string) (*client.Client, error) {
+func Dial(host string) (Engine, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
@@ -40,13 +40,13 @@ func newDocker(host string) (*client.Client, error) {
 	return client.NewClientWithOpts(opts...)
 }
 
-func projectFilter(project string, more ...filters.KeyValuePair) filters.Args {
+func ProjectFilter(project string, more ...filters.KeyValuePair) filters.Args {
 	return filters.NewArgs(append(more, filters.Arg("label", LabelProject+"="+project))...)
 }
 
-// isPodman reports whether an engine of version v is Podman's
+// IsPodman reports whether an engine of version v is Podman's
 // Docker-compatible service.
-func isPodman(v types.Version) bool {
+func IsPodman(v types.Version) bool {
 	for _, c := range v.Components {
 		if strings.HasPrefix(c.Name, "Podman") {
 			return true
@@ -55,12 +55,12 @@ func isPodman(v types.Version) bool {
 	return false
 }
 
-// dockerNetwork makes Docker's network for n, bound to foldup's bridge
+// EnsureNetwork makes Docker's network for n, bound to foldup's bridge
 // (which exists already, so Docker adopts it and leaves it on removal),
 // with Docker's masquerade off (foldup's table decides NAT) and Docker's
 // IPAM limited to its range (not on Podman). An existing one with the
 // project's label is kept.
-func dockerNetwork(ctx context.Context, dc *client.Client, project string, n *planner.Network, podman bool) error {
+func EnsureNetwork(ctx context.Context, dc Engine, project string, n *planner.Network, podman bool) error {
 	if nw, err := dc.NetworkInspect(ctx, n.DockerName, network.InspectOptions{}); err == nil {
 		if nw.Labels[LabelProject] != project {
 			return fmt.Errorf("docker network %s exists and is not this project's (no %s=%s label)", n.DockerName, LabelProject, project)
@@ -104,11 +104,11 @@ func dockerNetwork(ctx context.Context, dc *client.Client, project string, n *pl
 	return nil
 }
 
-// ensureVolume creates the project's named volume key, unless external or
+// EnsureVolume creates the project's named volume key, unless external or
 // there already.
-func ensureVolume(ctx context.Context, dc *client.Client, p *spec.Project, key string) (string, bool, error) {
+func EnsureVolume(ctx context.Context, dc Engine, p *spec.Project, key string) (string, bool, error) {
 	v := p.Compose.Volumes[key]
-	name := volumeName(p, key)
+	name := planner.VolumeName(p, key)
 	if v.External {
 		if _, err := dc.VolumeInspect(ctx, name); err != nil {
 			return name, false, fmt.Errorf("external volume %s: %w", name, err)
@@ -129,14 +129,14 @@ func ensureVolume(ctx context.Context, dc *client.Client, p *spec.Project, key s
 	return name, true, nil
 }
 
-// ensureImage makes sure the service's image is in the engine, as its
+// EnsureImage makes sure the service's image is in the engine, as its
 // pull_policy says: built when the service has build: and the image is
 // missing (always with rebuild or pull_policy: build); pulled when
 // missing (always with pull_policy: always); never pulled with
 // pull_policy: never.
-func ensureImage(ctx context.Context, dc *client.Client, p *spec.Project, service string, rebuild bool, out io.Writer) error {
+func EnsureImage(ctx context.Context, dc Engine, p *spec.Project, service string, rebuild bool, out io.Writer) error {
 	svc := p.Compose.Services[service]
-	img := imageName(p, svc)
+	img := planner.ImageName(p, svc)
 	policy := svc.PullPolicy
 	if rebuild && svc.Build != nil {
 		policy = composetypes.PullPolicyBuild
@@ -168,7 +168,7 @@ func ensureImage(ctx context.Context, dc *client.Client, p *spec.Project, servic
 
 // buildImage builds a service's image with the engine's builder, from its
 // context directory filtered by .dockerignore.
-func buildImage(ctx context.Context, dc *client.Client, p *spec.Project, service, tag string, out io.Writer) error {
+func buildImage(ctx context.Context, dc Engine, p *spec.Project, service, tag string, out io.Writer) error {
 	b := p.Compose.Services[service].Build
 	ctxDir := b.Context
 	if !filepath.IsAbs(ctxDir) {
@@ -230,9 +230,9 @@ func buildImage(ctx context.Context, dc *client.Client, p *spec.Project, service
 	return nil
 }
 
-// createContainer creates the member's container and connects it to its
+// Create creates the member's container and connects it to its
 // other networks; it returns the container's ID.
-func createContainer(ctx context.Context, dc *client.Client, cs *createSpec) (string, error) {
+func Create(ctx context.Context, dc Engine, cs *Spec) (string, error) {
 	var nc *network.NetworkingConfig
 	cfg := *cs.Config
 	if cs.First != "" {
@@ -263,9 +263,9 @@ func createContainer(ctx context.Context, dc *client.Client, cs *createSpec) (st
 	return resp.ID, nil
 }
 
-// removeContainer stops (with the container's own timeout unless given)
+// Remove stops (with the container's own timeout unless given)
 // and removes a container; a missing one is not an error.
-func removeContainer(ctx context.Context, dc *client.Client, name string, timeout *int, volumes bool) error {
+func Remove(ctx context.Context, dc Engine, name string, timeout *int, volumes bool) error {
 	if err := dc.ContainerStop(ctx, name, container.StopOptions{Timeout: timeout}); err != nil && !errdefs.IsNotFound(err) {
 		return err
 	}
@@ -276,9 +276,9 @@ func removeContainer(ctx context.Context, dc *client.Client, name string, timeou
 	return nil
 }
 
-// waitCondition waits until the container of a dependency meets cond:
+// WaitCondition waits until the container of a dependency meets cond:
 // started (running, or exited after having run), healthy, or exited 0.
-func waitCondition(ctx context.Context, dc *client.Client, name, cond string) error {
+func WaitCondition(ctx context.Context, dc Engine, name, cond string) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -323,9 +323,9 @@ func waitCondition(ctx context.Context, dc *client.Client, name, cond string) er
 	}
 }
 
-// projectContainers returns the project's containers by member name.
-func projectContainers(ctx context.Context, dc *client.Client, project string, all bool) (map[string]container.Summary, error) {
-	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: projectFilter(project)})
+// List returns the project's containers by member name.
+func List(ctx context.Context, dc Engine, project string, all bool) (map[string]container.Summary, error) {
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: ProjectFilter(project)})
 	if err != nil {
 		return nil, err
 	}
@@ -336,9 +336,9 @@ func projectContainers(ctx context.Context, dc *client.Client, project string, a
 	return out, nil
 }
 
-// dockerSubnets returns the subnets of Docker networks that are not the
+// Subnets returns the subnets of Docker networks that are not the
 // project's: automatic subnets must avoid them.
-func dockerSubnets(ctx context.Context, dc *client.Client, project string) ([]netip.Prefix, error) {
+func Subnets(ctx context.Context, dc Engine, project string) ([]netip.Prefix, error) {
 	nets, err := dc.NetworkList(ctx, network.ListOptions{})
 	if err != nil {
 		return nil, err
@@ -357,9 +357,9 @@ func dockerSubnets(ctx context.Context, dc *client.Client, project string) ([]ne
 	return out, nil
 }
 
-// removeDockerNetwork removes the network if it carries the project's
+// RemoveNetwork removes the network if it carries the project's
 // label.
-func removeDockerNetwork(ctx context.Context, dc *client.Client, project, name string) (bool, error) {
+func RemoveNetwork(ctx context.Context, dc Engine, project, name string) (bool, error) {
 	nw, err := dc.NetworkInspect(ctx, name, network.InspectOptions{})
 	if errdefs.IsNotFound(err) {
 		return false, nil
@@ -381,8 +381,8 @@ func removeDockerNetwork(ctx context.Context, dc *client.Client, project, name s
 	return true, nil
 }
 
-// removeVolume removes the volume if it carries the project's label.
-func removeVolume(ctx context.Context, dc *client.Client, project, name string) (bool, error) {
+// RemoveVolume removes the volume if it carries the project's label.
+func RemoveVolume(ctx context.Context, dc Engine, project, name string) (bool, error) {
 	v, err := dc.VolumeInspect(ctx, name)
 	if errdefs.IsNotFound(err) {
 		return false, nil
