@@ -13,6 +13,7 @@ package planner
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/foldup/foldup/spec"
 )
@@ -160,4 +161,10 @@ func (p *Plan) Network(name string) *Network {
 		}
 	}
 	return nil
+}
+
+// HasContainers says whether the plan has a container member: whether
+// the project needs a container engine.
+func (p *Plan) HasContainers() bool {
+	return slices.ContainsFunc(p.Members, func(m *Member) bool { return m.Kind == Container })
 }

@@ -84,3 +84,6 @@ func vmLogs(ctx context.Context, f vm.Files, lo LogOptions, w *linePrefixer) err
 		w.Write([]byte(text))
 	}
 }
+
+// stampFormat is how logs -t prints a time, as Docker does (in UTC).
+const stampFormat = "2006-01-02T15:04:05.000000000Z"

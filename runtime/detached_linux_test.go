@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/supervisor"
 )
 
 const tickerProject = `
@@ -82,7 +83,7 @@ func TestDetached(t *testing.T) {
 
 	// Kill the supervisor: DNS stops; the next command brings it back.
 	pid := state.ReadPid(d.PidFile())
-	if pid <= 0 || !isSupervisor(pid) {
+	if pid <= 0 || !supervisor.IsSupervisor(pid) {
 		t.Fatalf("supervisor pid %d", pid)
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
@@ -94,7 +95,7 @@ func TestDetached(t *testing.T) {
 	if got := dig(); got != `"hello"` {
 		t.Fatalf("dig after ps restarted the supervisor = %q", got)
 	}
-	if np := state.ReadPid(d.PidFile()); np == pid || !isSupervisor(np) {
+	if np := state.ReadPid(d.PidFile()); np == pid || !supervisor.IsSupervisor(np) {
 		t.Errorf("supervisor pid after restart = %d (was %d)", np, pid)
 	}
 
@@ -160,7 +161,7 @@ func TestForeground(t *testing.T) {
 		t.Fatalf("foreground up streamed %d tick lines; stderr:\n%s", ticks, stderr.String())
 	}
 	d := e.o.withDefaults().dirs(p.Name)
-	if _, err := newSupervisorClient(d).Status(ctx); err != nil {
+	if _, err := supervisor.NewClient(d).Status(ctx); err != nil {
 		t.Errorf("no supervisor answers while up runs: %v", err)
 	}
 	cmd.Process.Signal(syscall.SIGINT)
@@ -178,7 +179,7 @@ func TestForeground(t *testing.T) {
 	if err != nil || c.State.Running {
 		t.Errorf("after Ctrl-C the container is %v (%v), want stopped and kept", c.State, err)
 	}
-	if _, err := newSupervisorClient(d).Status(ctx); err == nil {
+	if _, err := supervisor.NewClient(d).Status(ctx); err == nil {
 		t.Errorf("the supervisor still answers after Ctrl-C")
 	}
 }

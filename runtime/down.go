@@ -18,6 +18,7 @@ import (
 	net "github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/supervisor"
 	"github.com/foldup/foldup/vm"
 )
 
@@ -61,7 +62,7 @@ func Down(ctx context.Context, project string, do DownOptions, o Options) error 
 	}
 
 	var errs []error
-	if err := newSupervisorClient(d).Stop(ctx); err != nil {
+	if err := supervisor.NewClient(d).Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
 

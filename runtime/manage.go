@@ -20,6 +20,7 @@ import (
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/supervisor"
 	"github.com/foldup/foldup/vm"
 )
 
@@ -58,7 +59,7 @@ func Ps(ctx context.Context, project string, all bool, o Options) ([]MemberStatu
 	defer dc.Close()
 	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: containers.ProjectFilter(project)})
 	if err != nil {
-		if plan == nil || !hasContainers(plan) {
+		if plan == nil || !plan.HasContainers() {
 			list = nil // no engine, and nothing of ours would be in one
 		} else {
 			return nil, err
@@ -129,10 +130,6 @@ func planned(m *planner.Member) (addrs, ports []string) {
 	return addrs, ports
 }
 
-func hasContainers(p *planner.Plan) bool {
-	return slices.ContainsFunc(p.Members, func(m *planner.Member) bool { return m.Kind == planner.Container })
-}
-
 func addrString[T interface {
 	IsValid() bool
 	String() string
@@ -154,7 +151,7 @@ func ensureSupervisor(ctx context.Context, o Options, project string, plan *plan
 	if _, err := os.Stat(d.StoppedFile()); err == nil {
 		return
 	}
-	c := newSupervisorClient(d)
+	c := supervisor.NewClient(d)
 	if _, err := c.Status(ctx); err == nil {
 		return
 	}
@@ -209,7 +206,7 @@ func Logs(ctx context.Context, project string, lo LogOptions, o Options, w io.Wr
 			chosen = append(chosen, source{m.Name, func(w *linePrefixer) error { return vmLogs(ctx, f, lo, w) }})
 		}
 	}
-	if plan == nil || hasContainers(plan) {
+	if plan == nil || plan.HasContainers() {
 		dc, err := o.docker()
 		if err != nil {
 			return err
@@ -366,7 +363,7 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 	}
 	var dc containers.Engine
 	cs := map[string]container.Summary{}
-	if hasContainers(plan) {
+	if plan.HasContainers() {
 		if dc, err = o.docker(); err != nil {
 			return err
 		}
@@ -433,7 +430,7 @@ func lifecycle(ctx context.Context, project string, members []string, o Options,
 		ev.done(did)
 	}
 	if stopping && len(members) == 0 {
-		errs = append(errs, newSupervisorClient(d).Stop(ctx))
+		errs = append(errs, supervisor.NewClient(d).Stop(ctx))
 	}
 	return errors.Join(errs...)
 }

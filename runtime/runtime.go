@@ -4,6 +4,7 @@ package runtime
 
 import (
 	"cmp"
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/supervisor"
 	"github.com/foldup/foldup/vmimage"
 )
 
@@ -73,3 +75,18 @@ func (o Options) docker() (containers.Engine, error) { return containers.Dial(o.
 // Warning is something in the file that foldup does not act on, or a
 // choice it made for the user (the KVM fallback): spec's.
 type Warning = spec.Warning
+
+// Supervise runs the project's supervisor in this process until ctx ends
+// or a client asks it to stop (`foldup supervise`, and a foreground up).
+// ready, if not nil, is called once it answers on its socket.
+func Supervise(ctx context.Context, project string, opts Options, ready func()) error {
+	o := opts.withDefaults()
+	return supervisor.Run(ctx, supervisor.Config{Project: project, Dirs: o.dirs(project), Host: o.Host, Logger: o.Logger, DockerHost: o.DockerHost}, ready)
+}
+
+// spawnSupervisor starts a detached supervisor for the project and waits
+// until it answers.
+func spawnSupervisor(ctx context.Context, o Options, project string) error {
+	return supervisor.Spawn(ctx, supervisor.SpawnConfig{Project: project, Command: o.SupervisorCommand,
+		StateRoot: o.StateRoot, RunRoot: o.RunRoot, DockerHost: o.DockerHost})
+}

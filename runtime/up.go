@@ -17,10 +17,12 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/foldup/foldup/containers"
+	"github.com/foldup/foldup/firewall"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/supervisor"
 	"github.com/foldup/foldup/vm"
 	"github.com/foldup/foldup/vmimage"
 	"golang.org/x/sync/errgroup"
@@ -188,7 +190,7 @@ func Up(ctx context.Context, p *spec.Project, uo UpOptions, o Options) (*Result,
 	// A host port something else listens on is refused, as compose does:
 	// the DNAT would take its traffic. This project's supervisor (or this
 	// process's, in the foreground) holds its own.
-	if err := checkHostPorts(r.host, p, pl, os.Getpid(), state.ReadPid(d.PidFile())); err != nil {
+	if err := supervisor.CheckHostPorts(r.host, p, pl, os.Getpid(), state.ReadPid(d.PidFile())); err != nil {
 		return nil, err
 	}
 
@@ -362,7 +364,7 @@ func (r *upRun) observe(ctx context.Context) error {
 		}
 		r.obs.Members[name] = planner.MemberState{Kind: planner.VM, Running: vm.Running(f) != 0, ConfigHash: rec.ConfigHash}
 	}
-	if _, err := newSupervisorClient(r.d).Status(ctx); err == nil {
+	if _, err := supervisor.NewClient(r.d).Status(ctx); err == nil {
 		r.obs.DNSRunning = true
 	}
 	return nil
@@ -491,7 +493,7 @@ func (r *upRun) dockerAccept(n *planner.Network) error {
 // read the plan again.
 func (r *upRun) supervisor(ctx context.Context, action string) error {
 	ev := r.prog.start("Supervisor", r.p.Name)
-	c := newSupervisorClient(r.d)
+	c := supervisor.NewClient(r.d)
 	if action == planner.ActionReload {
 		if err := c.Reload(ctx); err == nil {
 			ev.done("Reloaded")
@@ -532,7 +534,7 @@ func (r *upRun) supervisor(ctx context.Context, action string) error {
 func (r *upRun) applyFirewall() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.host.FirewallApply(firewallConfig(r.p.Name, r.pl, r.ports))
+	return r.host.FirewallApply(firewall.Config(r.p.Name, r.pl, r.ports))
 }
 
 // container brings one container to its step's action.
@@ -679,7 +681,7 @@ func (r *upRun) writeFileObjects(m *planner.Member) error {
 // registerPorts adds the container's veths to the firewall's member
 // ports, so that it may send only as its own MAC and addresses.
 func (r *upRun) registerPorts(ctx context.Context, m *planner.Member) error {
-	ps, err := containerPorts(ctx, r.dc, r.host, r.pl, m, m.Container)
+	ps, err := firewall.ContainerPorts(ctx, r.dc, r.host, r.pl, m, m.Container)
 	if err != nil || len(ps) == 0 {
 		return err
 	}

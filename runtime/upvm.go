@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/foldup/foldup/cloudinit"
-	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/qemu"
 	"github.com/foldup/foldup/spec"
@@ -267,33 +265,6 @@ func (r *upRun) writeSeed(m *planner.Member, v *spec.VM, path string, uid, gid i
 		return err
 	}
 	return os.Chown(path, uid, gid)
-}
-
-// vmPorts are the firewall member ports of the plan's VMs: their taps,
-// known from the plan whether or not the VM runs yet.
-func vmPorts(pl *planner.Plan) map[string]network.Port {
-	out := map[string]network.Port{}
-	for _, m := range pl.Members {
-		if m.Kind != planner.VM {
-			continue
-		}
-		for _, nic := range m.NICs {
-			n := pl.Network(nic.Network)
-			hw, err := net.ParseMAC(nic.MAC)
-			if n == nil || err != nil || nic.Tap == "" {
-				continue
-			}
-			p := network.Port{Name: nic.Tap, Bridge: n.Bridge, MAC: hw, RA: true}
-			if nic.IPv4.IsValid() {
-				p.IPv4 = []netip.Addr{nic.IPv4}
-			}
-			if nic.IPv6.IsValid() {
-				p.IPv6 = []netip.Addr{nic.IPv6}
-			}
-			out[nic.Tap] = p
-		}
-	}
-	return out
 }
 
 // vmStatuses are ps's lines for the plan's VMs: those that run, and with

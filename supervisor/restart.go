@@ -1,6 +1,6 @@
 //go:build linux
 
-package runtime
+package supervisor
 
 import (
 	"context"
@@ -27,7 +27,7 @@ const (
 )
 
 // watchVM follows one VM until ctx ends.
-func (s *supervisor) watchVM(ctx context.Context, name string, recChanged <-chan struct{}) {
+func (s *server) watchVM(ctx context.Context, name string, recChanged <-chan struct{}) {
 	f := vm.For(s.dirs, name)
 	delay := restartFirst
 	for ctx.Err() == nil {
@@ -76,7 +76,7 @@ func (s *supervisor) watchVM(ctx context.Context, name string, recChanged <-chan
 // recordExit notes in the VM's record how its qemu at pid ended, under
 // the VM's lock, unless up or start has since put another qemu there. It
 // returns the record written, or nil.
-func (s *supervisor) recordExit(f vm.Files, pid, code int, how string) *vm.Record {
+func (s *server) recordExit(f vm.Files, pid, code int, how string) *vm.Record {
 	unlock, err := vm.Lock(f)
 	if err != nil {
 		s.log.Error("vm exit", "err", err)
@@ -97,7 +97,7 @@ func (s *supervisor) recordExit(f vm.Files, pid, code int, how string) *vm.Recor
 
 // restartVM starts a VM's qemu again by its restart policy, unless, under
 // the VM's lock, someone else has acted meanwhile.
-func (s *supervisor) restartVM(ctx context.Context, f vm.Files, oldPID int) {
+func (s *server) restartVM(ctx context.Context, f vm.Files, oldPID int) {
 	unlock, err := vm.Lock(f)
 	if err != nil {
 		s.log.Error("vm restart", "err", err)

@@ -1,6 +1,6 @@
 //go:build linux
 
-package runtime
+package supervisor
 
 import (
 	"bufio"
@@ -35,7 +35,7 @@ import (
 // its console log (time stamps, rotation; see keepConsole). A VM that
 // leaves the plan has its followers stopped, and waited for, as all are
 // when followVMs returns.
-func (s *supervisor) followVMs(ctx context.Context) {
+func (s *server) followVMs(ctx context.Context) {
 	type followers struct {
 		stop context.CancelFunc
 		wg   sync.WaitGroup
@@ -93,7 +93,7 @@ func (s *supervisor) followVMs(ctx context.Context) {
 
 // checkVM probes one VM for as long as ctx lasts. A new qemu (the VM
 // recreated or restarted: another pid) starts the count again.
-func (s *supervisor) checkVM(ctx context.Context, name string, recChanged <-chan struct{}) {
+func (s *server) checkVM(ctx context.Context, name string, recChanged <-chan struct{}) {
 	f := vm.For(s.dirs, name)
 	var (
 		pid     int

@@ -1,6 +1,6 @@
 //go:build linux
 
-package runtime
+package supervisor
 
 import (
 	"bufio"
@@ -73,11 +73,11 @@ func (h hostPort) listen() (io.Closer, error) {
 	return net.Listen("tcp", h.bindAddr())
 }
 
-// checkHostPorts fails, with the place in the file, for each host port
+// CheckHostPorts fails, with the place in the file, for each host port
 // pl forwards that something other than this project holds on the host
 // (the namespace host is for). ours are pids that may hold them: the
 // project's supervisor.
-func checkHostPorts(host *network.Host, p *spec.Project, pl *planner.Plan, ours ...int) error {
+func CheckHostPorts(host *network.Host, p *spec.Project, pl *planner.Plan, ours ...int) error {
 	var errs spec.ErrorList
 	err := host.Do(func() error {
 		for _, h := range hostPorts(pl) {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package runtime
+package supervisor
 
 import (
 	"context"
@@ -86,7 +86,7 @@ func TestFileSignals(t *testing.T) {
 // started has ended (none left behind).
 func TestFollowVMsJoins(t *testing.T) {
 	dir := t.TempDir()
-	s := &supervisor{
+	s := &server{
 		dirs:  state.Dirs{State: filepath.Join(dir, "state"), Run: filepath.Join(dir, "run")},
 		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		plans: newFileSignals(),

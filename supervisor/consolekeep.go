@@ -1,6 +1,6 @@
 //go:build linux
 
-package runtime
+package supervisor
 
 import (
 	"context"
@@ -50,9 +50,6 @@ func keepConsole(ctx context.Context, f vm.Files, written <-chan struct{}, logf 
 		}
 	}
 }
-
-// stampFormat is how logs -t prints a time, as Docker does (in UTC).
-const stampFormat = "2006-01-02T15:04:05.000000000Z"
 
 const (
 	stampEvery    = 200 * time.Millisecond

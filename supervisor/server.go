@@ -1,53 +1,32 @@
 //go:build linux
 
-package runtime
+package supervisor
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/dnsd"
+	"github.com/foldup/foldup/firewall"
 	"github.com/foldup/foldup/internal/crashhook"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/state"
 )
 
-// The supervisor is the one long-lived process of a project: it owns what
-// has no other owner (the DNS/DHCP server now; the qemu processes, health
-// checks and restart policies of VMs later) and answers the CLI on a unix
-// socket under the run directory, mode 0600. `up -d` starts it detached;
-// `up` in the foreground runs it in its own process. Its state is the plan
-// and the lease file, both on disk, so a supervisor started again after a
-// crash picks up where the last one was.
-
-// Status is what the supervisor reports of itself.
-type Status struct {
-	Project string       `json:"project"`
-	PID     int          `json:"pid"`
-	Started time.Time    `json:"started"`
-	DNS     []string     `json:"dns"`
-	Leases  []dnsd.Lease `json:"leases"`
-	Members []string     `json:"members"`
-}
-
-type supervisor struct {
+type server struct {
 	project string
 	dirs    state.Dirs
 	host    *network.Host
@@ -66,15 +45,30 @@ type supervisor struct {
 	ports portHolders // the forwarded host ports, held
 }
 
-// Supervise runs the project's supervisor until ctx ends or a client asks
-// it to stop. ready, if not nil, is called once it answers on its socket.
-func Supervise(ctx context.Context, project string, opts Options, ready func()) error {
-	o := opts.withDefaults()
-	d := o.dirs(project)
+// Config is what a supervisor runs with.
+type Config struct {
+	Project string
+	Dirs    state.Dirs
+	// Host is the network namespace of the project's segment (nil: this
+	// process's).
+	Host   *network.Host
+	Logger *slog.Logger // nil: discarded
+	// DockerHost is the engine's address ("": DOCKER_HOST, else the
+	// default socket).
+	DockerHost string
+}
+
+// Run runs the project's supervisor until ctx ends or a client asks it to
+// stop. ready, if not nil, is called once it answers on its socket.
+func Run(ctx context.Context, c Config, ready func()) error {
+	project, d := c.Project, c.Dirs
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	if err := d.Make(); err != nil {
 		return err
 	}
-	host := o.Host
+	host := c.Host
 	if host == nil {
 		h, err := network.OpenCurrent()
 		if err != nil {
@@ -83,7 +77,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 		defer h.Close()
 		host = h
 	}
-	s := &supervisor{project: project, dirs: d, host: host, log: o.Logger, started: time.Now(), docker: o.DockerHost, plans: newFileSignals()}
+	s := &server{project: project, dirs: d, host: host, log: c.Logger, started: time.Now(), docker: c.DockerHost, plans: newFileSignals()}
 	if err := s.reload(); err != nil {
 		return err
 	}
@@ -156,7 +150,7 @@ func Supervise(ctx context.Context, project string, opts Options, ready func()) 
 // reload reads the plan again and brings the DNS/DHCP server to it:
 // members and records at once, without a restart; a change of networks
 // restarts the server on the new set.
-func (s *supervisor) reload() error {
+func (s *server) reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.plans.signal("plan")
@@ -198,13 +192,13 @@ func (s *supervisor) reload() error {
 // held the old one. It syncs once at every (re)connection too, so an
 // event missed while the engine was away is not lost. A project without
 // containers watches nothing.
-func (s *supervisor) watchContainers(ctx context.Context) {
+func (s *server) watchContainers(ctx context.Context) {
 	reloaded := s.plans.subscribe("plan")
 	for backoff := time.Second; ctx.Err() == nil; {
 		s.mu.Lock()
 		pl := s.plan
 		s.mu.Unlock()
-		if !hasContainers(pl) {
+		if !pl.HasContainers() {
 			// A reload may bring containers: look again then.
 			waitSignal(ctx, reloaded, 0)
 			continue
@@ -222,7 +216,7 @@ func (s *supervisor) watchContainers(ctx context.Context) {
 	}
 }
 
-func (s *supervisor) followStarts(ctx context.Context) error {
+func (s *server) followStarts(ctx context.Context) error {
 	dc, err := containers.Dial(s.docker)
 	if err != nil {
 		return err
@@ -236,7 +230,7 @@ func (s *supervisor) followStarts(ctx context.Context) error {
 		s.mu.Lock()
 		pl := s.plan
 		s.mu.Unlock()
-		return syncContainerPorts(ctx, dc, s.host, s.project, pl)
+		return firewall.SyncContainers(ctx, dc, s.host, s.project, pl)
 	}
 	if err := resync(); err != nil {
 		return err
@@ -262,7 +256,7 @@ func sameNetwork(a, b dnsd.Network) bool {
 	return string(ja) == string(jb)
 }
 
-func (s *supervisor) status() Status {
+func (s *server) status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Status{Project: s.project, PID: os.Getpid(), Started: s.started}
@@ -278,157 +272,11 @@ func (s *supervisor) status() Status {
 	return st
 }
 
-func (s *supervisor) close() {
+func (s *server) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dns != nil {
 		s.dns.Close()
 	}
 	s.ports.close()
-}
-
-// supervisorClient talks to a project's supervisor.
-type supervisorClient struct {
-	d  state.Dirs
-	hc *http.Client
-}
-
-func newSupervisorClient(d state.Dirs) *supervisorClient {
-	return &supervisorClient{d: d, hc: &http.Client{
-		Timeout: 5 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", d.Socket())
-		}},
-	}}
-}
-
-func (c *supervisorClient) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://supervisor"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var b strings.Builder
-		buf := make([]byte, 4096)
-		n, _ := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		return fmt.Errorf("supervisor: %s", strings.TrimSpace(b.String()))
-	}
-	if out != nil {
-		return json.NewDecoder(resp.Body).Decode(out)
-	}
-	return nil
-}
-
-// Status asks the supervisor how it is; an error means none answers.
-func (c *supervisorClient) Status(ctx context.Context) (*Status, error) {
-	var st Status
-	if err := c.do(ctx, http.MethodGet, "/status", &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
-}
-
-func (c *supervisorClient) Reload(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/reload", nil)
-}
-
-// Stop asks the supervisor to stop and waits for its process to end; one
-// that does not answer is killed by its pid file.
-func (c *supervisorClient) Stop(ctx context.Context) error {
-	pid := state.ReadPid(c.d.PidFile())
-	err := c.do(ctx, http.MethodPost, "/stop", nil)
-	if pid <= 0 || pid == os.Getpid() {
-		return nil
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	if err != nil {
-		deadline = time.Now() // not answering: do not wait for it
-	}
-	for time.Now().Before(deadline) {
-		if !state.Alive(pid) {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if state.Alive(pid) && isSupervisor(pid) {
-		syscall.Kill(pid, syscall.SIGKILL)
-		for i := 0; i < 100 && state.Alive(pid); i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	os.Remove(c.d.PidFile())
-	os.Remove(c.d.Socket())
-	return nil
-}
-
-// isSupervisor checks that pid is a foldup supervisor, so that a pid file
-// left by a crash never makes foldup kill a process that reused the pid.
-func isSupervisor(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	return strings.Contains(string(b), "\x00supervise\x00")
-}
-
-// spawnSupervisor starts a detached supervisor (its own session, output to
-// the project's supervisor.log) and waits until it answers.
-func spawnSupervisor(ctx context.Context, o Options, project string) error {
-	d := o.dirs(project)
-	if len(o.SupervisorCommand) == 0 {
-		return errors.New("no supervisor command: this program cannot start a detached supervisor")
-	}
-	logf, err := os.OpenFile(d.LogFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	args := append(slices.Clone(o.SupervisorCommand[1:]), "supervise", "--project-name", project,
-		"--state-root", o.StateRoot, "--run-root", o.RunRoot)
-	cmd := &exec.Cmd{
-		Path:        o.SupervisorCommand[0],
-		Args:        append([]string{"foldup"}, args...),
-		Stdout:      logf,
-		Stderr:      logf,
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	if o.DockerHost != "" {
-		cmd.Env = append(os.Environ(), "DOCKER_HOST="+o.DockerHost)
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the supervisor: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	c := newSupervisorClient(d)
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := c.Status(ctx); err == nil {
-			return nil
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("the supervisor exited at start (%v); its log is %s:\n%s", err, d.LogFile(), tail(d.LogFile(), 20))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("the supervisor did not answer in 15 s; its log is %s", d.LogFile())
-}
-
-func tail(path string, lines int) string {
-	b, _ := os.ReadFile(path)
-	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
 }

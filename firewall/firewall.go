@@ -1,6 +1,10 @@
 //go:build linux
 
-package runtime
+// Package firewall is the project's firewall as its plan has it: the
+// nftables configuration (isolation, anti-spoofing, NAT, port forwards)
+// and its member ports, the VMs' taps from the plan and the containers'
+// veths from the engine.
+package firewall
 
 import (
 	"context"
@@ -18,9 +22,9 @@ import (
 	"github.com/foldup/foldup/planner"
 )
 
-// firewallConfig is the project's firewall for plan pl with the given
+// Config is the project's firewall for plan pl with the given
 // container ports (by interface name) and its VMs' taps.
-func firewallConfig(project string, pl *planner.Plan, ports map[string]network.Port) network.Config {
+func Config(project string, pl *planner.Plan, ports map[string]network.Port) network.Config {
 	cfg := network.Config{Project: project}
 	for _, n := range pl.Networks {
 		if n.External {
@@ -73,12 +77,12 @@ func forwards(m *planner.Member, pt planner.Port) []network.Forward {
 	return out
 }
 
-// containerPorts finds a running container's veths on foldup's bridges
+// ContainerPorts finds a running container's veths on foldup's bridges
 // (through the container's network namespace: the host end of each of
 // its interfaces) and returns them as firewall member ports, each allowed
 // to send only as the member's MAC and planned addresses. A container
 // that is not running has none.
-func containerPorts(ctx context.Context, dc containers.Engine, host *network.Host, pl *planner.Plan, m *planner.Member, name string) ([]network.Port, error) {
+func ContainerPorts(ctx context.Context, dc containers.Engine, host *network.Host, pl *planner.Plan, m *planner.Member, name string) ([]network.Port, error) {
 	if len(m.NICs) == 0 {
 		return nil, nil
 	}
@@ -116,12 +120,12 @@ func containerPorts(ctx context.Context, dc containers.Engine, host *network.Hos
 	return out, nil
 }
 
-// syncContainerPorts brings the firewall's member ports to the project's
+// SyncContainers brings the firewall's member ports to the project's
 // running containers, as they are now. The supervisor calls it whenever
 // one of them starts: a container restarted by its restart policy, by
 // `foldup start` or by `docker start` comes back with a new veth, which
 // must be held to the member's addresses like the old one.
-func syncContainerPorts(ctx context.Context, dc containers.Engine, host *network.Host, project string, pl *planner.Plan) error {
+func SyncContainers(ctx context.Context, dc containers.Engine, host *network.Host, project string, pl *planner.Plan) error {
 	running, err := containers.List(ctx, dc, project, false)
 	if err != nil {
 		return err
@@ -132,7 +136,7 @@ func syncContainerPorts(ctx context.Context, dc containers.Engine, host *network
 		if m.Kind != planner.Container || !ok {
 			continue
 		}
-		ps, err := containerPorts(ctx, dc, host, pl, m, c.ID)
+		ps, err := ContainerPorts(ctx, dc, host, pl, m, c.ID)
 		if client.IsErrNotFound(err) {
 			continue // removed since the list
 		}
@@ -143,5 +147,32 @@ func syncContainerPorts(ctx context.Context, dc containers.Engine, host *network
 			ports[p.Name] = p
 		}
 	}
-	return host.FirewallApply(firewallConfig(project, pl, ports))
+	return host.FirewallApply(Config(project, pl, ports))
+}
+
+// vmPorts are the firewall member ports of the plan's VMs: their taps,
+// known from the plan whether or not the VM runs yet.
+func vmPorts(pl *planner.Plan) map[string]network.Port {
+	out := map[string]network.Port{}
+	for _, m := range pl.Members {
+		if m.Kind != planner.VM {
+			continue
+		}
+		for _, nic := range m.NICs {
+			n := pl.Network(nic.Network)
+			hw, err := net.ParseMAC(nic.MAC)
+			if n == nil || err != nil || nic.Tap == "" {
+				continue
+			}
+			p := network.Port{Name: nic.Tap, Bridge: n.Bridge, MAC: hw, RA: true}
+			if nic.IPv4.IsValid() {
+				p.IPv4 = []netip.Addr{nic.IPv4}
+			}
+			if nic.IPv6.IsValid() {
+				p.IPv6 = []netip.Addr{nic.IPv6}
+			}
+			out[nic.Tap] = p
+		}
+	}
+	return out
 }
