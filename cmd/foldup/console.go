@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/foldup/foldup/executor"
 	"github.com/foldup/foldup/internal/term"
-	"github.com/foldup/foldup/runtime"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -36,7 +36,7 @@ go quiet, and exits.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "Connected to %s's console; detach with Ctrl-]\r\n", args[0])
 				defer fmt.Fprintf(cmd.ErrOrStderr(), "\r\nDetached from %s\r\n", args[0])
 			}
-			return runtime.Console(cmd.Context(), name, args[0], in, cmd.OutOrStdout(), rf.quietOptions(cmd.ErrOrStderr()))
+			return executor.New(rf.quietOptions(cmd.ErrOrStderr())).Console(cmd.Context(), name, args[0], in, cmd.OutOrStdout())
 		},
 	}
 }

@@ -14,9 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/foldup/foldup/executor"
 	"github.com/foldup/foldup/internal/progress"
 	"github.com/foldup/foldup/internal/term"
-	"github.com/foldup/foldup/runtime"
 	"github.com/foldup/foldup/spec"
 	"github.com/spf13/cobra"
 )
@@ -50,8 +50,8 @@ type runtimeFlags struct {
 func (rf *runtimeFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&rf.dockerHost, "docker-host", "", "Docker engine to use (default: $DOCKER_HOST, else the engine's socket)")
-	pf.StringVar(&rf.stateRoot, "state-root", envOr("FOLDUP_STATE_ROOT", runtime.DefaultStateRoot), "where projects keep their journal, plan and leases")
-	pf.StringVar(&rf.runRoot, "run-root", envOr("FOLDUP_RUN_ROOT", runtime.DefaultRunRoot), "where supervisors keep their sockets")
+	pf.StringVar(&rf.stateRoot, "state-root", envOr("FOLDUP_STATE_ROOT", executor.DefaultStateRoot), "where projects keep their journal, plan and leases")
+	pf.StringVar(&rf.runRoot, "run-root", envOr("FOLDUP_RUN_ROOT", executor.DefaultRunRoot), "where supervisors keep their sockets")
 	rf.progress = "auto"
 	pf.Var((*progressMode)(&rf.progress), "progress", "progress output: auto (tty on a terminal, else plain), tty, plain, json or quiet")
 	pf.MarkHidden("state-root")
@@ -83,9 +83,9 @@ func envOr(key, def string) string {
 // out as --progress says, until done is called (which draws tty mode's
 // final frame). Warnings of what runs in this process (a foreground up's
 // supervisor) go to out too.
-func (rf *runtimeFlags) options(out io.Writer) (o runtime.Options, done func()) {
+func (rf *runtimeFlags) options(out io.Writer) (o executor.Options, done func()) {
 	r := progress.New(out, rf.progress)
-	return runtime.Options{
+	return executor.Options{
 		StateRoot:  rf.stateRoot,
 		RunRoot:    rf.runRoot,
 		DockerHost: rf.dockerHost,
@@ -96,7 +96,7 @@ func (rf *runtimeFlags) options(out io.Writer) (o runtime.Options, done func()) 
 }
 
 // quietOptions are the options of a verb that reports no progress.
-func (rf *runtimeFlags) quietOptions(out io.Writer) runtime.Options {
+func (rf *runtimeFlags) quietOptions(out io.Writer) executor.Options {
 	o, _ := rf.options(out)
 	o.Events = nil
 	return o
@@ -117,7 +117,7 @@ func (g *globalFlags) projectName(cmd *cobra.Command) (string, error) {
 }
 
 func newUpCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
-	var uo runtime.UpOptions
+	var uo executor.UpOptions
 	var detach bool
 	cmd := &cobra.Command{
 		Use:   "up [SERVICE|VM...]",
@@ -136,7 +136,9 @@ process running the project's DNS/DHCP server and returns.`,
 			uo.InProcess = !detach
 			o, drawn := rf.options(cmd.ErrOrStderr())
 			ctx := cmd.Context()
-			res, err := runtime.Up(ctx, p, uo, o) // prints its warnings
+			x := executor.New(o)
+			defer x.Close()
+			res, err := x.Up(ctx, p, uo) // prints its warnings
 			drawn()
 			if err != nil {
 				if res != nil && res.Supervisor != nil {
@@ -147,7 +149,7 @@ process running the project's DNS/DHCP server and returns.`,
 			if detach {
 				return nil
 			}
-			return foreground(ctx, cmd, p.Name, res, o)
+			return foreground(ctx, cmd, p.Name, res, x)
 		},
 	}
 	f := cmd.Flags()
@@ -161,12 +163,12 @@ process running the project's DNS/DHCP server and returns.`,
 
 // foreground streams the project's logs until Ctrl-C (or SIGTERM), then
 // stops its containers and the supervisor this process runs.
-func foreground(ctx context.Context, cmd *cobra.Command, project string, res *runtime.Result, o runtime.Options) error {
+func foreground(ctx context.Context, cmd *cobra.Command, project string, res *executor.Result, x *executor.Executor) error {
 	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLogs()
 	logsDone := make(chan error, 1)
 	go func() {
-		logsDone <- runtime.Logs(logCtx, project, runtime.LogOptions{Follow: true, NoColor: !term.Is(cmd.OutOrStdout())}, o, cmd.OutOrStdout())
+		logsDone <- x.Logs(logCtx, project, executor.LogOptions{Follow: true, NoColor: !term.Is(cmd.OutOrStdout())}, cmd.OutOrStdout())
 	}()
 	var supDone <-chan error
 	if res.Supervisor != nil {
@@ -185,7 +187,7 @@ func foreground(ctx context.Context, cmd *cobra.Command, project string, res *ru
 	fmt.Fprintln(cmd.ErrOrStderr(), "Gracefully stopping... (press Ctrl+C again to force)")
 	forceOnInterrupt.Store(true)
 	stopLogs()
-	err := runtime.Stop(context.WithoutCancel(ctx), project, nil, nil, o)
+	err := x.Stop(context.WithoutCancel(ctx), project, nil, nil)
 	if res.Supervisor != nil {
 		res.Supervisor.Stop()
 	}
@@ -193,7 +195,7 @@ func foreground(ctx context.Context, cmd *cobra.Command, project string, res *ru
 }
 
 func newDownCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
-	var do runtime.DownOptions
+	var do executor.DownOptions
 	var timeout int
 	cmd := &cobra.Command{
 		Use:   "down",
@@ -213,7 +215,9 @@ project's label. Named volumes stay unless -v.`,
 			}
 			o, drawn := rf.options(cmd.ErrOrStderr())
 			defer drawn()
-			return runtime.Down(cmd.Context(), name, do, o)
+			x := executor.New(o)
+			defer x.Close()
+			return x.Down(cmd.Context(), name, do)
 		},
 	}
 	f := cmd.Flags()
@@ -236,7 +240,7 @@ func newPsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			list, err := runtime.Ps(cmd.Context(), name, all, rf.quietOptions(cmd.ErrOrStderr()))
+			list, err := executor.New(rf.quietOptions(cmd.ErrOrStderr())).Ps(cmd.Context(), name, all)
 			if err != nil {
 				return err
 			}
@@ -244,7 +248,7 @@ func newPsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 			switch format {
 			case "json":
 				if list == nil {
-					list = []runtime.MemberStatus{}
+					list = []executor.MemberStatus{}
 				}
 				return json.NewEncoder(out).Encode(list)
 			case "table", "":
@@ -269,7 +273,7 @@ func newPsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 }
 
 func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
-	var lo runtime.LogOptions
+	var lo executor.LogOptions
 	cmd := &cobra.Command{
 		Use:   "logs [SERVICE|VM...]",
 		Short: "Show the output of the project's members",
@@ -282,7 +286,7 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 			if !term.Is(cmd.OutOrStdout()) {
 				lo.NoColor = true
 			}
-			return runtime.Logs(cmd.Context(), name, lo, rf.quietOptions(cmd.ErrOrStderr()), cmd.OutOrStdout())
+			return executor.New(rf.quietOptions(cmd.ErrOrStderr())).Logs(cmd.Context(), name, lo, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
@@ -313,13 +317,15 @@ func newLifecycleCmd(g *globalFlags, rf *runtimeFlags, verb, short string) *cobr
 			}
 			o, drawn := rf.options(cmd.ErrOrStderr())
 			defer drawn()
+			x := executor.New(o)
+			defer x.Close()
 			switch verb {
 			case "start":
-				return runtime.Start(cmd.Context(), name, args, o)
+				return x.Start(cmd.Context(), name, args)
 			case "stop":
-				return runtime.Stop(cmd.Context(), name, args, t, o)
+				return x.Stop(cmd.Context(), name, args, t)
 			}
-			return runtime.Restart(cmd.Context(), name, args, t, o)
+			return x.Restart(cmd.Context(), name, args, t)
 		},
 	}
 	if verb != "start" {
@@ -329,7 +335,7 @@ func newLifecycleCmd(g *globalFlags, rf *runtimeFlags, verb, short string) *cobr
 }
 
 func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
-	var eo runtime.ExecOptions
+	var eo executor.ExecOptions
 	var noTTY, interactive bool
 	cmd := &cobra.Command{
 		Use:   "exec SERVICE COMMAND [ARG...]",
@@ -346,7 +352,7 @@ func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 				eo.Stdin = cmd.InOrStdin()
 			}
 			eo.Stdout, eo.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			code, err := runtime.Exec(cmd.Context(), name, args[0], args[1:], eo, rf.quietOptions(cmd.ErrOrStderr()))
+			code, err := executor.New(rf.quietOptions(cmd.ErrOrStderr())).Exec(cmd.Context(), name, args[0], args[1:], eo)
 			if err != nil {
 				return err
 			}
@@ -380,7 +386,7 @@ func newSuperviseCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 			if g.project == "" {
 				return fmt.Errorf("supervise needs --project-name")
 			}
-			err := runtime.Supervise(cmd.Context(), g.project, o, nil)
+			err := executor.New(o).Supervise(cmd.Context(), g.project, nil)
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s supervisor: %v\n", time.Now().Format(time.RFC3339), err)
 			}

@@ -1,5 +1,5 @@
 // Package progress draws the events of up, down and the verbs
-// (runtime.Event) as docker compose draws its progress, in one of its
+// (executor.Event) as docker compose draws its progress, in one of its
 // modes.
 package progress
 
@@ -13,8 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/foldup/foldup/executor"
 	"github.com/foldup/foldup/internal/term"
-	"github.com/foldup/foldup/runtime"
 )
 
 // A Renderer prints what up, down, start, stop and restart do, as docker
@@ -74,12 +74,12 @@ func (p *Renderer) Close() {
 	p.drawLocked("")
 }
 
-// Event draws e. It is runtime.Options.Events.
-func (p *Renderer) Event(e runtime.Event) {
+// Event draws e. It is executor.Options.Events.
+func (p *Renderer) Event(e executor.Event) {
 	switch e.State {
-	case runtime.EventNote:
+	case executor.EventNote:
 		p.message(e.Name, "", "info", false)
-	case runtime.EventWarning:
+	case executor.EventWarning:
 		p.message(e.Name, "warning: ", "warning", true)
 	default:
 		errText := ""
@@ -187,9 +187,9 @@ const ttyRefresh = 100 * time.Millisecond
 type lineState int
 
 const (
-	lineRunning = lineState(runtime.EventWorking)
-	lineDone    = lineState(runtime.EventDone)
-	lineFailed  = lineState(runtime.EventFailed)
+	lineRunning = lineState(executor.EventWorking)
+	lineDone    = lineState(executor.EventDone)
+	lineFailed  = lineState(executor.EventFailed)
 )
 
 // ttyView is the state tty mode draws: one line per object (kind and

@@ -10,12 +10,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/foldup/foldup/executor"
 	"github.com/foldup/foldup/internal/term"
 	"github.com/foldup/foldup/internal/vtscreen"
-	"github.com/foldup/foldup/runtime"
 )
 
-// obj reports one object's events to a renderer, as the runtime does.
+// obj reports one object's events to a renderer, as the executor does.
 type obj struct {
 	r          *Renderer
 	kind, name string
@@ -26,19 +26,19 @@ func start(r *Renderer, kind, name string) *obj {
 	return &obj{r: r, kind: kind, name: name, started: time.Now()}
 }
 
-func (o *obj) send(status string, state runtime.EventState, err error) {
-	o.r.Event(runtime.Event{Kind: o.kind, Name: o.name, Status: status, State: state, Err: err, Started: o.started, Time: time.Now()})
+func (o *obj) send(status string, state executor.EventState, err error) {
+	o.r.Event(executor.Event{Kind: o.kind, Name: o.name, Status: status, State: state, Err: err, Started: o.started, Time: time.Now()})
 }
-func (o *obj) update(status string) { o.send(status, runtime.EventWorking, nil) }
-func (o *obj) done(status string)   { o.send(status, runtime.EventDone, nil) }
-func (o *obj) fail(err error)       { o.send("Error", runtime.EventFailed, err) }
+func (o *obj) update(status string) { o.send(status, executor.EventWorking, nil) }
+func (o *obj) done(status string)   { o.send(status, executor.EventDone, nil) }
+func (o *obj) fail(err error)       { o.send("Error", executor.EventFailed, err) }
 
 func event(r *Renderer, kind, name, status string) {
 	start(r, kind, name).done(status)
 }
 
-func note(r *Renderer, msg string) { r.Event(runtime.Event{Name: msg, State: runtime.EventNote}) }
-func warn(r *Renderer, msg string) { r.Event(runtime.Event{Name: msg, State: runtime.EventWarning}) }
+func note(r *Renderer, msg string) { r.Event(executor.Event{Name: msg, State: executor.EventNote}) }
+func warn(r *Renderer, msg string) { r.Event(executor.Event{Name: msg, State: executor.EventWarning}) }
 
 // TestProgressTTY: the block is redrawn in place, so the screen holds
 // each object once, in the order it first reported, with its last status;

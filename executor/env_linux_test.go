@@ -1,0 +1,242 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	dnetwork "github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/foldup/foldup/containers"
+	"github.com/foldup/foldup/internal/dockertest"
+	"github.com/foldup/foldup/internal/nstest"
+	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/spec"
+)
+
+// testEnv is a fresh namespace with a private Docker engine, and state
+// directories of the test's own.
+type testEnv struct {
+	ns   *nstest.NS
+	eng  *dockertest.Engine
+	host *network.Host
+	dir  string
+	o    Options
+}
+
+var (
+	buildOnce sync.Once
+	foldupBin string
+	buildErr  error
+)
+
+// foldupBinary builds cmd/foldup once per test binary: the detached
+// supervisor and the crash tests run it.
+func foldupBinary(t *testing.T) string {
+	if bin := os.Getenv("FOLDUP_TEST_FOLDUP"); bin != "" {
+		return bin // a child test process, given its parent's
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "foldup-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		foldupBin = filepath.Join(dir, "foldup")
+		out, err := exec.Command("go", "build", "-tags", "foldup_crashhooks", "-o", foldupBin, "github.com/foldup/foldup/cmd/foldup").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			foldupBin = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building foldup: %v\n%s", buildErr, foldupBin)
+	}
+	return foldupBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if foldupBin != "" && buildErr == nil {
+		os.RemoveAll(filepath.Dir(foldupBin))
+	}
+	os.Exit(code)
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	return newTestEnvOn(t, dockertest.Start)
+}
+
+// newTestEnvOn is newTestEnv with the engine start starts: Docker's or
+// Podman's.
+func newTestEnvOn(t *testing.T, start func(testing.TB, *nstest.NS) *dockertest.Engine) *testEnv {
+	t.Helper()
+	ns := nstest.New(t)
+	eng := start(t, ns)
+	host, err := network.Open(ns.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	dir := t.TempDir()
+	// qemu runs as nobody: it must get through to its VM's directories.
+	for d := dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o711)
+	}
+	e := &testEnv{ns: ns, eng: eng, host: host, dir: dir, o: Options{
+		StateRoot:         filepath.Join(dir, "state"),
+		RunRoot:           filepath.Join(dir, "run"),
+		DockerHost:        eng.Host,
+		Host:              host,
+		SupervisorCommand: []string{foldupBinary(t)},
+		Out:               &testWriter{t: t},
+		Events:            eventsTo(&testWriter{t: t}),
+	}}
+	return e
+}
+
+// load writes a project file and loads it.
+func (e *testEnv) load(t *testing.T, name, content string) *spec.Project {
+	t.Helper()
+	dir := filepath.Join(e.dir, name)
+	os.MkdirAll(dir, 0o755)
+	file := filepath.Join(dir, "foldup.yaml")
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := spec.Load(t.Context(), spec.Options{Files: []string{file}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// upInProcess loads content as project dir name and brings it up with the
+// supervisor in this process; at the end of the test the supervisor
+// stops and the project goes down (downAtEnd).
+func (e *testEnv) upInProcess(t *testing.T, name, content string) (*spec.Project, *Result) {
+	t.Helper()
+	p := e.load(t, name, content)
+	e.downAtEnd(t, p.Name)
+	res, err := New(e.o).Up(t.Context(), p, UpOptions{InProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Supervisor.Stop() })
+	return p, res
+}
+
+// downAtEnd removes the project when the test ends, whatever happened,
+// and checks that nothing of it is left.
+func (e *testEnv) downAtEnd(t *testing.T, project string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := New(e.o).Down(ctx, project, DownOptions{Volumes: true, Force: true}); err != nil {
+			t.Errorf("down at the end: %v", err)
+		}
+		e.assertGone(t, project)
+	})
+}
+
+// assertGone checks that project has nothing left: no container, Docker
+// network or volume with its label, no nftables table, no supervisor;
+// and, once no other project of the test's has a plan, no bridge, tap,
+// qemu or DOCKER-USER rule at all.
+func (e *testEnv) assertGone(t *testing.T, project string) {
+	t.Helper()
+	ctx := context.Background()
+	dc := e.eng.Client
+	f := containers.ProjectFilter(project)
+	if cs, _ := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: f}); len(cs) > 0 {
+		t.Errorf("%d containers left", len(cs))
+	}
+	if ns, _ := dc.NetworkList(ctx, dnetwork.ListOptions{Filters: f}); len(ns) > 0 {
+		t.Errorf("docker networks left: %v", ns[0].Name)
+	}
+	if vs, _ := dc.VolumeList(ctx, volume.ListOptions{Filters: f}); len(vs.Volumes) > 0 {
+		t.Errorf("volumes left: %v", vs.Volumes[0].Name)
+	}
+	if out := e.ns.MustRun(t, "nft", "list", "tables"); strings.Contains(out, "foldup-"+project+"\n") {
+		t.Errorf("nft tables left:\n%s", out)
+	}
+	d := e.o.withDefaults().dirs(project)
+	if _, err := os.Stat(d.Run); err == nil {
+		t.Errorf("run directory %s left", d.Run)
+	}
+	if out, _ := exec.Command("pgrep", "-f", "supervise.*"+project+".*"+e.dir).Output(); len(out) > 0 {
+		t.Errorf("supervisor processes left: %s", out)
+	}
+	// What is not named after the project is checked once no other
+	// project of the test's is left.
+	if others, _ := filepath.Glob(filepath.Join(e.o.withDefaults().StateRoot, "*", "plan.json")); len(others) > 0 {
+		return
+	}
+	out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "bridge")
+	if strings.TrimSpace(out) != "" {
+		t.Errorf("bridges left:\n%s", out)
+	}
+	if out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
+		t.Errorf("taps left:\n%s", out)
+	}
+	if out, _ := exec.Command("pgrep", "-af", "qemu-system.*"+e.dir).Output(); len(out) > 0 {
+		t.Errorf("qemu processes left: %s", out)
+	}
+	if out := e.ns.MustRun(t, "nft", "list", "ruleset"); strings.Contains(out, "foldup:") {
+		t.Errorf("DOCKER-USER rules left:\n%s", out)
+	}
+}
+
+// cliEnv is the environment foldup runs with in the tests: the private
+// engine and the test's state directories.
+func (e *testEnv) cliEnv(more ...string) []string {
+	return append(e.eng.Env(), append(more, "FOLDUP_STATE_ROOT="+e.o.StateRoot, "FOLDUP_RUN_ROOT="+e.o.RunRoot)...)
+}
+
+// cli returns `foldup -f file args...`, run inside the test's namespace
+// with cliEnv(env...).
+func (e *testEnv) cli(t *testing.T, ctx context.Context, file string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", e.ns.Name, foldupBinary(t), "-f", file}, args...)...)
+	cmd.Env = e.cliEnv(env...)
+	return cmd
+}
+
+// exec runs a command in a container of the engine and returns its output.
+func (e *testEnv) exec(t *testing.T, name string, cmd ...string) (string, int) {
+	t.Helper()
+	c := exec.CommandContext(t.Context(), "docker", append([]string{"-H", e.eng.Host, "exec", name}, cmd...)...)
+	out, err := c.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("docker exec: %v", err)
+	}
+	return string(out), code
+}
+
+type testWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// eventsTo prints events to w as plain progress lines.
+func eventsTo(w io.Writer) func(Event) {
+	return func(e Event) { fmt.Fprintln(w, e) }
+}

@@ -1,0 +1,103 @@
+//go:build linux
+
+package executor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/foldup/foldup/vm"
+)
+
+// TestRotateConsole rotates a log that a writer holds open for appending,
+// as qemu holds the console log: what it writes next starts the new log,
+// the old one is console.log.1, and logs shows both in order.
+func TestRotateConsole(t *testing.T) {
+	dir := t.TempDir()
+	f := vm.Files{Run: dir, State: dir}
+	w, err := os.OpenFile(f.ConsoleLog(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.WriteString("line 1\nline 2\n")
+	if rotated, err := vm.RotateConsole(f, 100); rotated || err != nil {
+		t.Fatalf("rotated a small log: %v %v", rotated, err)
+	}
+	if rotated, err := vm.RotateConsole(f, 10); !rotated || err != nil {
+		t.Fatalf("vm.RotateConsole = %v, %v", rotated, err)
+	}
+	w.WriteString("line 3\n")
+	if b, _ := os.ReadFile(f.ConsoleLog()); string(b) != "line 3\n" {
+		t.Errorf("console.log after rotation = %q", b)
+	}
+	if b, _ := os.ReadFile(f.ConsoleLog() + ".1"); string(b) != "line 1\nline 2\n" {
+		t.Errorf("console.log.1 = %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "console.log.1.tmp")); err == nil {
+		t.Error("the copy's temporary file is left")
+	}
+	var out bytes.Buffer
+	lp := &linePrefixer{w: &out, mu: new(sync.Mutex)}
+	if err := vmLogs(context.Background(), f, LogOptions{Tail: "all"}, lp); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "line 1\nline 2\nline 3\n" {
+		t.Errorf("logs = %q", got)
+	}
+	out.Reset()
+	if err := vmLogs(context.Background(), f, LogOptions{Tail: "2"}, lp); err != nil || strings.Count(out.String(), "\n") != 2 {
+		t.Errorf("logs --tail 2 = %q, %v", out.String(), err)
+	}
+}
+
+// TestLogsTimestamps: logs -t shows each console line with the time of
+// its stamp, and the rotated log's lines too, before the new log's.
+func TestLogsTimestamps(t *testing.T) {
+	dir := t.TempDir()
+	f := vm.Files{Run: dir, State: dir}
+	t1 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	t2 := t1.Add(1500 * time.Millisecond)
+	if err := os.WriteFile(f.ConsoleLog(), []byte("first\r\nsecond\nthird\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	times := fmt.Sprintf("0 %d\n%d %d\n", t1.UnixNano(), len("first\r\nsecond\n"), t2.UnixNano())
+	if err := os.WriteFile(f.ConsoleTimes(), []byte(times), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	lp := &linePrefixer{w: &out, mu: new(sync.Mutex)}
+	if err := vmLogs(context.Background(), f, LogOptions{Tail: "all", Timestamps: true}, lp); err != nil {
+		t.Fatal(err)
+	}
+	want := t1.Format(stampFormat) + " first\n" + t1.Format(stampFormat) + " second\n" + t2.Format(stampFormat) + " third\n"
+	if out.String() != want {
+		t.Errorf("logs -t:\n%s\nwant:\n%s", out.String(), want)
+	}
+
+	// Rotated: the stamps go along with the lines.
+	if rotated, err := vm.RotateConsole(f, 1); !rotated || err != nil {
+		t.Fatal(rotated, err)
+	}
+	w, err := os.OpenFile(f.ConsoleLog(), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("fourth\n")
+	w.Close()
+	out.Reset()
+	if err := vmLogs(context.Background(), f, LogOptions{Tail: "all", Timestamps: true}, lp); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(got) != 4 || got[0] != strings.TrimSuffix(strings.Split(want, "\n")[0], "\n") || !strings.HasSuffix(got[3], " fourth") {
+		t.Errorf("logs -t after rotation:\n%s", out.String())
+	}
+}

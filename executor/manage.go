@@ -1,0 +1,510 @@
+//go:build linux
+
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/foldup/foldup/containers"
+	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/supervisor"
+	"github.com/foldup/foldup/vm"
+)
+
+// MemberStatus is one line of ps.
+type MemberStatus struct {
+	Name      string   `json:"Name"` // the container's name
+	Member    string   `json:"Member"`
+	Service   string   `json:"Service"`
+	Kind      string   `json:"Kind"`
+	Image     string   `json:"Image"`
+	State     string   `json:"State"`             // running, exited, created, restarting, ...
+	Health    string   `json:"Health"`            // healthy, unhealthy, starting, or ""
+	Status    string   `json:"Status"`            // Docker's words: "Up 3 seconds (healthy)"
+	ExitCode  int      `json:"ExitCode"`          // when exited
+	Addresses []string `json:"Addresses"`         // from the plan
+	Ports     []string `json:"Ports"`             // host:port->port/proto
+	ID        string   `json:"ID,omitempty"`      // Docker's container ID
+	Command   string   `json:"Command,omitempty"` // as Docker shows it
+	Accel     string   `json:"Accel,omitempty"`   // a running VM's accelerator: kvm or tcg (QMP query-kvm)
+}
+
+// Ps returns the project's members as they are: running ones, and with
+// all the stopped ones too.
+func (x *Executor) Ps(ctx context.Context, project string, all bool) ([]MemberStatus, error) {
+	o := x.o
+	d := o.dirs(project)
+	plan, err := state.LoadPlan(d.PlanFile())
+	if err != nil {
+		return nil, err
+	}
+	ensureSupervisor(ctx, o, project, plan)
+	dc, err := x.engine()
+	if err != nil {
+		return nil, err
+	}
+	list, err := dc.ContainerList(ctx, container.ListOptions{All: all, Filters: containers.ProjectFilter(project)})
+	if err != nil {
+		if plan == nil || !plan.HasContainers() {
+			list = nil // no engine, and nothing of ours would be in one
+		} else {
+			return nil, err
+		}
+	}
+	out := vmStatuses(d, plan, all)
+	for _, c := range list {
+		st := MemberStatus{
+			Name:    strings.TrimPrefix(c.Names[0], "/"),
+			Member:  c.Labels[containers.LabelMember],
+			Service: c.Labels[containers.LabelService],
+			Kind:    planner.Container,
+			Image:   c.Image,
+			State:   c.State,
+			Status:  c.Status,
+			ID:      c.ID[:12],
+			Command: c.Command,
+		}
+		if c.State != "running" {
+			if ci, err := dc.ContainerInspect(ctx, c.ID); err == nil {
+				st.ExitCode = ci.State.ExitCode
+			}
+		}
+		switch {
+		case strings.Contains(c.Status, "(healthy)"):
+			st.Health = "healthy"
+		case strings.Contains(c.Status, "(unhealthy)"):
+			st.Health = "unhealthy"
+		case strings.Contains(c.Status, "(health: starting)"):
+			st.Health = "starting"
+		}
+		if plan != nil {
+			for _, m := range plan.Members {
+				if m.Name != st.Member {
+					continue
+				}
+				st.Addresses, st.Ports = planned(m)
+			}
+		}
+		for _, p := range c.Ports {
+			if p.PublicPort != 0 {
+				st.Ports = append(st.Ports, fmt.Sprintf("%s:%d->%d/%s", p.IP, p.PublicPort, p.PrivatePort, p.Type))
+			}
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// planned is what ps shows of a member from the plan: its addresses and
+// the host ports foldup forwards to it.
+func planned(m *planner.Member) (addrs, ports []string) {
+	for _, nic := range m.NICs {
+		for _, a := range []string{addrString(nic.IPv4), addrString(nic.IPv6)} {
+			if a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	for _, p := range m.Ports {
+		host := p.HostIP
+		if host == "" {
+			host = "0.0.0.0"
+		}
+		ports = append(ports, fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.Target, p.Protocol))
+	}
+	return addrs, ports
+}
+
+func addrString[T interface {
+	IsValid() bool
+	String() string
+}](a T) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// ensureSupervisor starts the project's supervisor again when the project
+// is up (it has a plan, and was not stopped on purpose) and none answers:
+// a crashed supervisor comes back with the next foldup command.
+func ensureSupervisor(ctx context.Context, o Options, project string, plan *planner.Plan) {
+	d := o.dirs(project)
+	if plan == nil || len(plan.Networks) == 0 {
+		return
+	}
+	if _, err := os.Stat(d.StoppedFile()); err == nil {
+		return
+	}
+	c := supervisor.NewClient(d)
+	if _, err := c.Status(ctx); err == nil {
+		return
+	}
+	unlock, err := d.Lock(nil)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if _, err := c.Status(ctx); err == nil {
+		return // another command restarted it while we waited
+	}
+	if err := spawnSupervisor(ctx, o, project); err != nil {
+		o.Logger.Warn("restarting the supervisor", "project", project, "err", err)
+	}
+}
+
+// LogOptions are logs' flags.
+type LogOptions struct {
+	Follow     bool
+	Tail       string // "all" or a number of lines
+	Timestamps bool
+	NoColor    bool
+	NoPrefix   bool
+	Members    []string // services or members; default all
+}
+
+// Logs writes the output of the project's containers to w, each line
+// prefixed by its member's name (coloured, as docker compose does). With
+// Follow it returns when ctx ends.
+func (x *Executor) Logs(ctx context.Context, project string, lo LogOptions, w io.Writer) error {
+	o := x.o
+	plan, _ := state.LoadPlan(o.dirs(project).PlanFile())
+	ensureSupervisor(ctx, o, project, plan)
+	type source struct {
+		member string
+		run    func(w *linePrefixer) error
+	}
+	var chosen []source
+	wants := func(service, member string) bool {
+		return len(lo.Members) == 0 || slices.Contains(lo.Members, service) || slices.Contains(lo.Members, member)
+	}
+	if plan != nil {
+		d := o.dirs(project)
+		for _, m := range plan.Members {
+			if m.Kind != planner.VM || !wants(m.Service, m.Name) {
+				continue
+			}
+			f := vm.For(d, m.Name)
+			if _, err := os.Stat(f.ConsoleLog()); err != nil {
+				continue // never started
+			}
+			chosen = append(chosen, source{m.Name, func(w *linePrefixer) error { return vmLogs(ctx, f, lo, w) }})
+		}
+	}
+	if plan == nil || plan.HasContainers() {
+		dc, err := x.engine()
+		if err != nil {
+			return err
+		}
+		list, err := dc.ContainerList(ctx, container.ListOptions{All: true, Filters: containers.ProjectFilter(project)})
+		if err != nil {
+			return err
+		}
+		for _, c := range list {
+			if wants(c.Labels[containers.LabelService], c.Labels[containers.LabelMember]) {
+				chosen = append(chosen, source{c.Labels[containers.LabelMember], func(w *linePrefixer) error { return containerLogs(ctx, dc, c.ID, lo, w) }})
+			}
+		}
+	}
+	if len(chosen) == 0 && len(lo.Members) > 0 {
+		return fmt.Errorf("no such service, VM or member: %s", strings.Join(lo.Members, ", "))
+	}
+	sort.Slice(chosen, func(i, j int) bool { return chosen[i].member < chosen[j].member })
+	width := 0
+	for _, c := range chosen {
+		width = max(width, len(c.member))
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(chosen))
+	for i, c := range chosen {
+		prefix := ""
+		if !lo.NoPrefix {
+			prefix = fmt.Sprintf("%-*s | ", width, c.member)
+			if !lo.NoColor {
+				prefix = colors[i%len(colors)] + prefix + "\x1b[0m"
+			}
+		}
+		wg.Go(func() {
+			errs[i] = c.run(&linePrefixer{w: w, mu: &mu, prefix: prefix})
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+var colors = []string{"\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[96m", "\x1b[93m", "\x1b[92m", "\x1b[95m", "\x1b[94m"}
+
+func containerLogs(ctx context.Context, dc containers.Engine, id string, lo LogOptions, w *linePrefixer) error {
+	ci, err := dc.ContainerInspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	rc, err := dc.ContainerLogs(ctx, id, container.LogsOptions{
+		ShowStdout: true, ShowStderr: true, Follow: lo.Follow, Tail: lo.Tail, Timestamps: lo.Timestamps,
+	})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if ci.Config.Tty {
+		_, err = io.Copy(w, rc)
+	} else {
+		_, err = stdcopy.StdCopy(w, w, rc)
+	}
+	w.flush()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// linePrefixer writes whole lines, each with a prefix, under a lock shared
+// by every container's stream.
+type linePrefixer struct {
+	w      io.Writer
+	mu     *sync.Mutex
+	prefix string
+	buf    []byte
+}
+
+func (l *linePrefixer) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := slices.Index(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		l.mu.Lock()
+		_, err := fmt.Fprintf(l.w, "%s%s\n", l.prefix, l.buf[:i])
+		l.mu.Unlock()
+		l.buf = l.buf[i+1:]
+		if err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
+}
+
+func (l *linePrefixer) flush() {
+	if len(l.buf) > 0 {
+		l.Write([]byte("\n"))
+	}
+}
+
+// Stop stops the project's containers and VMs (the named ones, or all; in
+// reverse dependency order), leaving them in place for start. Stopping all marks
+// the project stopped and stops its supervisor.
+func (x *Executor) Stop(ctx context.Context, project string, members []string, timeout *int) error {
+	return x.lifecycle(ctx, project, members, "Stopping", "Stopped", true, timeout, func(dc containers.Engine, name string) error {
+		return dc.ContainerStop(ctx, name, container.StopOptions{Timeout: timeout})
+	})
+}
+
+// Start starts the project's stopped containers and VMs, in dependency
+// order (and its supervisor).
+func (x *Executor) Start(ctx context.Context, project string, members []string) error {
+	return x.lifecycle(ctx, project, members, "Starting", "Started", false, nil, func(dc containers.Engine, name string) error {
+		return dc.ContainerStart(ctx, name, container.StartOptions{})
+	})
+}
+
+// Restart restarts the project's containers and VMs.
+func (x *Executor) Restart(ctx context.Context, project string, members []string, timeout *int) error {
+	return x.lifecycle(ctx, project, members, "Restarting", "Started", false, timeout, func(dc containers.Engine, name string) error {
+		return dc.ContainerRestart(ctx, name, container.StopOptions{Timeout: timeout})
+	})
+}
+
+func (x *Executor) lifecycle(ctx context.Context, project string, members []string, doing, did string, stopping bool, timeout *int, fn func(containers.Engine, string) error) error {
+	o := x.o
+	d := o.dirs(project)
+	prog := newProgress(o.Events)
+	unlock, err := d.Lock(func() { prog.note("Waiting for another foldup to finish with project " + project) })
+	if err != nil {
+		return err
+	}
+	plan, err := state.LoadPlan(d.PlanFile())
+	if err != nil {
+		unlock()
+		return err
+	}
+	if plan == nil {
+		unlock()
+		return fmt.Errorf("project %s is not up here (no plan in %s)", project, d.State)
+	}
+	if stopping && len(members) == 0 {
+		state.WriteFileAtomic(d.StoppedFile(), nil)
+	} else if !stopping {
+		os.Remove(d.StoppedFile())
+	}
+	unlock()
+	if !stopping {
+		ensureSupervisor(ctx, o, project, plan)
+	}
+	var dc containers.Engine
+	cs := map[string]container.Summary{}
+	if plan.HasContainers() {
+		if dc, err = x.engine(); err != nil {
+			return err
+		}
+		if cs, err = containers.List(ctx, dc, project, true); err != nil {
+			return err
+		}
+	}
+	// In dependency order: containers and VMs alike.
+	type target struct{ kind, name string }
+	var order []target
+	for _, m := range plan.Ordered() {
+		if len(members) == 0 || slices.Contains(members, m.Service) || slices.Contains(members, m.Name) {
+			order = append(order, target{m.Kind, m.Name})
+		}
+	}
+	if stopping {
+		slices.Reverse(order)
+	}
+	var host *network.Host
+	if !stopping && o.Host != nil {
+		host = o.Host
+	} else if !stopping {
+		if host, err = network.OpenCurrent(); err != nil {
+			return err
+		}
+		defer host.Close()
+	}
+	var errs []error
+	for _, t := range order {
+		if t.kind == planner.VM {
+			ev := prog.start("VM", t.name)
+			ev.update(doing)
+			acted, err := false, error(nil)
+			if stopping || doing == "Restarting" {
+				acted, err = vm.Stop(ctx, d, t.name, timeoutDuration(timeout))
+			}
+			if err == nil && !stopping {
+				var started bool
+				started, err = vm.StartStopped(ctx, host, d, t.name)
+				acted = acted || started
+			}
+			switch {
+			case err != nil:
+				errs = append(errs, ev.fail(err))
+			case acted:
+				ev.done(did)
+			default:
+				ev.done(map[bool]string{true: "Stopped", false: "Running"}[stopping])
+			}
+			continue
+		}
+		c, ok := cs[t.name]
+		if !ok {
+			continue
+		}
+		cname := strings.TrimPrefix(c.Names[0], "/")
+		ev := prog.start("Container", cname)
+		ev.update(doing)
+		if err := fn(dc, c.ID); err != nil {
+			errs = append(errs, ev.fail(err))
+			continue
+		}
+		ev.done(did)
+	}
+	if stopping && len(members) == 0 {
+		errs = append(errs, supervisor.NewClient(d).Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Exec runs a command in a member's running container, attached to the
+// given streams, and returns its exit code.
+func (x *Executor) Exec(ctx context.Context, project, member string, cmd []string, opts ExecOptions) (int, error) {
+	dc, err := x.engine()
+	if err != nil {
+		return -1, err
+	}
+	cs, err := containers.List(ctx, dc, project, false)
+	if err != nil {
+		return -1, err
+	}
+	c, ok := cs[member]
+	if !ok {
+		for _, cc := range cs {
+			if cc.Labels[containers.LabelService] == member && cc.Labels[containers.LabelReplica] == fmt.Sprint(max(opts.Index, 1)) {
+				c, ok = cc, true
+			}
+		}
+	}
+	if !ok {
+		return -1, fmt.Errorf("service %q is not running", member)
+	}
+	ex, err := dc.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
+		Cmd: cmd, Tty: opts.Tty, AttachStdin: opts.Stdin != nil, AttachStdout: true, AttachStderr: true,
+		Env: opts.Env, User: opts.User, WorkingDir: opts.Workdir, Privileged: opts.Privileged,
+	})
+	if err != nil {
+		return -1, err
+	}
+	hj, err := dc.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{Tty: opts.Tty})
+	if err != nil {
+		return -1, err
+	}
+	defer hj.Close()
+	if opts.Stdin != nil {
+		go func() {
+			io.Copy(hj.Conn, opts.Stdin)
+			hj.CloseWrite()
+		}()
+	}
+	if opts.Tty {
+		_, err = io.Copy(opts.Stdout, hj.Reader)
+	} else {
+		_, err = stdcopy.StdCopy(opts.Stdout, opts.Stderr, hj.Reader)
+	}
+	if err != nil {
+		return -1, err
+	}
+	insp, err := dc.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		return -1, err
+	}
+	return insp.ExitCode, nil
+}
+
+// ExecOptions are exec's flags and streams.
+type ExecOptions struct {
+	Tty        bool
+	Index      int
+	Env        []string
+	User       string
+	Workdir    string
+	Privileged bool
+	Stdin      io.Reader // nil: not attached
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// timeoutDuration is -t N as a stop grace; -1 s (the member's own) when
+// not given.
+func timeoutDuration(t *int) time.Duration {
+	if t == nil {
+		return -time.Second
+	}
+	return time.Duration(*t) * time.Second
+}

@@ -1,0 +1,320 @@
+//go:build linux
+
+package executor
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/foldup/foldup/cloudinit"
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/qemu"
+	"github.com/foldup/foldup/spec"
+	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
+)
+
+// vmOwner returns the user qemu runs as, and makes the VM's directories:
+// the project's are traversable (not readable) by the qemu user, the
+// VM's own are its. Each of a VM's steps calls it; it is idempotent.
+func (r *upRun) vmOwner(name string) (uid, gid uint32, err error) {
+	f := vm.For(r.d, name)
+	if cred, ok := vm.QemuUser(); ok {
+		uid, gid = cred.Uid, cred.Gid
+	}
+	for _, dir := range []string{filepath.Dir(r.d.Run), filepath.Dir(r.d.State), r.d.Run, r.d.State, filepath.Dir(f.Run), filepath.Dir(f.State)} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return 0, 0, err
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return 0, 0, err
+		}
+	}
+	for _, dir := range []string{f.Run, f.State} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return 0, 0, err
+		}
+		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
+			return 0, 0, err
+		}
+	}
+	return uid, gid, nil
+}
+
+// vmStop stops a running VM's qemu, to recreate it: recorded as stopped
+// first, so that the supervisor does not start it again.
+func (r *upRun) vmStop(ctx context.Context, name string) error {
+	f := vm.For(r.d, name)
+	ev := r.prog.start("VM", name)
+	ev.update("Recreating")
+	if err := os.MkdirAll(filepath.Dir(f.Run), 0o711); err != nil {
+		return ev.fail(err)
+	}
+	unlock, err := vm.Lock(f)
+	if err != nil {
+		return ev.fail(err)
+	}
+	defer unlock()
+	if err := vm.MarkStopped(f); err != nil {
+		return ev.fail(err)
+	}
+	pid := vm.Running(f)
+	if pid == 0 {
+		return nil
+	}
+	if err := qemu.Stop(ctx, f.QMP(), pid, vm.Grace(r.p.VMs[r.member(name).Service])); err != nil && !errors.Is(err, qemu.ErrNotRunning) {
+		return ev.fail(err)
+	}
+	return nil
+}
+
+// tap makes a VM's tap on its network's bridge, owned by qemu's user.
+func (r *upRun) tap(s *planner.Step) error {
+	m := r.member(s.Member)
+	nic := m.NICs[slices.IndexFunc(m.NICs, func(n *planner.NIC) bool { return n.Tap == s.Name })]
+	n := r.pl.Network(nic.Network)
+	uid, gid, err := r.vmOwner(m.Name)
+	if err == nil {
+		err = r.j.Record(state.KindTap, nic.Tap)
+	}
+	if err == nil {
+		err = r.host.TapAdd(nic.Tap, n.Bridge, uid, gid, n.MTU)
+	}
+	if err != nil {
+		return r.prog.start("VM", m.Name).fail(fmt.Errorf("tap %s: %w", nic.Tap, err))
+	}
+	return nil
+}
+
+// overlay makes a VM's disk, once: a qcow2 overlay on its image, and for
+// an aarch64 disk its copy of the UEFI variable store.
+func (r *upRun) overlay(ctx context.Context, name string) error {
+	m := r.member(name)
+	v, f := r.p.VMs[m.Service], vm.For(r.d, name)
+	fail := func(err error) error { return r.prog.start("VM", name).fail(err) }
+	uid, gid, err := r.vmOwner(name)
+	if err != nil {
+		return fail(err)
+	}
+	base := v.Image
+	if spec.IsURL(base) {
+		r.mu.Lock()
+		base = r.vmImages[m.Service]
+		r.mu.Unlock()
+	}
+	if err := vm.Overlay(ctx, base, f.Disk(), int(uid), int(gid)); err != nil {
+		return fail(r.p.Errorf([]string{"vms", m.Service, "image"}, "%w", err))
+	}
+	if v.Arch == "aarch64" && v.Kernel == "" {
+		if err := vm.CopyOnce(vm.UEFIVars, f.EFIVars(), int(uid), int(gid)); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// seed writes a VM's cloud-init seed.
+func (r *upRun) seed(name string) error {
+	m := r.member(name)
+	v, f := r.p.VMs[m.Service], vm.For(r.d, name)
+	uid, gid, err := r.vmOwner(name)
+	if err == nil {
+		err = r.writeSeed(m, v, f.Seed(), int(uid), int(gid))
+	}
+	if err != nil {
+		return r.prog.start("VM", name).fail(r.p.Errorf([]string{"vms", m.Service, "cloud_init"}, "%w", err))
+	}
+	return nil
+}
+
+// qemu starts a VM's qemu on what its earlier steps made: taps, disk and
+// seed.
+func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
+	m := r.member(s.Name)
+	v, f := r.p.VMs[m.Service], vm.For(r.d, m.Name)
+	ev := r.prog.start("VM", m.Name)
+	if _, _, err := r.vmOwner(m.Name); err != nil {
+		return ev.fail(err)
+	}
+	unlock, err := vm.Lock(f)
+	if err != nil {
+		return ev.fail(err)
+	}
+	defer unlock()
+	if vm.Running(f) != 0 {
+		// As planned (None), or started again by the supervisor's
+		// restart policy since up looked.
+		ev.done("Running")
+		return nil
+	}
+	if s.Action == planner.ActionNone {
+		return ev.fail(errors.New("its qemu ended while up was planning; up again starts it"))
+	}
+	acc := r.accels[m.Service]
+	l := vm.Launch{Config: qemu.Config{
+		Name: m.Name, Arch: v.Arch, KVM: acc.KVM, CPUs: v.CPUs, Memory: v.Memory,
+		Kernel: v.Kernel, Initrd: v.Initrd, Cmdline: v.Cmdline,
+		QMP: f.QMP(), Events: f.Events(), Console: f.Console(), ConsoleLog: f.ConsoleLog(), PidFile: f.PidFile(),
+		Extra: v.QemuArgs,
+	}}
+	switch {
+	case acc.DeviceFD:
+		l.KVMDevice = qemu.KVMDevice
+	case acc.Group >= 0:
+		l.Groups = []uint32{uint32(acc.Group)}
+	}
+	for _, nic := range m.NICs {
+		l.Config.NICs = append(l.Config.NICs, qemu.NIC{Tap: nic.Tap, MAC: nic.MAC})
+	}
+	if v.Image != "" {
+		l.Config.Disk = f.Disk()
+		if v.Arch == "aarch64" && v.Kernel == "" {
+			l.Config.Firmware, l.Config.FirmwareVars = vm.UEFICode, f.EFIVars()
+		}
+	}
+	if ci := v.CloudInit; ci != nil {
+		if ci.ISO != "" {
+			l.Config.Seed, l.PassSeed = ci.ISO, true
+		} else {
+			l.Config.Seed = f.Seed()
+		}
+	}
+	if err := r.j.Record(state.KindVM, m.Name); err != nil {
+		return ev.fail(err)
+	}
+	ev.update("Starting")
+	image := cmp.Or(v.Image, v.Kernel)
+	rec := vm.Record{Member: m.Name, Image: image, Health: v.HealthCheck, Grace: vm.Grace(v), Restart: v.Restart, Launch: l, ConfigHash: m.ConfigHash}
+	for _, nic := range m.NICs {
+		for _, a := range []netip.Addr{nic.IPv4, nic.IPv6} {
+			if a.IsValid() {
+				rec.Addrs = append(rec.Addrs, a)
+			}
+		}
+	}
+	if err := vm.Start(ctx, r.host, f, &rec); err != nil {
+		return ev.fail(err)
+	}
+	ev.done("Started")
+	return nil
+}
+
+// writeSeed writes a VM's cloud-init NoCloud seed: the user's files, or
+// what foldup generates (meta-data, user-data with the SSH keys, and a
+// network-config when a network does not serve DHCP or the VM has more
+// than one NIC).
+func (r *upRun) writeSeed(m *planner.Member, v *spec.VM, path string, uid, gid int) error {
+	ci := v.CloudInit
+	c := cloudinit.Config{
+		InstanceID:        "foldup-" + r.pl.Project + "-" + m.Name,
+		Hostname:          m.Name,
+		SSHAuthorizedKeys: ci.SSHAuthorizedKeys,
+	}
+	for _, f := range []struct {
+		path string
+		dst  *[]byte
+	}{{ci.UserData, &c.UserData}, {ci.MetaData, &c.MetaData}, {ci.NetworkConfig, &c.NetworkConfig}} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return err
+		}
+		*f.dst = b
+	}
+	static := len(m.NICs) > 1
+	var nics []cloudinit.NIC
+	for i, nic := range m.NICs {
+		n := r.pl.Network(nic.Network)
+		if n == nil {
+			continue
+		}
+		static = static || !n.DHCP
+		cn := cloudinit.NIC{MAC: nic.MAC, DHCP: n.DHCP, Gateway4: n.Gateway4, DNS: n.DNSAddrs(), DefaultVia: i == 0}
+		if nic.IPv4.IsValid() {
+			cn.Addresses = append(cn.Addresses, netip.PrefixFrom(nic.IPv4, n.Subnet4.Bits()))
+		}
+		if nic.IPv6.IsValid() && n.IPv6Mode == spec.IPv6Static {
+			cn.Addresses = append(cn.Addresses, netip.PrefixFrom(nic.IPv6, n.Subnet6.Bits()))
+			cn.Gateway6 = n.Gateway6
+		}
+		if r.pl.Domain != "" {
+			cn.DNSSearch = []string{r.pl.Domain}
+		}
+		nics = append(nics, cn)
+	}
+	if static {
+		c.NICs = nics
+	}
+	var b bytes.Buffer
+	if err := c.WriteISO(&b); err != nil {
+		return err
+	}
+	if err := state.WriteFileAtomic(path, b.Bytes()); err != nil {
+		return err
+	}
+	return os.Chown(path, uid, gid)
+}
+
+// vmStatuses are ps's lines for the plan's VMs: those that run, and with
+// all those made and stopped too.
+func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
+	if plan == nil {
+		return nil
+	}
+	var out []MemberStatus
+	for _, m := range plan.Members {
+		if m.Kind != planner.VM {
+			continue
+		}
+		f := vm.For(d, m.Name)
+		rec, err := vm.ReadRecord(f)
+		if err != nil {
+			continue // never started
+		}
+		pid := vm.Running(f)
+		if pid == 0 && !all && !vm.WantsRestart(rec) {
+			continue // docker ps lists restarting containers too
+		}
+		st := MemberStatus{Name: m.Name, Member: m.Name, Service: m.Service, Kind: planner.VM, Image: rec.Image, State: "exited", Status: "Exited"}
+		if !rec.Exited.IsZero() {
+			st.ExitCode = rec.ExitCode
+			st.Status = fmt.Sprintf("Exited (%d) %s ago", rec.ExitCode, units.HumanDuration(time.Since(rec.Exited)))
+			if vm.WantsRestart(rec) {
+				st.State = "restarting"
+				st.Status = fmt.Sprintf("Restarting (%d) %s ago", rec.ExitCode, units.HumanDuration(time.Since(rec.Exited)))
+			}
+		}
+		if pid != 0 {
+			st.State = "running"
+			st.Status = "Up " + units.HumanDuration(time.Since(rec.Started))
+			st.ID = "qemu:" + strconv.Itoa(pid)
+			st.Accel = vm.RunningAccel(f, rec)
+			if h := vm.ReadHealth(f); h != nil && rec.Health != nil && !rec.Health.Disable {
+				st.Health = h.Status
+				if h.Status == "starting" {
+					st.Status += " (health: starting)"
+				} else {
+					st.Status += " (" + h.Status + ")"
+				}
+			} else if rec.Health != nil && !rec.Health.Disable {
+				st.Health = "starting"
+				st.Status += " (health: starting)"
+			}
+		}
+		st.Addresses, st.Ports = planned(m)
+		out = append(out, st)
+	}
+	return out
+}
