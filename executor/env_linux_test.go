@@ -17,14 +17,17 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/internal/dockertest"
+	"github.com/foldup/foldup/internal/foldtest"
 	"github.com/foldup/foldup/internal/nstest"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/spec"
 )
 
-// testEnv is a fresh namespace with a private Docker engine, and state
-// directories of the test's own.
+// testEnv is foldtest's environment (a fresh namespace with a private
+// Docker engine, state directories of the test's own) and the executor's
+// options for it.
 type testEnv struct {
+	*foldtest.Env
 	ns   *nstest.NS
 	eng  *dockertest.Engine
 	host *network.Host
@@ -32,42 +35,13 @@ type testEnv struct {
 	o    Options
 }
 
-var (
-	buildOnce sync.Once
-	foldupBin string
-	buildErr  error
-)
-
-// foldupBinary builds cmd/foldup once per test binary: the detached
-// supervisor and the crash tests run it.
-func foldupBinary(t *testing.T) string {
-	if bin := os.Getenv("FOLDUP_TEST_FOLDUP"); bin != "" {
-		return bin // a child test process, given its parent's
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "foldup-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		foldupBin = filepath.Join(dir, "foldup")
-		out, err := exec.Command("go", "build", "-tags", "foldup_crashhooks", "-o", foldupBin, "github.com/foldup/foldup/cmd/foldup").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			foldupBin = string(out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building foldup: %v\n%s", buildErr, foldupBin)
-	}
-	return foldupBin
-}
+// foldupBinary is the foldup the detached supervisor and the crash tests
+// run.
+func foldupBinary(t *testing.T) string { return foldtest.Binary(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if foldupBin != "" && buildErr == nil {
-		os.RemoveAll(filepath.Dir(foldupBin))
-	}
+	foldtest.RemoveBinary()
 	os.Exit(code)
 }
 
@@ -80,39 +54,22 @@ func newTestEnv(t *testing.T) *testEnv {
 // Podman's.
 func newTestEnvOn(t *testing.T, start func(testing.TB, *nstest.NS) *dockertest.Engine) *testEnv {
 	t.Helper()
-	ns := nstest.New(t)
-	eng := start(t, ns)
-	host, err := network.Open(ns.Handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { host.Close() })
-	dir := t.TempDir()
-	// qemu runs as nobody: it must get through to its VM's directories.
-	for d := dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o711)
-	}
-	e := &testEnv{ns: ns, eng: eng, host: host, dir: dir, o: Options{
-		StateRoot:         filepath.Join(dir, "state"),
-		RunRoot:           filepath.Join(dir, "run"),
-		DockerHost:        eng.Host,
-		Host:              host,
+	env := foldtest.NewOn(t, start)
+	return &testEnv{Env: env, ns: env.NS, eng: env.Engine, host: env.Host, dir: env.Dir, o: Options{
+		StateRoot:         env.StateRoot,
+		RunRoot:           env.RunRoot,
+		DockerHost:        env.Engine.Host,
+		Host:              env.Host,
 		SupervisorCommand: []string{foldupBinary(t)},
 		Out:               &testWriter{t: t},
 		Events:            eventsTo(&testWriter{t: t}),
 	}}
-	return e
 }
 
 // load writes a project file and loads it.
 func (e *testEnv) load(t *testing.T, name, content string) *spec.Project {
 	t.Helper()
-	dir := filepath.Join(e.dir, name)
-	os.MkdirAll(dir, 0o755)
-	file := filepath.Join(dir, "foldup.yaml")
-	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := e.WriteFile(t, name, content)
 	p, err := spec.Load(t.Context(), spec.Options{Files: []string{file}})
 	if err != nil {
 		t.Fatal(err)
@@ -196,18 +153,12 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 	}
 }
 
-// cliEnv is the environment foldup runs with in the tests: the private
-// engine and the test's state directories.
-func (e *testEnv) cliEnv(more ...string) []string {
-	return append(e.eng.Env(), append(more, "FOLDUP_STATE_ROOT="+e.o.StateRoot, "FOLDUP_RUN_ROOT="+e.o.RunRoot)...)
-}
+// cliEnv is the environment foldup runs with in the tests.
+func (e *testEnv) cliEnv(more ...string) []string { return e.CLIEnv(more...) }
 
-// cli returns `foldup -f file args...`, run inside the test's namespace
-// with cliEnv(env...).
+// cli returns `foldup -f file args...`, run inside the test's namespace.
 func (e *testEnv) cli(t *testing.T, ctx context.Context, file string, env []string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", e.ns.Name, foldupBinary(t), "-f", file}, args...)...)
-	cmd.Env = e.cliEnv(env...)
-	return cmd
+	return e.CLI(t, ctx, file, env, args...)
 }
 
 // exec runs a command in a container of the engine and returns its output.

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/foldup/foldup/containers/containerstest"
+	"github.com/foldup/foldup/internal/foldtest"
 )
 
 const eventsProject = `
@@ -108,7 +108,7 @@ Volume ev_data: Removed`)
 		x.Close()
 		y.Close()
 		e.assertGone(t, p.Name)
-		checkGoroutines(t, name, before)
+		foldtest.CheckGoroutines(t, name, before)
 		if len(upLog.errs)+len(downLog.errs) > 0 {
 			t.Errorf("%s: errors reported: %q %q", name, upLog.errs, downLog.errs)
 		}
@@ -131,20 +131,5 @@ Volume ev_data: Removed`)
 	}
 	if calls := strings.Join(fake.Calls(), "\n"); !strings.Contains(calls, "ContainerCreate ev-db-1\nContainerStart ev-db-1") || !strings.Contains(calls, "NetworkRemove ev_lan") {
 		t.Errorf("the fake engine was asked:\n%s", calls)
-	}
-}
-
-// checkGoroutines fails the test if more goroutines run than before
-// (after a grace for those that are ending), and prints them.
-func checkGoroutines(t *testing.T, what string, before int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		t.Errorf("%s: %d goroutines left running, %d before:\n%s", what, n, before, buf)
 	}
 }

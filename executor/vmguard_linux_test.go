@@ -11,31 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foldup/foldup/internal/foldtest"
 	"github.com/foldup/foldup/internal/systest"
-	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/vm"
 )
-
-const guardProject = `
-name: guard
-services:
-  peer:
-    image: foldup-test/busybox:1
-    init: true
-    command: ["sh", "-c", "mkdir -p /www && echo hello from peer > /www/index.html && exec httpd -f -p 80 -h /www"]
-  client:
-    image: foldup-test/busybox:1
-    init: true
-    command: ["sleep", "3600"]
-vms:
-  vm1:
-    kernel: %s
-    initrd: %s
-    cmdline: "console=ttyS0 quiet panic=-1"
-    memory: 256m
-    stop_grace_period: 1s
-`
 
 // TestVMGuard attacks foldup's per-port anti-spoofing from inside a real
 // VM: root in the guest (its console shell) changes its MAC, sends from
@@ -45,11 +25,10 @@ vms:
 // read off the receiving container's own kernel counters, not inferred
 // from the attacker's side.
 func TestVMGuard(t *testing.T) {
-	kernel, initrd := vmtest.Images(t)
 	systest.Command(t, "python3")
 	systest.Command(t, "nsenter")
 	e := newTestEnv(t)
-	p, res := e.upInProcess(t, "guard", fmt.Sprintf(guardProject, kernel, initrd))
+	p, res := e.upInProcess(t, "guard", stageProject(t, "guard", "", "vm1", true).String())
 	pl := res.Plan
 	vm1, peer, client := planMember(t, pl, "vm1").NICs[0], planMember(t, pl, "peer").NICs[0], planMember(t, pl, "client").NICs[0]
 	n := pl.Network(vm1.Network)
@@ -258,4 +237,23 @@ func dhcpOffers(t *testing.T, e *testEnv, ctr, mac string, d time.Duration) []ma
 		offers = append(offers, o)
 	}
 	return offers
+}
+
+// stageProject is the stage of the VM attack tests: a VM (vmName)
+// beside a web server container (peer) and, with client, a container that
+// sends (client), on one network (networkBody: the default network's
+// YAML, "" for none).
+func stageProject(t *testing.T, name, networkBody, vmName string, client bool) *foldtest.Project {
+	p := foldtest.NewProject(name)
+	if networkBody != "" {
+		p.AddNetwork("default", networkBody)
+	}
+	p.AddService("peer", `image: foldup-test/busybox:1
+init: true
+command: ["sh", "-c", "mkdir -p /www && echo hello from peer > /www/index.html && exec httpd -f -p 80 -h /www"]`)
+	if client {
+		p.AddService("client", "image: foldup-test/busybox:1\ninit: true\ncommand: [\"sleep\", \"3600\"]")
+	}
+	p.AddVM(t, vmName, foldtest.VM{})
+	return p
 }

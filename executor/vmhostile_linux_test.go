@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -24,29 +23,6 @@ import (
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/vm"
 )
-
-const hostileProject = `
-name: hostile
-networks:
-  default:
-    enable_ipv6: true
-services:
-  peer:
-    image: foldup-test/busybox:1
-    init: true
-    command: ["sh", "-c", "mkdir -p /www && echo hello from peer > /www/index.html && exec httpd -f -p 80 -h /www"]
-  client:
-    image: foldup-test/busybox:1
-    init: true
-    command: ["sleep", "3600"]
-vms:
-  vm1:
-    kernel: %s
-    initrd: %s
-    cmdline: "console=ttyS0 quiet panic=-1"
-    memory: 256m
-    stop_grace_period: 1s
-`
 
 // otherProject is another project on the same host: what vm1 must not
 // reach.
@@ -77,7 +53,7 @@ services:
 //     runs on the gateway's address: nothing answers, and the other
 //     container's counters show nothing arrived.
 func TestVMHostile(t *testing.T) {
-	kernel, initrd := vmtest.Images(t)
+	vmtest.Images(t)
 	e := newTestEnv(t)
 	bin := filepath.Join(e.dir, "hostile.bin")
 	build := exec.Command("go", "build", "-o", bin, "-ldflags=-s -w", "./testdata/hostile")
@@ -86,7 +62,7 @@ func TestVMHostile(t *testing.T) {
 		t.Fatalf("building testdata/hostile: %v\n%s", err, out)
 	}
 	_, other := e.upInProcess(t, "other", otherProject)
-	p, res := e.upInProcess(t, "hostile", fmt.Sprintf(hostileProject, kernel, initrd))
+	p, res := e.upInProcess(t, "hostile", stageProject(t, "hostile", "enable_ipv6: true", "vm1", true).String())
 	pl := res.Plan
 	vm1, peer, client := planMember(t, pl, "vm1").NICs[0], planMember(t, pl, "peer").NICs[0], planMember(t, pl, "client").NICs[0]
 	n := pl.Network(vm1.Network)

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -10,30 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/vm"
 )
 
 // The default network with IPv6 on and nothing else said: an automatic
 // ULA /64 in the default mode, SLAAC.
-const ipv6Project = `
-name: six
-networks:
-  default:
-    enable_ipv6: true
-services:
-  peer:
-    image: foldup-test/busybox:1
-    init: true
-    command: ["sh", "-c", "mkdir -p /www && echo hello from peer > /www/index.html && exec httpd -f -p 80 -h /www"]
-vms:
-  vm6:
-    kernel: %s
-    initrd: %s
-    cmdline: "console=ttyS0 quiet panic=-1"
-    memory: 256m
-    stop_grace_period: 1s
-`
 
 // TestVMIPv6 boots a VM on a network with IPv6 in SLAAC mode: the guest
 // kernel forms its address from foldup's router advertisement, and that
@@ -42,9 +22,8 @@ vms:
 // it send from. A container finds the VM by name over IPv6 and the VM
 // the container.
 func TestVMIPv6(t *testing.T) {
-	kernel, initrd := vmtest.Images(t)
 	e := newTestEnv(t)
-	p, res := e.upInProcess(t, "six", fmt.Sprintf(ipv6Project, kernel, initrd))
+	p, res := e.upInProcess(t, "six", stageProject(t, "six", "enable_ipv6: true", "vm6", false).String())
 	pl := res.Plan
 	vm6, peer := planMember(t, pl, "vm6").NICs[0], planMember(t, pl, "peer").NICs[0]
 	n := pl.Network(vm6.Network)
