@@ -85,10 +85,12 @@ func matches(f filters.Args, labels map[string]string) bool {
 func (e *Engine) ServerVersion(context.Context) (types.Version, error) {
 	return types.Version{Version: "0.0.0-fake", APIVersion: "1.41"}, nil
 }
-func (e *Engine) Ping(context.Context) (types.Ping, error) { return types.Ping{APIVersion: "1.41"}, nil }
-func (e *Engine) DaemonHost() string                       { return "fake://" }
-func (e *Engine) ClientVersion() string                    { return "1.41" }
-func (e *Engine) Close() error                             { return nil }
+func (e *Engine) Ping(context.Context) (types.Ping, error) {
+	return types.Ping{APIVersion: "1.41"}, nil
+}
+func (e *Engine) DaemonHost() string    { return "fake://" }
+func (e *Engine) ClientVersion() string { return "1.41" }
+func (e *Engine) Close() error          { return nil }
 
 func (e *Engine) ContainerCreate(_ context.Context, cfg *container.Config, host *container.HostConfig, nc *network.NetworkingConfig, _ *ocispec.Platform, name string) (container.CreateResponse, error) {
 	e.mu.Lock()
