@@ -7,7 +7,7 @@
 # Everything runs inside a fresh network namespace with a private dockerd
 # (its own data root and socket); nothing is pulled (the image is a
 # busybox-static rootfs imported offline). Needs root, dockerd, docker-compose,
-# busybox-static. Usage: bench/up.sh [RUNS]
+# busybox-static. Usage: [FOLDUP_BIN=path] bench/up.sh [RUNS]
 #
 # Beside the times it counts CPU: the whole machine's busy time (user,
 # nice, system, irq, softirq in /proc/stat) during each `up -d`, less the
@@ -24,7 +24,13 @@ for c in dockerd docker-compose busybox ip; do
 done
 DOCKER=/usr/bin/docker
 GO=$(scripts/go.sh)
-"$GO" build -o bin/foldup ./cmd/foldup
+# FOLDUP_BIN: the foldup to measure (another build, to compare); default
+# this tree's, built here.
+BIN=${FOLDUP_BIN:-}
+if [ -z "$BIN" ]; then
+	"$GO" build -o bin/foldup ./cmd/foldup
+	BIN=$PWD/bin/foldup
+fi
 
 NS=fu-bench-$$
 D=$(mktemp -d /tmp/fu-bu-XXXXXX)
@@ -80,7 +86,7 @@ children() { awk '{print $16 + $17}' /proc/$$/stat; }
 # two busy counts, less the client's ticks (C1-C0) and OWN other ticks.
 engine() { echo "scale=2; ($2 - $1 - ($4 - $3) - ${5:-0}) / $HZ" | bc; }
 foldup() { ip netns exec $NS env DOCKER_HOST=$DOCKER_HOST FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run \
-	"$PWD/bin/foldup" -f "$P/docker-compose.yml" -p benchf --progress quiet "$@"; }
+	"$BIN" -f "$P/docker-compose.yml" -p benchf --progress quiet "$@"; }
 compose() { docker-compose -f "$P/docker-compose.yml" -p benchc "$@" >/dev/null 2>&1; }
 
 : > "$D/times"

@@ -74,7 +74,7 @@ stop_bare() {
 	done
 }
 run_foldup() {
-	t0=$(now); $P ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet -f "$D/one.yaml" up -d
+	t0=$(now); $P ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run "$BIN" --progress quiet -f "$D/one.yaml" up -d
 	waitline "$D/state/vmb/vm/vm1/console.log"; t1=$(now)
 	echo "foldup-guest $(guest_uptime "$D/state/vmb/vm/vm1/console.log")" >> "$D/times"
 	slowtsc foldup "$D/state/vmb/vm/vm1/console.log"

@@ -25,7 +25,7 @@ execms() {
 }
 : > "$D/times"
 for r in $(seq $RUNS); do
-	$trace ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet -f "$D/one.yaml" up -d 2>/dev/null
+	$trace ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run "$BIN" --progress quiet -f "$D/one.yaml" up -d 2>/dev/null
 	echo "foldup $(execms)" >> "$D/times"
 	sleep 2
 	foldup -f "$D/one.yaml" down -v

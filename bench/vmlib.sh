@@ -15,12 +15,18 @@
 IMG=/var/cache/foldup-test
 scripts/images.sh $IMG >/dev/null
 GO=$(scripts/go.sh)
-"$GO" build -o bin/foldup ./cmd/foldup
+# FOLDUP_BIN: the foldup to measure (another build, to compare); default
+# this tree's, built here.
+BIN=${FOLDUP_BIN:-}
+if [ -z "$BIN" ]; then
+	"$GO" build -o bin/foldup ./cmd/foldup
+	BIN=$PWD/bin/foldup
+fi
 
 NS=fu-vm-$$
 D=$(mktemp -d /tmp/fu-vm-XXXXXX)
 chmod 711 "$D"
-foldup() { ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run bin/foldup --progress quiet "$@"; }
+foldup() { ip netns exec $NS env FOLDUP_STATE_ROOT=$D/state FOLDUP_RUN_ROOT=$D/run "$BIN" --progress quiet "$@"; }
 cleanup() {
 	set +e
 	foldup -p vmb down -v >/dev/null 2>&1

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,8 +69,11 @@ func TestHostPortInUse(t *testing.T) {
 		t.Fatalf("up: %v\n%s", err, out)
 	}
 	bind := func() error {
-		_, err := e.ns.Run(t, "python3", "-c", "import socket; s = socket.Socket(); s.bind(('127.0.0.1', 18081))")
-		return err
+		out, err := e.ns.Run(t, "python3", "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 18081))")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
 	}
 	if bind() == nil {
 		t.Error("another program bound 127.0.0.1:18081 while the project forwards it")
@@ -85,6 +89,6 @@ func TestHostPortInUse(t *testing.T) {
 		t.Fatalf("down: %v\n%s", err, out)
 	}
 	if err := bind(); err != nil {
-		t.Errorf("after down the port is still held: %v", err)
+		t.Errorf("after down the port is still held: %v\n%s\n%s", err, e.ns.MustRun(t, "ss", "-Haltnp", "sport", "= :18081"), e.ns.MustRun(t, "ps", "-ef"))
 	}
 }
