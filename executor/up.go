@@ -110,34 +110,9 @@ func (x *Executor) Up(ctx context.Context, p *spec.Project, uo UpOptions) (*Resu
 		}
 		defer r.host.Close()
 	}
-	res := &Result{Warnings: p.Warnings()}
-	for _, w := range res.Warnings {
-		prog.warn(w.String())
-	}
-	for _, name := range p.VMNames() {
-		if err := vm.Check(p, name); err != nil {
-			return nil, err
-		}
-	}
-	accels, warnings, err := vm.Accelerators(ctx, p, p.VMNames(), o.RunRoot)
-	for _, w := range warnings {
-		prog.warn(w.String())
-	}
-	res.Warnings = append(res.Warnings, warnings...)
-	if err != nil {
+	res := &Result{}
+	if err := r.check(ctx, res); err != nil {
 		return nil, err
-	}
-	r.accels = accels
-
-	if len(p.Compose.Services) > 0 {
-		if r.dc, err = x.engine(); err != nil {
-			return nil, err
-		}
-		v, err := r.dc.ServerVersion(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", r.dc.DaemonHost(), err)
-		}
-		r.podman = containers.IsPodman(v)
 	}
 	// Plan, and check every container's configuration, before anything
 	// is made, so that bad input changes nothing.
@@ -203,6 +178,61 @@ func (x *Executor) Up(ctx context.Context, p *spec.Project, uo UpOptions) (*Resu
 	}
 	os.Remove(d.StoppedFile())
 
+	err = r.run(ctx, specs, unlockHost)
+	res.Supervisor = r.sup
+	if err != nil {
+		return res, err
+	}
+	if len(pl.Orphans) > 0 {
+		prog.note(fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your file, run up with --remove-orphans to remove them.", strings.Join(pl.Orphans, ", ")))
+	}
+	r.j.Made()
+	return res, nil
+}
+
+// check warns of what the file has that foldup does not act on, checks
+// that the VMs' tools are here, chooses each VM's accelerator, and
+// reaches the engine if the project has containers: before anything is
+// planned or made.
+func (r *upRun) check(ctx context.Context, res *Result) error {
+	p, prog := r.p, r.prog
+	res.Warnings = p.Warnings()
+	for _, w := range res.Warnings {
+		prog.warn(w.String())
+	}
+	for _, name := range p.VMNames() {
+		if err := vm.Check(p, name); err != nil {
+			return err
+		}
+	}
+	accels, warnings, err := vm.Accelerators(ctx, p, p.VMNames(), r.o.RunRoot)
+	for _, w := range warnings {
+		prog.warn(w.String())
+	}
+	res.Warnings = append(res.Warnings, warnings...)
+	if err != nil {
+		return err
+	}
+	r.accels = accels
+	if len(p.Compose.Services) > 0 {
+		if r.dc, err = r.x.engine(); err != nil {
+			return err
+		}
+		v, err := r.dc.ServerVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", r.dc.DaemonHost(), err)
+		}
+		r.podman = containers.IsPodman(v)
+	}
+	return nil
+}
+
+// run runs the plan's graph: each step once those it waits for are done,
+// as many at once as the graph allows; the first error cancels the
+// others. unlockHost releases the host's lock, once the last network is
+// made.
+func (r *upRun) run(ctx context.Context, specs map[string]*containers.Spec, unlockHost func()) error {
+	pl, prog := r.pl, r.prog
 	done := map[int]chan struct{}{}
 	// The host's lock goes once the last network step is done.
 	isNetwork := func(s *planner.Step) bool { return s.Kind == planner.KindNetwork }
@@ -243,17 +273,9 @@ func (x *Executor) Up(ctx context.Context, p *spec.Project, uo UpOptions) (*Resu
 			return nil
 		})
 	}
-	err = g.Wait()
+	err := g.Wait()
 	prog.run = nil // Wait cancelled gctx
-	res.Supervisor = r.sup
-	if err != nil {
-		return res, err
-	}
-	if len(pl.Orphans) > 0 {
-		prog.note(fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your file, run up with --remove-orphans to remove them.", strings.Join(pl.Orphans, ", ")))
-	}
-	r.j.Made()
-	return res, nil
+	return err
 }
 
 func (uo UpOptions) intent() planner.Intent {

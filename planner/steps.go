@@ -135,59 +135,90 @@ func (sl stepList) add(s Step, deps ...int) int {
 }
 
 // steps builds the graph: the images, then the networks, the firewall
-// and the supervisor, then each member's steps in dependency order. IDs
-// follow a topological order (every step's dependencies have smaller
-// IDs), ties broken by name.
+// and the supervisor, then each member's steps in dependency order, then
+// what comes after (orphans, --wait). IDs follow a topological order
+// (every step's dependencies have smaller IDs), ties broken by name.
 func (pl *planner) steps() {
 	if pl.cycles() {
 		return
 	}
-	plan := pl.plan
 	pl.edges()
-	order := plan.Ordered()
-	selected := pl.selected()
-	sl := stepList{plan}
-
-	actions := map[string][2]string{}
-	for _, m := range plan.Members {
+	g := &graph{pl: pl, sl: stepList{pl.plan}, order: pl.plan.Ordered(), selected: pl.selected(),
+		actions: map[string][2]string{}, netStep: map[string]int{}, vmImages: map[string]int{},
+		last: map[string]int{}, volumes: map[string]int{}}
+	for _, m := range pl.plan.Members {
 		a, r := pl.memberAction(m)
-		actions[m.Name] = [2]string{a, r}
+		g.actions[m.Name] = [2]string{a, r}
 	}
+	g.images()
+	g.segment()
+	for _, m := range g.order {
+		switch {
+		case !g.selected[m.Name]:
+			g.unselected(m)
+		case m.Kind == Container:
+			g.container(m, g.waits(m))
+		default:
+			g.vm(m, g.waits(m))
+		}
+	}
+	g.after()
+}
 
-	// Images first.
-	images := map[string]bool{}
-	vmImages := map[string]int{}
-	for _, m := range plan.Members {
-		if !selected[m.Name] {
+// graph is the steps being built, and what later steps need of earlier
+// ones.
+type graph struct {
+	pl       *planner
+	sl       stepList
+	order    []*Member            // dependency order
+	selected map[string]bool      // the members up acts on
+	actions  map[string][2]string // each member's action and reason
+	netStep  map[string]int       // each network's step
+	vmImages map[string]int       // each downloaded VM image's step
+	supID    int                  // the supervisor's step
+	last     map[string]int       // each member's last step
+	volumes  map[string]int       // each named volume's step
+}
+
+// images adds the images up pulls, builds or downloads: those of the
+// selected members it makes, or all with --build.
+func (g *graph) images() {
+	pl := g.pl
+	services := map[string]bool{}
+	for _, m := range pl.plan.Members {
+		if !g.selected[m.Name] {
 			continue
 		}
-		a := actions[m.Name][0]
+		a := g.actions[m.Name][0]
 		switch m.Kind {
 		case Container:
 			if a == ActionCreate || a == ActionRecreate || pl.in.Build {
-				images[m.Service] = true
+				services[m.Service] = true
 			}
 		case VM:
 			if v := pl.p.VMs[m.Service]; a != ActionNone && spec.IsURL(v.Image) {
-				vmImages[m.Service] = 0
+				g.vmImages[m.Service] = 0
 			}
 		}
 	}
-	for _, svc := range slices.Sorted(maps.Keys(images)) {
-		sl.add(pl.imageStep(svc))
+	for _, svc := range slices.Sorted(maps.Keys(services)) {
+		g.sl.add(pl.imageStep(svc))
 	}
-	for _, svc := range slices.Sorted(maps.Keys(vmImages)) {
+	for _, svc := range slices.Sorted(maps.Keys(g.vmImages)) {
 		v := pl.p.VMs[svc]
 		detail := v.Image
 		if v.SHA256 != "" {
 			detail += ", sha256 " + v.SHA256
 		}
-		vmImages[svc] = sl.add(Step{Kind: KindVMImage, Name: svc, Action: ActionDownload, Reason: "a URL", Detail: detail})
+		g.vmImages[svc] = g.sl.add(Step{Kind: KindVMImage, Name: svc, Action: ActionDownload, Reason: "a URL", Detail: detail})
 	}
+}
 
-	// The segment.
+// segment adds the networks, the firewall, Docker's accepts and the
+// supervisor.
+func (g *graph) segment() {
+	pl, plan := g.pl, g.pl.plan
 	hasEngine := len(pl.p.Compose.Services) > 0
-	netStep := map[string]int{}
 	var nets []int
 	for _, n := range plan.Networks {
 		if n.External {
@@ -201,105 +232,121 @@ func (pl *planner) steps() {
 		if hasEngine {
 			detail += ", engine network " + n.DockerName
 		}
-		netStep[n.Name] = sl.add(Step{Kind: KindNetwork, Name: n.Name, Action: action, Reason: reason, Detail: detail})
-		nets = append(nets, netStep[n.Name])
+		g.netStep[n.Name] = g.sl.add(Step{Kind: KindNetwork, Name: n.Name, Action: action, Reason: reason, Detail: detail})
+		nets = append(nets, g.netStep[n.Name])
 	}
-	supID := 0
-	if len(nets) > 0 {
-		fw := sl.add(Step{Kind: KindFirewall, Name: plan.Project, Action: ActionApply, Detail: pl.firewallDetail()}, nets...)
-		after := []int{fw}
-		for _, n := range plan.Networks {
-			if n.External {
-				continue
-			}
-			after = append(after, sl.add(Step{Kind: KindDockerAccept, Name: n.Name, Action: ActionApply,
-				Detail: "bridge " + n.Bridge + " past Docker's FORWARD policy"}, netStep[n.Name]))
-		}
-		action, reason := ActionStart, "not running"
-		if pl.obs.DNSRunning {
-			action, reason = ActionReload, "running"
-		}
-		supID = sl.add(Step{Kind: KindSupervisor, Name: plan.Project, Action: action, Reason: reason, Detail: plan.dnsDetail()}, after...)
+	if len(nets) == 0 {
+		return
 	}
+	fw := g.sl.add(Step{Kind: KindFirewall, Name: plan.Project, Action: ActionApply, Detail: pl.firewallDetail()}, nets...)
+	after := []int{fw}
+	for _, n := range plan.Networks {
+		if !n.External {
+			after = append(after, g.sl.add(Step{Kind: KindDockerAccept, Name: n.Name, Action: ActionApply,
+				Detail: "bridge " + n.Bridge + " past Docker's FORWARD policy"}, g.netStep[n.Name]))
+		}
+	}
+	action, reason := ActionStart, "not running"
+	if pl.obs.DNSRunning {
+		action, reason = ActionReload, "running"
+	}
+	g.supID = g.sl.add(Step{Kind: KindSupervisor, Name: plan.Project, Action: action, Reason: reason, Detail: plan.dnsDetail()}, after...)
+}
 
-	// The members.
-	last := map[string]int{} // each member's last step
-	volumes := map[string]int{}
-	for _, m := range order {
-		var nicNets []int
-		for _, nic := range m.NICs {
-			nicNets = append(nicNets, netStep[nic.Network])
-		}
-		if !selected[m.Name] {
-			if m.Kind == Container {
-				last[m.Name] = sl.add(Step{Kind: KindPorts, Name: m.Name, Action: ActionApply, Reason: "not selected",
-					Detail: "its veths into the firewall's member ports, if it exists"}, append(nicNets, supID)...)
-			}
-			continue
-		}
-		var waits []int
-		for _, d := range m.DependsOn {
-			waits = append(waits, sl.add(Step{Kind: KindWait, Name: d.Member, Member: m.Name, Action: ActionWait,
-				Reason: "a dependency of " + m.Name, Condition: d.Condition, Required: d.Required,
-				Detail: strings.TrimPrefix(d.Condition, "service_") + requiredWord(d.Required)}, last[d.Member]))
-		}
-		action, reason := actions[m.Name][0], actions[m.Name][1]
-		if m.Kind == Container {
-			deps := append(slices.Clone(waits), nicNets...)
-			if len(m.NICs) > 0 {
-				// A container may look a name up as soon as it runs: it
-				// waits for the DNS server.
-				deps = append(deps, supID)
-			}
-			if action == ActionCreate || action == ActionRecreate {
-				for _, key := range pl.namedVolumes(m.Service) {
-					if _, ok := volumes[key]; !ok {
-						volumes[key] = sl.add(Step{Kind: KindVolume, Name: key, Action: ActionEnsure, Detail: pl.volumeName(key)})
-					}
-					deps = append(deps, volumes[key])
-				}
-			}
-			last[m.Name] = sl.add(Step{Kind: KindContainer, Name: m.Name, Action: action, Reason: reason, Detail: m.Container + ": " + m.detail()}, deps...)
-			continue
-		}
-		// A VM's DHCP client asks seconds after qemu starts (firmware
-		// and kernel come first; ~2.5 s under TCG, ~0.3 s for a fast
-		// guest under KVM, against ~0.1 s for the server to start), and
-		// asks again if unanswered: its qemu starts while the server
-		// does, not after it.
-		if action == ActionNone {
-			last[m.Name] = sl.add(Step{Kind: KindQemu, Name: m.Name, Action: action, Reason: reason, Detail: m.detail()}, append(waits, nicNets...)...)
-			continue
-		}
-		base := waits
-		if action == ActionRecreate && pl.obs.Members[m.Name].Running {
-			base = []int{sl.add(Step{Kind: KindVMStop, Name: m.Name, Action: ActionStop, Reason: reason, Detail: "ACPI powerdown, then quit"}, waits...)}
-		}
-		qemuDeps := slices.Clone(base)
-		for _, nic := range m.NICs {
-			n := plan.Network(nic.Network)
-			qemuDeps = append(qemuDeps, sl.add(Step{Kind: KindTap, Name: nic.Tap, Member: m.Name, Action: ActionEnsure,
-				Detail: "on bridge " + n.Bridge + ", " + nic.MAC}, append(slices.Clone(base), netStep[nic.Network])...))
-		}
-		v := pl.p.VMs[m.Service]
-		if v.Image != "" {
-			detail := "disk.qcow2 over " + v.Image
-			if v.Arch == "aarch64" && v.Kernel == "" {
-				detail += ", and a copy of the UEFI variable store"
-			}
-			qemuDeps = append(qemuDeps, sl.add(Step{Kind: KindOverlay, Name: m.Name, Action: ActionEnsure, Detail: detail},
-				append(slices.Clone(base), vmImages[m.Service])...))
-		}
-		if ci := v.CloudInit; ci != nil && ci.ISO == "" {
-			qemuDeps = append(qemuDeps, sl.add(Step{Kind: KindSeed, Name: m.Name, Action: ActionCreate, Detail: "cloud-init NoCloud seed.iso"}, base...))
-		}
-		last[m.Name] = sl.add(Step{Kind: KindQemu, Name: m.Name, Action: action, Reason: reason, Detail: m.detail()}, qemuDeps...)
+// nets returns the steps of m's networks.
+func (g *graph) nets(m *Member) []int {
+	var out []int
+	for _, nic := range m.NICs {
+		out = append(out, g.netStep[nic.Network])
 	}
+	return out
+}
 
-	// After the members.
+// unselected adds what up does for a member it leaves alone: a
+// container's ports stay in the firewall.
+func (g *graph) unselected(m *Member) {
+	if m.Kind == Container {
+		g.last[m.Name] = g.sl.add(Step{Kind: KindPorts, Name: m.Name, Action: ActionApply, Reason: "not selected",
+			Detail: "its veths into the firewall's member ports, if it exists"}, append(g.nets(m), g.supID)...)
+	}
+}
+
+// waits adds a wait for each of m's depends_on entries.
+func (g *graph) waits(m *Member) []int {
+	var out []int
+	for _, d := range m.DependsOn {
+		out = append(out, g.sl.add(Step{Kind: KindWait, Name: d.Member, Member: m.Name, Action: ActionWait,
+			Reason: "a dependency of " + m.Name, Condition: d.Condition, Required: d.Required,
+			Detail: strings.TrimPrefix(d.Condition, "service_") + requiredWord(d.Required)}, g.last[d.Member]))
+	}
+	return out
+}
+
+// container adds a container's named volumes and the container.
+func (g *graph) container(m *Member, waits []int) {
+	action, reason := g.actions[m.Name][0], g.actions[m.Name][1]
+	deps := append(waits, g.nets(m)...)
+	if len(m.NICs) > 0 {
+		// A container may look a name up as soon as it runs: it waits
+		// for the DNS server.
+		deps = append(deps, g.supID)
+	}
+	if action == ActionCreate || action == ActionRecreate {
+		for _, key := range g.pl.namedVolumes(m.Service) {
+			if _, ok := g.volumes[key]; !ok {
+				g.volumes[key] = g.sl.add(Step{Kind: KindVolume, Name: key, Action: ActionEnsure, Detail: g.pl.volumeName(key)})
+			}
+			deps = append(deps, g.volumes[key])
+		}
+	}
+	g.last[m.Name] = g.sl.add(Step{Kind: KindContainer, Name: m.Name, Action: action, Reason: reason, Detail: m.Container + ": " + m.detail()}, deps...)
+}
+
+// vm adds a VM's steps: its qemu stopped (to recreate a running one),
+// its taps, disk and seed, and its qemu.
+//
+// A VM's DHCP client asks seconds after qemu starts (firmware and kernel
+// come first; ~2.5 s under TCG, ~0.3 s for a fast guest under KVM,
+// against ~0.1 s for the server to start), and asks again if unanswered:
+// its qemu starts while the supervisor does, not after it.
+func (g *graph) vm(m *Member, waits []int) {
+	action, reason := g.actions[m.Name][0], g.actions[m.Name][1]
+	if action == ActionNone {
+		g.last[m.Name] = g.sl.add(Step{Kind: KindQemu, Name: m.Name, Action: action, Reason: reason, Detail: m.detail()}, append(waits, g.nets(m)...)...)
+		return
+	}
+	base := waits
+	if action == ActionRecreate && g.pl.obs.Members[m.Name].Running {
+		base = []int{g.sl.add(Step{Kind: KindVMStop, Name: m.Name, Action: ActionStop, Reason: reason, Detail: "ACPI powerdown, then quit"}, waits...)}
+	}
+	qemuDeps := slices.Clone(base)
+	for _, nic := range m.NICs {
+		n := g.pl.plan.Network(nic.Network)
+		qemuDeps = append(qemuDeps, g.sl.add(Step{Kind: KindTap, Name: nic.Tap, Member: m.Name, Action: ActionEnsure,
+			Detail: "on bridge " + n.Bridge + ", " + nic.MAC}, append(slices.Clone(base), g.netStep[nic.Network])...))
+	}
+	v := g.pl.p.VMs[m.Service]
+	if v.Image != "" {
+		detail := "disk.qcow2 over " + v.Image
+		if v.Arch == "aarch64" && v.Kernel == "" {
+			detail += ", and a copy of the UEFI variable store"
+		}
+		qemuDeps = append(qemuDeps, g.sl.add(Step{Kind: KindOverlay, Name: m.Name, Action: ActionEnsure, Detail: detail},
+			append(slices.Clone(base), g.vmImages[m.Service])...))
+	}
+	if ci := v.CloudInit; ci != nil && ci.ISO == "" {
+		qemuDeps = append(qemuDeps, g.sl.add(Step{Kind: KindSeed, Name: m.Name, Action: ActionCreate, Detail: "cloud-init NoCloud seed.iso"}, base...))
+	}
+	g.last[m.Name] = g.sl.add(Step{Kind: KindQemu, Name: m.Name, Action: action, Reason: reason, Detail: m.detail()}, qemuDeps...)
+}
+
+// after adds what comes once every member is done: the orphans removed
+// (--remove-orphans) or named, and the waits of --wait.
+func (g *graph) after() {
+	pl, plan := g.pl, g.pl.plan
 	var members []int
-	for _, m := range order {
-		members = append(members, last[m.Name])
+	for _, m := range g.order {
+		members = append(members, g.last[m.Name])
 	}
 	var orphans []int
 	for _, name := range slices.Sorted(maps.Keys(pl.obs.Members)) {
@@ -311,16 +358,17 @@ func (pl *planner) steps() {
 			plan.Orphans = append(plan.Orphans, st.Container)
 			continue
 		}
-		orphans = append(orphans, sl.add(Step{Kind: KindOrphan, Name: st.Container, Member: name, Action: ActionRemove,
+		orphans = append(orphans, g.sl.add(Step{Kind: KindOrphan, Name: st.Container, Member: name, Action: ActionRemove,
 			Reason: "not in the file (--remove-orphans)"}, members...))
 	}
 	slices.Sort(plan.Orphans)
-	if pl.in.Wait {
-		for _, m := range order {
-			if selected[m.Name] {
-				sl.add(Step{Kind: KindReady, Name: m.Name, Action: ActionWait, Reason: "--wait", Detail: "running, and healthy if it has a check"},
-					append(slices.Clone(orphans), last[m.Name])...)
-			}
+	if !pl.in.Wait {
+		return
+	}
+	for _, m := range g.order {
+		if g.selected[m.Name] {
+			g.sl.add(Step{Kind: KindReady, Name: m.Name, Action: ActionWait, Reason: "--wait", Detail: "running, and healthy if it has a check"},
+				append(slices.Clone(orphans), g.last[m.Name])...)
 		}
 	}
 }
