@@ -190,6 +190,36 @@ func (x *Executor) Up(ctx context.Context, p *spec.Project, uo UpOptions) (*Resu
 	return res, nil
 }
 
+// Observe returns what is observed of the host and of project p's
+// previous run, as up plans against it, and changes nothing: `foldup
+// plan` shows what up would do here.
+func (x *Executor) Observe(ctx context.Context, p *spec.Project) (planner.Observed, error) {
+	o := x.o
+	r := &upRun{x: x, p: p, o: o, d: o.dirs(p.Name), host: o.Host}
+	if r.host == nil {
+		h, err := network.OpenCurrent()
+		if err != nil {
+			return planner.Observed{}, err
+		}
+		defer h.Close()
+		r.host = h
+	}
+	if len(p.Compose.Services) > 0 {
+		dc, err := x.engine()
+		if err != nil {
+			return planner.Observed{}, err
+		}
+		if _, err := dc.ServerVersion(ctx); err != nil {
+			return planner.Observed{}, fmt.Errorf("no Docker engine answers at %s: %w", dc.DaemonHost(), err)
+		}
+		r.dc = dc
+	}
+	if err := r.observe(ctx); err != nil {
+		return planner.Observed{}, err
+	}
+	return r.obs, nil
+}
+
 // check warns of what the file has that foldup does not act on, checks
 // that the VMs' tools are here, chooses each VM's accelerator, and
 // reaches the engine if the project has containers: before anything is

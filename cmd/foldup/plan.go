@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/spec"
 	"github.com/spf13/cobra"
 )
 
-func newPlanCmd(g *globalFlags) *cobra.Command {
+// observer returns what is observed of the host and of a project's
+// previous run (nil: nothing can be, off Linux).
+type observer func(context.Context, *spec.Project) (planner.Observed, error)
+
+func newPlanCmd(g *globalFlags, observe observer) *cobra.Command {
 	var format string
 	var in planner.Intent
 	cmd := &cobra.Command{
@@ -16,9 +22,10 @@ func newPlanCmd(g *globalFlags) *cobra.Command {
 		Short: "Print what up would do, step by step",
 		Long: `plan loads the project and prints the steps that bring it up, one a line:
 the steps each waits for, what it makes and why. Every subnet, address, MAC
-and interface name is decided here; the same file always gives the same
-plan. It plans against a host where the project does not run yet; up's
-arguments and flags change the plan as they change what up does.
+and interface name is decided here. It plans against what runs, as up
+would (a host it cannot look at, or an engine that does not answer, is
+taken as empty, and said so); up's arguments and flags change the plan as
+they change what up does.
 --format json prints the whole plan as data.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in.Services = args
@@ -26,7 +33,13 @@ arguments and flags change the plan as they change what up does.
 			if err != nil {
 				return err
 			}
-			pl, err := planner.Compute(p, planner.Observed{}, in)
+			var obs planner.Observed
+			if observe != nil {
+				if obs, err = observe(cmd.Context(), p); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "foldup: planning as on a host where nothing runs: %v\n", err)
+				}
+			}
+			pl, err := planner.Compute(p, obs, in)
 			if err != nil {
 				return err
 			}

@@ -80,13 +80,14 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 	pf.StringArrayVar(&g.envFiles, "env-file", nil, "environment file (default: .env in the project directory)")
 	pf.StringArrayVar(&g.profiles, "profile", nil, "profile to enable (repeatable)")
 
+	verbs, observe := runtimeCommands(root, &g)
 	root.AddCommand(
 		newConfigCmd(&g),
 		newDnsdCmd(),
-		newPlanCmd(&g),
+		newPlanCmd(&g, observe),
 		newVersionCmd(),
 	)
-	root.AddCommand(runtimeCommands(root, &g)...)
+	root.AddCommand(verbs...)
 	return root
 }
 

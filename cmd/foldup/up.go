@@ -17,14 +17,20 @@ import (
 	"github.com/foldup/foldup/executor"
 	"github.com/foldup/foldup/internal/progress"
 	"github.com/foldup/foldup/internal/term"
+	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
 	"github.com/spf13/cobra"
 )
 
 // runtimeCommands are the verbs that act on a running project.
-func runtimeCommands(root *cobra.Command, g *globalFlags) []*cobra.Command {
+func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, observer) {
 	var rf runtimeFlags
 	rf.register(root)
+	observe := func(ctx context.Context, p *spec.Project) (planner.Observed, error) {
+		x := executor.New(rf.quietOptions(io.Discard))
+		defer x.Close()
+		return x.Observe(ctx, p)
+	}
 	return []*cobra.Command{
 		newConsoleCmd(g, &rf),
 		newDownCmd(g, &rf),
@@ -36,7 +42,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) []*cobra.Command {
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),
-	}
+	}, observe
 }
 
 // runtimeFlags are the flags of the verbs that act on a running project.
