@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/foldup/foldup/internal/dockertest"
-	"github.com/foldup/foldup/internal/nstest"
+	"github.com/foldup/foldup/internal/foldtest"
 	"github.com/foldup/foldup/internal/vmtest"
 	"github.com/foldup/foldup/qemu"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -22,8 +22,8 @@ import (
 // the script's own state directories. Whatever a script leaves up is
 // taken down (down -v --force) when it ends, pass or fail.
 func TestEngineScripts(t *testing.T) {
-	ns := nstest.New(t)
-	eng := dockertest.Start(t, ns)
+	env := foldtest.New(t)
+	ns, eng := env.NS, env.Engine
 	vmImages := vmtest.Have()
 	// [kvmfallback]: this host has KVM, and it cannot run qemu's VMs as
 	// foldup runs them (this project's machines: a nested PVM), so VMs
