@@ -3,7 +3,6 @@
 package executor
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/docker/go-units"
-	"github.com/foldup/foldup/cloudinit"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/qemu"
 	"github.com/foldup/foldup/spec"
@@ -129,7 +127,7 @@ func (r *upRun) seed(name string) error {
 	v, f := r.p.VMs[m.Service], vm.For(r.d, name)
 	uid, gid, err := r.vmOwner(name)
 	if err == nil {
-		err = r.writeSeed(m, v, f.Seed(), int(uid), int(gid))
+		err = vm.WriteSeed(r.pl, m, v, f.Seed(), int(uid), int(gid))
 	}
 	if err != nil {
 		return r.prog.start("VM", name).fail(r.p.Errorf([]string{"vms", m.Service, "cloud_init"}, "%w", err))
@@ -207,64 +205,6 @@ func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
 	}
 	ev.done("Started")
 	return nil
-}
-
-// writeSeed writes a VM's cloud-init NoCloud seed: the user's files, or
-// what foldup generates (meta-data, user-data with the SSH keys, and a
-// network-config when a network does not serve DHCP or the VM has more
-// than one NIC).
-func (r *upRun) writeSeed(m *planner.Member, v *spec.VM, path string, uid, gid int) error {
-	ci := v.CloudInit
-	c := cloudinit.Config{
-		InstanceID:        "foldup-" + r.pl.Project + "-" + m.Name,
-		Hostname:          m.Name,
-		SSHAuthorizedKeys: ci.SSHAuthorizedKeys,
-	}
-	for _, f := range []struct {
-		path string
-		dst  *[]byte
-	}{{ci.UserData, &c.UserData}, {ci.MetaData, &c.MetaData}, {ci.NetworkConfig, &c.NetworkConfig}} {
-		if f.path == "" {
-			continue
-		}
-		b, err := os.ReadFile(f.path)
-		if err != nil {
-			return err
-		}
-		*f.dst = b
-	}
-	static := len(m.NICs) > 1
-	var nics []cloudinit.NIC
-	for i, nic := range m.NICs {
-		n := r.pl.Network(nic.Network)
-		if n == nil {
-			continue
-		}
-		static = static || !n.DHCP
-		cn := cloudinit.NIC{MAC: nic.MAC, DHCP: n.DHCP, Gateway4: n.Gateway4, DNS: n.DNSAddrs(), DefaultVia: i == 0}
-		if nic.IPv4.IsValid() {
-			cn.Addresses = append(cn.Addresses, netip.PrefixFrom(nic.IPv4, n.Subnet4.Bits()))
-		}
-		if nic.IPv6.IsValid() && n.IPv6Mode == spec.IPv6Static {
-			cn.Addresses = append(cn.Addresses, netip.PrefixFrom(nic.IPv6, n.Subnet6.Bits()))
-			cn.Gateway6 = n.Gateway6
-		}
-		if r.pl.Domain != "" {
-			cn.DNSSearch = []string{r.pl.Domain}
-		}
-		nics = append(nics, cn)
-	}
-	if static {
-		c.NICs = nics
-	}
-	var b bytes.Buffer
-	if err := c.WriteISO(&b); err != nil {
-		return err
-	}
-	if err := state.WriteFileAtomic(path, b.Bytes()); err != nil {
-		return err
-	}
-	return os.Chown(path, uid, gid)
 }
 
 // vmStatuses are ps's lines for the plan's VMs: those that run, and with
