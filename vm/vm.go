@@ -441,7 +441,8 @@ func ReadRecord(f Files) (*Record, error) {
 }
 
 // Wait waits until a VM meets a depends_on condition: started (qemu
-// runs), healthy (its health check passed, as the supervisor reports).
+// runs), healthy (its health check passed, as the supervisor reports) or
+// completed successfully (the guest powered off: exit 0).
 func Wait(ctx context.Context, f Files, name, cond string) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -471,6 +472,23 @@ func Wait(ctx context.Context, f Files, name, cond string) error {
 			}
 			if !running {
 				return fmt.Errorf("vm %s stopped before it was healthy", name)
+			}
+		case "service_completed_successfully":
+			// As Docker's for a container: its last qemu ended, and the
+			// guest powered off (exit 0). The supervisor records how
+			// it ended; until it has, the VM is still ending.
+			rec, err := ReadRecord(f)
+			if err != nil {
+				return fmt.Errorf("vm %s: %w", name, err)
+			}
+			switch {
+			case running:
+			case !rec.Exited.IsZero() && rec.ExitCode == 0:
+				return nil
+			case !rec.Exited.IsZero():
+				return fmt.Errorf("vm %s exited with code %d (%s)", name, rec.ExitCode, rec.Exit)
+			case rec.Stopped:
+				return fmt.Errorf("vm %s was stopped before it completed", name)
 			}
 		default:
 			return fmt.Errorf("depends_on condition %q is not supported for vm %s", cond, name)

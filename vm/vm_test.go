@@ -3,6 +3,8 @@
 package vm
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +93,40 @@ func TestStopUnrecorded(t *testing.T) {
 	}
 	if _, err := Stop(t.Context(), d, "vm1", 0); err == nil {
 		t.Error("Stop succeeded though it could not record the stop")
+	}
+}
+
+// TestWaitCompleted: a VM has completed successfully once its last qemu
+// ended with exit 0 (the guest powered off), as the supervisor records
+// it; another exit is an error that says how it ended; a VM the user
+// stopped never completes; one whose end is not recorded yet is waited
+// for.
+func TestWaitCompleted(t *testing.T) {
+	dir := t.TempDir()
+	f := Files{Run: dir, State: dir}
+	write := func(rec Record) {
+		t.Helper()
+		if err := WriteRecord(f, &rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const cond = "service_completed_successfully"
+	write(Record{Member: "job", Exited: time.Now(), ExitCode: ExitGuest, Exit: "guest-shutdown"})
+	if err := Wait(t.Context(), f, "job", cond); err != nil {
+		t.Errorf("powered off: %v", err)
+	}
+	write(Record{Member: "job", Exited: time.Now(), ExitCode: ExitCrashed, Exit: "crashed"})
+	if err := Wait(t.Context(), f, "job", cond); err == nil || !strings.Contains(err.Error(), "exited with code 137 (crashed)") {
+		t.Errorf("crashed: %v", err)
+	}
+	write(Record{Member: "job", Stopped: true})
+	if err := Wait(t.Context(), f, "job", cond); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("stopped: %v", err)
+	}
+	write(Record{Member: "job"})
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := Wait(ctx, f, "job", cond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("ending, not recorded yet: %v, want to be waiting still", err)
 	}
 }
