@@ -85,6 +85,17 @@ networks:
 				`foldup.yaml:5:51: networks.c.ipam.config.0.subnet: fd00::/80: IPv6 mode slaac needs a /64 (or use x-foldup.ipv6: static)` + "\n" +
 				`foldup.yaml:6:54: networks.d.ipam.config.0.gateway: "10.5.0.1" is not a host address in 10.4.0.0/24` + "\n" +
 				`foldup.yaml:7:32: networks.e.ipam.config.0.subnet: "nonsense" is not a subnet (ADDRESS/BITS)`},
+		{"a VM's static IPv6 on a network where guests form their own", `
+networks:
+  lan: {enable_ipv6: true, ipam: {config: [{subnet: "fd00:1::/64"}]}}
+  priv: {enable_ipv6: true, ipam: {config: [{subnet: "fd00:2::/64"}]}, x-foldup: {ipv6: stable-privacy}}
+  stat: {enable_ipv6: true, ipam: {config: [{subnet: "fd00:3::/64"}]}, x-foldup: {ipv6: static}}
+services: {db: {image: pg, networks: {lan: {ipv6_address: "fd00:1::5"}}}}
+vms:
+  a: {kernel: vmlinuz, networks: {lan: {ipv6_address: "fd00:1::10"}}}
+  b: {kernel: vmlinuz, networks: {priv: {ipv6_address: "fd00:2::10"}, stat: {ipv6_address: "fd00:3::10"}}}`,
+			`foldup.yaml:8:55: vms.a.networks.lan.ipv6_address: a VM on network "lan" forms its own IPv6 address (x-foldup.ipv6: slaac): a static address needs x-foldup.ipv6: static there` + "\n" +
+				`foldup.yaml:9:56: vms.b.networks.priv.ipv6_address: a VM on network "priv" forms its own IPv6 address (x-foldup.ipv6: stable-privacy): a static address needs x-foldup.ipv6: static there`},
 		{"address pool exhausted", `
 x-foldup: {address_pools: [{base: 10.9.0.0/24, size: 24}]}
 networks: {a: {}, b: {}}`,

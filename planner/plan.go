@@ -517,6 +517,11 @@ func (pl *planner) static(m *Member, nic *NIC, a attachment, n *Network, s strin
 	case !subnet.Contains(addr):
 		pl.errorf(path, "%s is outside network %q's subnet %s", addr, a.network, subnet)
 		return
+	case family == 6 && m.Kind == VM && n.IPv6Mode != spec.IPv6Static:
+		// A guest forms its own address from the router advertisement;
+		// DNS and the firewall would know one it never takes.
+		pl.errorf(path, "a VM on network %q forms its own IPv6 address (x-foldup.ipv6: %s): a static address needs x-foldup.ipv6: static there", a.network, n.IPv6Mode)
+		return
 	case addr == subnet.Addr():
 		pl.errorf(path, "%s is the network address of %s", addr, subnet)
 		return
