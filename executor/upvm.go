@@ -110,8 +110,15 @@ func (r *upRun) overlay(ctx context.Context, name string) error {
 		base = r.vmImages[m.Service]
 		r.mu.Unlock()
 	}
-	if err := vm.Overlay(ctx, base, f.Disk(), int(uid), int(gid)); err != nil {
+	previous, err := vm.Overlay(ctx, base, f.Disk(), int(uid), int(gid))
+	if err != nil {
 		return fail(r.p.Errorf([]string{"vms", m.Service, "image"}, "%w", err))
+	}
+	if previous != "" {
+		// docker compose keeps a volume across an image change too; a
+		// disk is the VM's state, not the image's.
+		r.prog.warn(spec.Warning{Pos: r.p.Locate("vms", m.Service, "image"), Key: "vms." + m.Service + ".image",
+			Msg: "changed: " + name + " keeps its disk, an overlay on the image it was made from (" + previous + "); down -v removes the disk, and the next up makes a fresh one"}.String())
 	}
 	if v.Arch == "aarch64" && v.Kernel == "" {
 		if err := vm.CopyOnce(vm.UEFIVars, f.EFIVars(), int(uid), int(gid)); err != nil {

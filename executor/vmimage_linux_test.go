@@ -51,9 +51,16 @@ func TestVMImageURL(t *testing.T) {
 	copy(disk, "FOLDUP-DISK-MARKER\n")
 	sum := sha256.Sum256(disk)
 	digest := hex.EncodeToString(sum[:])
+	disk2 := make([]byte, 1<<20)
+	copy(disk2, "FOLDUP-DISK-TWO\n")
+	sum2 := sha256.Sum256(disk2)
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
+		if r.URL.Path == "/disk2.img" {
+			http.ServeContent(w, r, "disk2.img", time.Time{}, bytes.NewReader(disk2))
+			return
+		}
 		http.ServeContent(w, r, "disk.img", time.Time{}, bytes.NewReader(disk))
 	}))
 	defer srv.Close()
@@ -105,6 +112,24 @@ func TestVMImageURL(t *testing.T) {
 	}
 	if requests.Load() != 1 {
 		t.Errorf("%d requests after a second up, want 1", requests.Load())
+	}
+
+	// Another image: the VM is recreated on the disk it has (as a
+	// container keeps its volumes), and up says so, where the file
+	// changed it.
+	p3 := e.load(t, "img", fmt.Sprintf(urlImageProject, "img", srv.URL+"/disk2.img", hex.EncodeToString(sum2[:]), kernel, initrd, iso))
+	var said strings.Builder
+	o := e.o
+	o.Events = eventsTo(&said)
+	if _, err := New(o).Up(t.Context(), p3, UpOptions{InProcess: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(said.String(), "foldup.yaml:5:12: vms.vm1.image: changed: vm1 keeps its disk, an overlay on the image it was made from ("+cached+"); down -v removes the disk") {
+		t.Errorf("up after the image changed said:\n%s", said.String())
+	}
+	out, err = exec.Command("qemu-img", "info", "-U", "--output=json", f.Disk()).Output()
+	if err != nil || !strings.Contains(string(out), `"backing-filename": "`+cached+`"`) {
+		t.Errorf("the disk was not kept over its first image (%v):\n%s", err, out)
 	}
 
 	// A wrong digest: a positioned error, and nothing made.

@@ -337,31 +337,54 @@ func kernelCache() string {
 	return filepath.Join(dir, "foldup", "kernels")
 }
 
-// Overlay makes the VM's qcow2 Overlay over its read-only base image,
-// once: it is the VM's disk, kept across down and recreation (removed by
-// down -v).
-func Overlay(ctx context.Context, base, path string, uid, gid int) error {
+// Overlay makes the VM's disk, a qcow2 overlay over its read-only base
+// image, once: it is kept across down and recreation (removed by down -v).
+// When the disk exists over another base (the VM's image: changed since),
+// it is kept as it is, and that base is returned: the caller says so.
+func Overlay(ctx context.Context, base, path string, uid, gid int) (previous string, err error) {
 	if _, err := os.Stat(path); err == nil {
-		return nil
+		info, err := imageInfo(ctx, path)
+		if err != nil {
+			return "", err
+		}
+		old := info.FullBacking
+		if old == "" {
+			old = info.Backing
+		}
+		if abs, err := filepath.Abs(base); err == nil && old != abs && old != base {
+			return old, nil
+		}
+		return "", nil
 	}
-	out, err := exec.CommandContext(ctx, "qemu-img", "info", "--output=json", base).Output()
+	info, err := imageInfo(ctx, base)
 	if err != nil {
-		return fmt.Errorf("qemu-img info %s: %w", base, err)
-	}
-	var info struct {
-		Format string `json:"format"`
-	}
-	if err := json.Unmarshal(out, &info); err != nil {
-		return err
+		return "", err
 	}
 	tmp := path + ".tmp"
 	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", info.Format, "-b", base, tmp).CombinedOutput(); err != nil {
-		return fmt.Errorf("qemu-img create: %v: %s", err, out)
+		return "", fmt.Errorf("qemu-img create: %v: %s", err, out)
 	}
 	if err := os.Chown(tmp, uid, gid); err != nil {
-		return err
+		return "", err
 	}
-	return os.Rename(tmp, path)
+	return "", os.Rename(tmp, path)
+}
+
+type diskInfo struct {
+	Format      string `json:"format"`
+	Backing     string `json:"backing-filename"`
+	FullBacking string `json:"full-backing-filename"`
+}
+
+// imageInfo is what qemu-img says of a disk image (-U: a running qemu may
+// hold it).
+func imageInfo(ctx context.Context, path string) (diskInfo, error) {
+	var info diskInfo
+	out, err := exec.CommandContext(ctx, "qemu-img", "info", "-U", "--output=json", path).Output()
+	if err != nil {
+		return info, fmt.Errorf("qemu-img info %s: %w", path, err)
+	}
+	return info, json.Unmarshal(out, &info)
 }
 
 // Stop stops a VM's qemu, if it runs: power button, grace (a negative

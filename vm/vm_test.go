@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foldup/foldup/internal/systest"
 	"github.com/foldup/foldup/state"
 )
 
@@ -128,5 +129,34 @@ func TestWaitCompleted(t *testing.T) {
 	defer cancel()
 	if err := Wait(ctx, f, "job", cond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("ending, not recorded yet: %v, want to be waiting still", err)
+	}
+}
+
+// TestOverlayKept: the disk is made once over its image; made again over
+// the same image it is kept; over another image (the file's image:
+// changed) it is kept too, and the image it was made from is returned, for
+// up to say so.
+func TestOverlayKept(t *testing.T) {
+	systest.Command(t, "qemu-img")
+	dir := t.TempDir()
+	base1, base2, disk := filepath.Join(dir, "one.img"), filepath.Join(dir, "two.img"), filepath.Join(dir, "disk.qcow2")
+	for _, b := range []string{base1, base2} {
+		if err := os.WriteFile(b, make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if prev, err := Overlay(t.Context(), base1, disk, uid, gid); err != nil || prev != "" {
+		t.Fatalf("first overlay: %q, %v", prev, err)
+	}
+	st, _ := os.Stat(disk)
+	if prev, err := Overlay(t.Context(), base1, disk, uid, gid); err != nil || prev != "" {
+		t.Errorf("the same image again: %q, %v; want the disk kept, nothing said", prev, err)
+	}
+	if prev, err := Overlay(t.Context(), base2, disk, uid, gid); err != nil || prev != base1 {
+		t.Errorf("another image: %q, %v; want the disk kept and %s named", prev, err, base1)
+	}
+	if again, _ := os.Stat(disk); !os.SameFile(st, again) {
+		t.Error("the disk was made again")
 	}
 }
