@@ -244,7 +244,7 @@ func Create(ctx context.Context, dc Engine, cs *Spec) (string, error) {
 		}
 		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{cs.First: &first}}
 	}
-	resp, err := dc.ContainerCreate(ctx, &cfg, cs.Host, nc, nil, cs.Name)
+	resp, err := dc.ContainerCreate(ctx, &cfg, cs.Host, nc, cs.Platform, cs.Name)
 	if err != nil {
 		return "", fmt.Errorf("creating container %s: %w", cs.Name, err)
 	}

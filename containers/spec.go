@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/docker/api/types/blkiodev"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
@@ -23,6 +24,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Labels foldup puts on everything it makes in Docker. down removes only
@@ -48,6 +50,9 @@ type Spec struct {
 	Network map[string]*network.EndpointSettings
 	// Order of Network's keys: First, then the others sorted.
 	Networks []string
+	// Platform is the image's platform to run (platform:), or nil for the
+	// engine's own.
+	Platform *ocispec.Platform
 }
 
 // SpecFor turns member m (a replica of a Compose service) into what
@@ -55,6 +60,11 @@ type Spec struct {
 func SpecFor(p *spec.Project, pl *planner.Plan, m *planner.Member, stateDir string) (*Spec, error) {
 	svc := p.Compose.Services[m.Service]
 	cs := &Spec{Name: planner.ContainerName(p, m), Network: map[string]*network.EndpointSettings{}}
+	platform, err := platformOf(svc.Platform)
+	if err != nil {
+		return nil, p.Errorf([]string{"services", m.Service, "platform"}, "%w", err)
+	}
+	cs.Platform = platform
 
 	labels := map[string]string{}
 	maps.Copy(labels, svc.Labels)
@@ -189,6 +199,7 @@ func SpecFor(p *spec.Project, pl *planner.Plan, m *planner.Member, stateDir stri
 		dst, opts, _ := strings.Cut(t, ":")
 		host.Tmpfs[dst] = opts
 	}
+	hostMore(svc, host)
 
 	// Ports: host ports foldup forwards itself (planned, in its nftables
 	// table) are only exposed here; Docker publishes the rest (no host
@@ -390,4 +401,71 @@ func fileMount(obj types.FileObjectConfig, ok bool, ref types.FileReferenceConfi
 		src = filepath.Join(stateDir, kind+"s", ref.Source)
 	}
 	return mount.Mount{Type: mount.TypeBind, Source: src, Target: target, ReadOnly: true}, nil
+}
+
+// hostMore sets the host configuration of the Compose keys the engine
+// takes as they are: cgroups, block I/O and CPU scheduling, swap, the OOM
+// killer, GPUs, the runtime, the storage driver's options and
+// annotations.
+func hostMore(svc types.ServiceConfig, host *container.HostConfig) {
+	r := &host.Resources
+	r.CgroupParent = svc.CgroupParent
+	host.CgroupnsMode = container.CgroupnsMode(svc.Cgroup)
+	r.CPUPeriod, r.CPUQuota = svc.CPUPeriod, svc.CPUQuota
+	r.CPURealtimePeriod, r.CPURealtimeRuntime = svc.CPURTPeriod, svc.CPURTRuntime
+	r.DeviceCgroupRules = svc.DeviceCgroupRules
+	if svc.MemSwapLimit != 0 {
+		r.MemorySwap = int64(svc.MemSwapLimit)
+	}
+	if svc.MemSwappiness != 0 {
+		v := int64(svc.MemSwappiness)
+		r.MemorySwappiness = &v
+	}
+	if svc.OomKillDisable {
+		r.OomKillDisable = &svc.OomKillDisable
+	}
+	if b := svc.BlkioConfig; b != nil {
+		r.BlkioWeight = b.Weight
+		for _, d := range b.WeightDevice {
+			r.BlkioWeightDevice = append(r.BlkioWeightDevice, &blkiodev.WeightDevice{Path: d.Path, Weight: d.Weight})
+		}
+		throttle := func(ds []types.ThrottleDevice) []*blkiodev.ThrottleDevice {
+			var out []*blkiodev.ThrottleDevice
+			for _, d := range ds {
+				out = append(out, &blkiodev.ThrottleDevice{Path: d.Path, Rate: uint64(d.Rate)})
+			}
+			return out
+		}
+		r.BlkioDeviceReadBps, r.BlkioDeviceWriteBps = throttle(b.DeviceReadBps), throttle(b.DeviceWriteBps)
+		r.BlkioDeviceReadIOps, r.BlkioDeviceWriteIOps = throttle(b.DeviceReadIOps), throttle(b.DeviceWriteIOps)
+	}
+	for _, g := range svc.Gpus {
+		caps := g.Capabilities
+		if len(caps) == 0 {
+			caps = []string{"gpu"}
+		}
+		r.DeviceRequests = append(r.DeviceRequests, container.DeviceRequest{Driver: g.Driver, Count: int(g.Count),
+			DeviceIDs: g.IDs, Capabilities: [][]string{caps}, Options: g.Options})
+	}
+	host.Runtime = svc.Runtime
+	host.StorageOpt = svc.StorageOpt
+	if len(svc.Annotations) > 0 {
+		host.Annotations = svc.Annotations
+	}
+}
+
+// platformOf parses platform: (os/arch[/variant]).
+func platformOf(s string) (*ocispec.Platform, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return nil, fmt.Errorf("%q is not a platform (os/arch[/variant], as linux/arm64/v8)", s)
+	}
+	p := &ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	return p, nil
 }

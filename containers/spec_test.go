@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/blkiodev"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/go-connections/nat"
 	"github.com/docker/go-units"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // specOf loads a project of one service "app" (plus what extra gives:
@@ -183,7 +185,47 @@ func TestContainerSpec(t *testing.T) {
 		{"oom_score_adj", "oom_score_adj: 500\n", "", func(t *testing.T, cs *Spec) { expect(t, "OomScoreAdj", cs.Host.OomScoreAdj, 500) }},
 		{"pid", "pid: host\n", "", func(t *testing.T, cs *Spec) { expect(t, "PidMode", cs.Host.PidMode, container.PidMode("host")) }},
 		{"pids_limit", "pids_limit: 100\n", "", func(t *testing.T, cs *Spec) { expect(t, "PidsLimit", cs.Host.PidsLimit, one(100)) }},
-		{"platform", "platform: linux/amd64\n", "", nil}, // not passed to the engine yet (issue 31)
+		{"platform", "platform: linux/arm64/v8\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "Platform", cs.Platform, &ocispec.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"})
+		}},
+		{"annotations", "annotations: {com.example.a: b}\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "Annotations", cs.Host.Annotations, map[string]string{"com.example.a": "b"})
+		}},
+		{"blkio_config", "blkio_config: {weight: 300, weight_device: [{path: /dev/sda, weight: 400}], device_read_bps: [{path: /dev/sda, rate: 1mb}], device_write_iops: [{path: /dev/sda, rate: 100}]}\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "BlkioWeight", cs.Host.BlkioWeight, uint16(300))
+			expect(t, "BlkioWeightDevice", cs.Host.BlkioWeightDevice, []*blkiodev.WeightDevice{{Path: "/dev/sda", Weight: 400}})
+			expect(t, "BlkioDeviceReadBps", cs.Host.BlkioDeviceReadBps, []*blkiodev.ThrottleDevice{{Path: "/dev/sda", Rate: 1 << 20}})
+			expect(t, "BlkioDeviceWriteIOps", cs.Host.BlkioDeviceWriteIOps, []*blkiodev.ThrottleDevice{{Path: "/dev/sda", Rate: 100}})
+		}},
+		{"cgroup", "cgroup: private\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "CgroupnsMode", cs.Host.CgroupnsMode, container.CgroupnsMode("private"))
+		}},
+		{"cgroup_parent", "cgroup_parent: /mine\n", "", func(t *testing.T, cs *Spec) { expect(t, "CgroupParent", cs.Host.CgroupParent, "/mine") }},
+		{"cpu_period", "cpu_period: 100000\n", "", func(t *testing.T, cs *Spec) { expect(t, "CPUPeriod", cs.Host.CPUPeriod, int64(100000)) }},
+		{"cpu_quota", "cpu_quota: 50000\n", "", func(t *testing.T, cs *Spec) { expect(t, "CPUQuota", cs.Host.CPUQuota, int64(50000)) }},
+		{"cpu_rt_period", "cpu_rt_period: 1000000\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "CPURealtimePeriod", cs.Host.CPURealtimePeriod, int64(1000000))
+		}},
+		{"cpu_rt_runtime", "cpu_rt_runtime: 950000\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "CPURealtimeRuntime", cs.Host.CPURealtimeRuntime, int64(950000))
+		}},
+		{"device_cgroup_rules", "device_cgroup_rules: [\"c 1:3 mr\"]\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "DeviceCgroupRules", cs.Host.DeviceCgroupRules, []string{"c 1:3 mr"})
+		}},
+		{"gpus", "gpus: all\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "DeviceRequests", cs.Host.DeviceRequests, []container.DeviceRequest{{Count: -1, Capabilities: [][]string{{"gpu"}}}})
+		}},
+		{"mem_swappiness", "mem_swappiness: 10\n", "", func(t *testing.T, cs *Spec) { expect(t, "MemorySwappiness", cs.Host.MemorySwappiness, one(10)) }},
+		{"memswap_limit", "mem_limit: 64m\nmemswap_limit: 128m\n", "", func(t *testing.T, cs *Spec) { expect(t, "MemorySwap", cs.Host.MemorySwap, int64(128<<20)) }},
+		{"oom_kill_disable", "oom_kill_disable: true\n", "", func(t *testing.T, cs *Spec) {
+			if cs.Host.OomKillDisable == nil || !*cs.Host.OomKillDisable {
+				t.Errorf("OomKillDisable = %v", cs.Host.OomKillDisable)
+			}
+		}},
+		{"runtime", "runtime: runc\n", "", func(t *testing.T, cs *Spec) { expect(t, "Runtime", cs.Host.Runtime, "runc") }},
+		{"storage_opt", "storage_opt: {size: 1G}\n", "", func(t *testing.T, cs *Spec) {
+			expect(t, "StorageOpt", cs.Host.StorageOpt, map[string]string{"size": "1G"})
+		}},
 		{"ports", "ports: [\"8080:80\", \"9090\"]\n", "", func(t *testing.T, cs *Spec) {
 			// 8080 is foldup's (its DNAT): exposed only; Docker picks 9090's.
 			if _, ok := cs.Config.ExposedPorts[nat.Port("80/tcp")]; !ok {

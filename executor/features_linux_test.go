@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,12 @@ services:
     deploy:
       resources:
         limits: {memory: 64m, pids: 100}
-    blkio_config: {weight: 300}
+    cpu_count: 2
+    cpu_period: 100000
+    cpu_quota: 50000
+    cgroup_parent: feat-parent
+    device_cgroup_rules: ["c 1:3 mr"]
+    platform: linux/amd64
   flaky:
     image: foldup-test/busybox:1
     command: ["sh", "-c", "echo try; exit 3"]
@@ -78,12 +84,12 @@ RUN echo "$GREETING" > /www/greeting && ls /www > /www/listing
 	// The unsupported key is a positioned warning.
 	var warned bool
 	for _, w := range res.Warnings {
-		if w.Key == "services.app.blkio_config" && strings.HasSuffix(w.Pos.File, "foldup.yaml") && w.Pos.Line == 24 {
+		if w.Key == "services.app.cpu_count" && strings.HasSuffix(w.Pos.File, "foldup.yaml") && w.Pos.Line == 24 {
 			warned = true
 		}
 	}
 	if !warned {
-		t.Errorf("no warning for services.app.blkio_config at foldup.yaml:24; got %v", res.Warnings)
+		t.Errorf("no warning for services.app.cpu_count at foldup.yaml:24; got %v", res.Warnings)
 	}
 
 	// The build: args used, .dockerignore honoured.
@@ -115,6 +121,13 @@ RUN echo "$GREETING" > /www/greeting && ls /www > /www/listing
 	}
 	if c.HostConfig.Memory != 64<<20 || c.HostConfig.PidsLimit == nil || *c.HostConfig.PidsLimit != 100 || !c.HostConfig.ReadonlyRootfs {
 		t.Errorf("limits: memory %d pids %v read-only %v", c.HostConfig.Memory, c.HostConfig.PidsLimit, c.HostConfig.ReadonlyRootfs)
+	}
+	// The keys the engine takes as they are.
+	if h := c.HostConfig; h.CPUPeriod != 100000 || h.CPUQuota != 50000 || h.CgroupParent != "feat-parent" || !slices.Equal(h.DeviceCgroupRules, []string{"c 1:3 mr"}) {
+		t.Errorf("cpu_period %d, cpu_quota %d, cgroup_parent %q, device_cgroup_rules %q", h.CPUPeriod, h.CPUQuota, h.CgroupParent, h.DeviceCgroupRules)
+	}
+	if c.Platform != "linux" {
+		t.Errorf("platform %q", c.Platform)
 	}
 	if c.Config.Labels["tier"] != "front" || c.Config.Labels[containers.LabelProject] != "feat" {
 		t.Errorf("labels: %v", c.Config.Labels)

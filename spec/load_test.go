@@ -656,14 +656,18 @@ func TestProjectErrorf(t *testing.T) {
 }
 
 // TestWarnings: a service key foldup does not act on is named with its
-// place; supported keys and x- extensions are not.
+// place and why; supported keys (blkio_config) and x- extensions are not.
 func TestWarnings(t *testing.T) {
-	p := mustLoad(t, map[string]string{"foldup.yaml": "services:\n  app:\n    image: x\n    blkio_config: {weight: 300}\n    x-note: mine\n"})
+	p := mustLoad(t, map[string]string{"foldup.yaml": "services:\n  app:\n    image: x\n    blkio_config: {weight: 300}\n    links: [db]\n    x-note: mine\n    umask: \"0022\"\n  db: {image: y}\n"})
 	var got []string
 	for _, w := range p.Warnings() {
 		got = append(got, w.String())
 	}
-	if want := []string{"foldup.yaml:4:5: services.app.blkio_config: not supported by foldup; ignored"}; !reflect.DeepEqual(got, want) {
+	want := []string{
+		"foldup.yaml:5:5: services.app.links: foldup's DNS resolves every member by its name and aliases; ignored",
+		"foldup.yaml:7:5: services.app.umask: not in the engine's API; ignored",
+	}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Warnings = %q, want %q", got, want)
 	}
 }

@@ -38,6 +38,32 @@ var SupportedServiceKeys = map[string]bool{
 	"stop_grace_period": true, "stop_signal": true, "sysctls": true, "tmpfs": true, "tty": true,
 	"ulimits": true, "user": true, "userns_mode": true, "uts": true, "volumes": true,
 	"volumes_from": true, "working_dir": true,
+	"annotations": true, "blkio_config": true, "cgroup": true, "cgroup_parent": true,
+	"cpu_period": true, "cpu_quota": true, "cpu_rt_period": true, "cpu_rt_runtime": true,
+	"device_cgroup_rules": true, "gpus": true,
+	"mem_swappiness": true, "memswap_limit": true, "oom_kill_disable": true, "runtime": true,
+	"storage_opt": true,
+}
+
+// unsupportedWhy says why foldup does not act on a Compose service key,
+// where there is more to say than that it does not.
+var unsupportedWhy = map[string]string{
+	"cpu_count":          "Windows containers only; ignored",
+	"cpu_percent":        "Windows containers only; ignored",
+	"credential_spec":    "Windows containers only; ignored",
+	"isolation":          "Windows containers only; ignored",
+	"links":              "foldup's DNS resolves every member by its name and aliases; ignored",
+	"external_links":     "foldup's DNS resolves every member by its name and aliases; ignored",
+	"develop":            "docker compose watch's; foldup has no watch; ignored",
+	"post_start":         "docker compose's lifecycle hooks are not foldup's; ignored",
+	"pre_stop":           "docker compose's lifecycle hooks are not foldup's; ignored",
+	"attach":             "foldup up attaches to every member's output; ignored",
+	"provider":           "docker compose's provider services are not foldup's; ignored",
+	"models":             "docker compose's models are not foldup's; ignored",
+	"use_api_socket":     "foldup does not hand containers the engine's socket; mount it as a volume; ignored",
+	"pull_refresh_after": "foldup pulls by pull_policy only; ignored",
+	"umask":              "not in the engine's API; ignored",
+	"label_file":         "not supported by foldup: write the labels under labels:; ignored",
 }
 
 // Warnings lists, for each active service, the keys foldup does not act
@@ -51,10 +77,14 @@ func (p *Project) Warnings() []Warning {
 			if SupportedServiceKeys[k] || strings.HasPrefix(k, "x-") {
 				continue
 			}
+			msg := unsupportedWhy[k]
+			if msg == "" {
+				msg = "not supported by foldup; ignored"
+			}
 			out = append(out, Warning{
 				Pos: p.LocateKey("services", name, k),
 				Key: "services." + name + "." + k,
-				Msg: "not supported by foldup; ignored",
+				Msg: msg,
 			})
 		}
 	}
