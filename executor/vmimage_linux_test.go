@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -149,5 +151,19 @@ func TestVMImageURL(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.o.ImageCache, "sha256-"+other)); err == nil {
 		t.Error("an image that failed its check is in the cache")
+	}
+
+	// down keeps the VM's disk, as it keeps volumes; down -v removes it.
+	if err := New(e.o).Down(t.Context(), p.Name, DownOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(f.Disk()); err != nil {
+		t.Errorf("down removed the VM's disk: %v", err)
+	}
+	if err := New(e.o).Down(t.Context(), p.Name, DownOptions{Volumes: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(f.Disk()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("down -v left the VM's disk: %v", err)
 	}
 }
