@@ -3,16 +3,20 @@
 package executor
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	dnetwork "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/internal/dockertest"
+	"github.com/foldup/foldup/internal/foldtest"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 )
 
 const podmanProject = `
@@ -124,4 +128,32 @@ func TestPodman(t *testing.T) {
 	}
 	run("down", "-v")
 	e.assertGone(t, p.Name)
+}
+
+// TestPodmanVM runs a VM beside a container on Podman's Docker-compatible
+// API: the VM gets its lease from foldup's server on the bridge Podman
+// shares, finds the container by name and fetches its page; the
+// container finds the VM by name; down leaves nothing (downAtEnd checks).
+func TestPodmanVM(t *testing.T) {
+	e := newTestEnvOn(t, dockertest.StartPodman)
+	p := foldtest.NewProject("pv")
+	p.AddService("peer", `image: foldup-test/busybox:1
+ulimits: `+dockertest.PodmanUlimits+`
+command: ["sh", "-c", "mkdir -p /www && echo hello from peer > /www/index.html && exec httpd -f -p 80 -h /www"]`)
+	p.AddVM(t, "vm1", foldtest.VM{Cmdline: "foldup.peer=peer"})
+	proj, res := e.upInProcess(t, "pv", p.String())
+	f := vm.For(e.o.withDefaults().dirs(proj.Name), "vm1")
+	console := func() string { b, _ := os.ReadFile(f.ConsoleLog()); return string(b) }
+	vm1 := planMember(t, res.Plan, "vm1").NICs[0]
+	waitFor(t, 60*time.Second, func() bool { return strings.Contains(console(), "FOLDUP-HTTP peer:") })
+	if want := "FOLDUP-LEASE event=bound ip=" + vm1.IPv4.String() + " "; !strings.Contains(console(), want) {
+		t.Errorf("the VM's lease is not its planned address (%s):\n%s", want, console())
+	}
+	if !strings.Contains(console(), "FOLDUP-HTTP peer: hello from peer") {
+		t.Errorf("the VM did not fetch peer's page by name:\n%s", console())
+	}
+	out, code := e.exec(t, "pv-peer-1", "nslookup", "vm1."+res.Plan.Domain)
+	if code != 0 || !strings.Contains(out, vm1.IPv4.String()) {
+		t.Errorf("peer resolving vm1 (exit %d):\n%s", code, out)
+	}
 }
