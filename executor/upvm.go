@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/go-units"
@@ -168,7 +169,7 @@ func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
 	acc := r.accels[m.Service]
 	l := vm.Launch{Config: qemu.Config{
 		Name: m.Name, Arch: v.Arch, KVM: acc.KVM, CPUs: v.CPUs, Memory: v.Memory,
-		Kernel: v.Kernel, Initrd: v.Initrd, Cmdline: v.Cmdline,
+		Kernel: v.Kernel, Initrd: v.Initrd, Cmdline: r.cmdline(m, v),
 		QMP: f.QMP(), Events: f.Events(), Console: f.Console(), ConsoleLog: f.ConsoleLog(), PidFile: f.PidFile(),
 		Extra: v.QemuArgs,
 	}}
@@ -264,4 +265,20 @@ func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 		out = append(out, st)
 	}
 	return out
+}
+
+// cmdline is a kernel-booted VM's command line: the user's, and for each
+// interface on a stable-privacy network foldup.stable_secret=MAC=SECRET,
+// the RFC 7217 secret the plan formed its address with, for the guest's
+// init to write to net.ipv6.conf.IF.stable_secret before the link comes
+// up (scripts/images.sh's test guest does; README, IPv6).
+func (r *upRun) cmdline(m *planner.Member, v *spec.VM) string {
+	args := []string{v.Cmdline}
+	for _, nic := range m.NICs {
+		if n := r.pl.Network(nic.Network); v.Kernel != "" && n != nil && n.IPv6Mode == spec.IPv6StablePrivacy && nic.IPv6.IsValid() {
+			secret := planner.StableSecret(r.p.Name, m.Name, n.Name)
+			args = append(args, "foldup.stable_secret="+strings.ToLower(nic.MAC)+"="+netip.AddrFrom16(secret).String())
+		}
+	}
+	return strings.TrimSpace(strings.Join(args, " "))
 }

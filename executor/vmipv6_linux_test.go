@@ -261,3 +261,41 @@ func linkLocals(t *testing.T, e *testEnv, dev string) []netip.Addr {
 	}
 	return as
 }
+
+// TestVMStablePrivacy boots a VM on a stable-privacy network: foldup
+// gives the guest each interface's RFC 7217 secret on its kernel command
+// line, the guest's init sets it before the link comes up, and the
+// address its kernel forms is the one the plan computed, the only one
+// DNS serves and the firewall lets it send from: a container fetches the
+// VM's page by name over IPv6, and the VM the container's.
+func TestVMStablePrivacy(t *testing.T) {
+	e := newTestEnv(t)
+	p, res := e.upInProcess(t, "priv", stageProject(t, "priv", "enable_ipv6: true\nx-foldup: {ipv6: stable-privacy}", "vm6", false).String())
+	pl := res.Plan
+	vm6, peer := planMember(t, pl, "vm6").NICs[0], planMember(t, pl, "peer").NICs[0]
+	if n := pl.Network(vm6.Network); n.IPv6Mode != "stable-privacy" || !n.Subnet6.Contains(vm6.IPv6) {
+		t.Fatalf("plan: network %s in mode %q, vm6 has %v", n.Name, n.IPv6Mode, vm6.IPv6)
+	}
+	g := dialGuest(t, vm.For(e.o.withDefaults().dirs(p.Name), "vm6"), "vm6")
+	var addrs string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		addrs = g.must(t, "ip -6 addr show dev eth0 scope global")
+		if strings.Contains(addrs, vm6.IPv6.String()+"/64") && !strings.Contains(addrs, "tentative") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vm6 did not form the planned %s/64 in 30 s:\n%s\n(EUI-64 would be another address: the secret did not reach the guest)", vm6.IPv6, addrs)
+		}
+		time.Sleep(time.Second)
+	}
+	if n := strings.Count(addrs, "scope global"); n != 1 {
+		t.Errorf("vm6 has %d global addresses, want the planned one:\n%s", n, addrs)
+	}
+	out, code := e.exec(t, "priv-peer-1", "wget", "-q", "-O", "-", "http://vm6/")
+	if code != 0 || strings.TrimSpace(out) != "hello from vm6" {
+		t.Errorf("peer fetching http://vm6/: %q (exit %d)", out, code)
+	}
+	if out, code := g.run(t, 30*time.Second, "timeout 5 wget -q -O - http://["+peer.IPv6.String()+"]/"); code != 0 || out != "hello from peer" {
+		t.Errorf("vm6 fetching http://[%s]/ from its address: %q (exit %d)", peer.IPv6, out, code)
+	}
+}

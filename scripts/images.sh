@@ -147,6 +147,16 @@ for m in $(cat /lib/modules/order); do
 	[ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
 for i in $(seq 1000); do [ -e /sys/class/net/eth0 ] && break; sleep 0.01; done
+# foldup.stable_secret=MAC=SECRET, one per interface on a stable-privacy
+# network: its RFC 7217 secret, set before the link comes up, so that the
+# address the kernel forms is the one foldup planned.
+for kv in $(tr ' ' '\n' </proc/cmdline | sed -n 's/^foldup\.stable_secret=//p'); do
+	for d in /sys/class/net/*; do
+		[ "$(cat "$d/address")" = "${kv%%=*}" ] || continue
+		echo "${kv#*=}" >"/proc/sys/net/ipv6/conf/${d##*/}/stable_secret"
+		echo 2 >"/proc/sys/net/ipv6/conf/${d##*/}/addr_gen_mode"
+	done
+done
 ip link set eth0 up
 udhcpc -i eth0 -s /etc/udhcpc.sh -t 60 -T 1 -A 1 -b -q -x hostname:"$(hostname)" >/dev/null 2>&1
 echo "hello from $(hostname)" >/www/index.html
