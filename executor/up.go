@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -428,7 +429,7 @@ func (r *upRun) step(ctx context.Context, s *planner.Step, specs map[string]*con
 	case planner.KindNetwork:
 		return r.network(ctx, r.pl.Network(s.Name), s.Action)
 	case planner.KindFirewall:
-		return r.firewall()
+		return r.firewall(ctx)
 	case planner.KindDockerAccept:
 		return r.dockerAccept(r.pl.Network(s.Name))
 	case planner.KindSupervisor:
@@ -517,11 +518,21 @@ func (r *upRun) network(ctx context.Context, n *planner.Network, action string) 
 	return nil
 }
 
-// firewall applies the project's nftables tables.
-func (r *upRun) firewall() error {
+// firewall applies the project's nftables tables, with the ports of the
+// containers someone joined to its networks by hand held as members'.
+func (r *upRun) firewall(ctx context.Context) error {
 	ev := r.prog.start("Firewall", network.TableName(r.p.Name))
 	if err := r.j.Record(state.KindFirewall, r.p.Name); err != nil {
 		return ev.fail(err)
+	}
+	if r.dc != nil {
+		joined, err := firewall.HandJoined(ctx, r.dc, r.host, r.pl, nil)
+		if err != nil {
+			return ev.fail(err)
+		}
+		r.mu.Lock()
+		maps.Copy(r.ports, joined)
+		r.mu.Unlock()
 	}
 	if err := r.applyFirewall(); err != nil {
 		return ev.fail(err)

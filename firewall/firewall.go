@@ -16,7 +16,9 @@ import (
 	"net/netip"
 	"slices"
 
+	dockernet "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
@@ -130,7 +132,14 @@ func SyncContainers(ctx context.Context, dc containers.Engine, host *network.Hos
 	if err != nil {
 		return err
 	}
-	ports := map[string]network.Port{}
+	ours := map[string]bool{}
+	for _, c := range running {
+		ours[c.ID] = true
+	}
+	ports, err := HandJoined(ctx, dc, host, pl, ours)
+	if err != nil {
+		return err
+	}
 	for _, m := range pl.Members {
 		c, ok := running[m.Name]
 		if m.Kind != planner.Container || !ok {
@@ -148,6 +157,66 @@ func SyncContainers(ctx context.Context, dc containers.Engine, host *network.Hos
 		}
 	}
 	return host.FirewallApply(Config(project, pl, ports))
+}
+
+// HandJoined returns the ports of the containers someone joined to the
+// project's networks by hand (`docker run --network P_lan`), ours aside
+// (the project's containers, by ID): each held, as a member is, to the
+// MAC and the addresses the engine gave it, so that it can neither send
+// as another member nor serve DHCP or router advertisements. It is
+// guarded from when the supervisor sees the engine connect it, a few
+// milliseconds after; until then the bridge forwards its frames as any
+// other port's.
+func HandJoined(ctx context.Context, dc containers.Engine, host *network.Host, pl *planner.Plan, ours map[string]bool) (map[string]network.Port, error) {
+	out := map[string]network.Port{}
+	for _, n := range pl.Networks {
+		if n.External {
+			continue
+		}
+		nw, err := dc.NetworkInspect(ctx, n.DockerName, dockernet.InspectOptions{})
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for id, ep := range nw.Containers {
+			if ours[id] {
+				continue
+			}
+			c, err := dc.ContainerInspect(ctx, id)
+			if errdefs.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if c.State == nil || c.State.Pid == 0 || c.Config != nil && c.Config.Labels[containers.LabelProject] == pl.Project {
+				continue
+			}
+			peers, err := host.PeerPorts(c.State.Pid)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("container %s: %w", c.Name, err)
+			}
+			hw, err := net.ParseMAC(ep.MacAddress)
+			veth, ok := peers[hw.String()]
+			if err != nil || !ok {
+				continue
+			}
+			p := network.Port{Name: veth, Bridge: n.Bridge, MAC: hw}
+			if a, err := netip.ParsePrefix(ep.IPv4Address); err == nil {
+				p.IPv4 = []netip.Addr{a.Addr()}
+			}
+			if a, err := netip.ParsePrefix(ep.IPv6Address); err == nil {
+				p.IPv6 = []netip.Addr{a.Addr()}
+			}
+			out[veth] = p
+		}
+	}
+	return out, nil
 }
 
 // vmPorts are the firewall member ports of the plan's VMs: their taps,

@@ -226,6 +226,18 @@ func (s *server) followStarts(ctx context.Context) error {
 	defer cancel()
 	msgs, errs := dc.Events(ctx, events.ListOptions{Filters: containers.ProjectFilter(s.project,
 		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", string(events.ActionStart)))})
+	// And a container joined to one of the project's networks by hand:
+	// the engine connects it (as it does the project's own, which the
+	// first stream covers).
+	s.mu.Lock()
+	joins := filters.NewArgs(filters.Arg("type", string(events.NetworkEventType)), filters.Arg("event", string(events.ActionConnect)))
+	for _, n := range s.plan.Networks {
+		if !n.External {
+			joins.Add("network", n.DockerName)
+		}
+	}
+	s.mu.Unlock()
+	joined, joinErrs := dc.Events(ctx, events.ListOptions{Filters: joins})
 	resync := func() error {
 		s.mu.Lock()
 		pl := s.plan
@@ -241,11 +253,18 @@ func (s *server) followStarts(ctx context.Context) error {
 			return ctx.Err()
 		case err := <-errs:
 			return err
+		case err := <-joinErrs:
+			return err
 		case m := <-msgs:
 			if err := resync(); err != nil {
 				return err
 			}
 			s.log.Info("member ports synced", "container", m.Actor.Attributes["name"])
+		case m := <-joined:
+			if err := resync(); err != nil {
+				return err
+			}
+			s.log.Info("ports synced: a container joined", "network", m.Actor.Attributes["name"], "container", m.Actor.Attributes["container"])
 		}
 	}
 }
