@@ -261,6 +261,11 @@ func (s *server) followStarts(ctx context.Context) error {
 			}
 			s.log.Info("member ports synced", "container", m.Actor.Attributes["name"])
 		case m := <-joined:
+			// The project's own containers connect too, before they
+			// run: their start is what counts (the other stream).
+			if c, err := dc.ContainerInspect(ctx, m.Actor.Attributes["container"]); err == nil && c.Config != nil && c.Config.Labels[containers.LabelProject] == s.project {
+				continue
+			}
 			if err := resync(); err != nil {
 				return err
 			}
