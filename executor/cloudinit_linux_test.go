@@ -18,8 +18,9 @@ const cloudInitProject = `
 name: ci
 networks:
   lan:
+    enable_ipv6: true
     ipam: {config: [{subnet: 10.83.0.0/24}]}
-    x-foldup: {dhcp: false}
+    x-foldup: {dhcp: false, ipv6: stable-privacy}
 vms:
   deb:
     image: %s
@@ -54,6 +55,8 @@ runcmd:
   - echo "FOLDUP-CI iid=$(cat /var/lib/cloud/data/instance-id)" > /dev/ttyS0
   - echo "FOLDUP-CI key=$(cat /home/debian/.ssh/authorized_keys)" > /dev/ttyS0
   - echo "FOLDUP-CI dns=$(/usr/local/bin/dnsq)" > /dev/ttyS0
+  - for i in $(seq 30); do ip -6 -o addr show dev eth0 scope global | grep -q . && ! ip -6 -o addr show dev eth0 | grep -q tentative && break; sleep 1; done
+  - echo "FOLDUP-CI ip6=$(ip -6 -o addr show dev eth0 scope global | awk '{print $4}' | tr '\n' ' ')" > /dev/ttyS0
   - echo "FOLDUP-CI done" > /dev/ttyS0
 `
 
@@ -73,7 +76,7 @@ func TestCloudInit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.dir, "ci", "user-data"), []byte(cloudInitUserData), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := e.upInProcess(t, "ci", fmt.Sprintf(cloudInitProject, disk, kernel, initrd, testKey))
+	p, res := e.upInProcess(t, "ci", fmt.Sprintf(cloudInitProject, disk, kernel, initrd, testKey))
 	f := vm.For(e.o.withDefaults().dirs(p.Name), "deb")
 	var got map[string]string
 	deadline := time.Now().Add(5 * time.Minute)
@@ -107,5 +110,10 @@ func TestCloudInit(t *testing.T) {
 		if got[k] != want[k] {
 			t.Errorf("%s = %q, want %q", k, got[k], want[k])
 		}
+	}
+	// On a stable-privacy network Debian's kernel forms the planned
+	// address: the secret came on its command line (sysctl.*).
+	if want := planMember(t, res.Plan, "deb").NICs[0].IPv6.String() + "/64"; strings.TrimSpace(got["ip6"]) != want {
+		t.Errorf("deb's global IPv6 addresses: %q, want %q", got["ip6"], want)
 	}
 }

@@ -267,18 +267,32 @@ func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 	return out
 }
 
-// cmdline is a kernel-booted VM's command line: the user's, and for each
-// interface on a stable-privacy network foldup.stable_secret=MAC=SECRET,
-// the RFC 7217 secret the plan formed its address with, for the guest's
-// init to write to net.ipv6.conf.IF.stable_secret before the link comes
-// up (scripts/images.sh's test guest does; README, IPv6).
+// cmdline is a kernel-booted VM's command line: the user's, and for the
+// interfaces on stable-privacy networks the RFC 7217 secrets the plan
+// formed their addresses with, so that the guest's kernel forms the same.
+// They are given three ways, for what the guest's kernel and init can
+// take: sysctl.net.ipv6.conf.default.* (the kernel applies those before
+// init, and a NIC whose driver loads later takes them: the first such
+// NIC's secret), sysctl.net.ipv6.conf.ethN.* (a NIC whose driver is built
+// in, named ethN at boot), and foldup.stable_secret=MAC=SECRET, one per
+// interface, for an init to write to net.ipv6.conf.IF.stable_secret
+// before the link comes up (scripts/images.sh's test guest does; README,
+// IPv6).
 func (r *upRun) cmdline(m *planner.Member, v *spec.VM) string {
 	args := []string{v.Cmdline}
-	for _, nic := range m.NICs {
-		if n := r.pl.Network(nic.Network); v.Kernel != "" && n != nil && n.IPv6Mode == spec.IPv6StablePrivacy && nic.IPv6.IsValid() {
-			secret := planner.StableSecret(r.p.Name, m.Name, n.Name)
-			args = append(args, "foldup.stable_secret="+strings.ToLower(nic.MAC)+"="+netip.AddrFrom16(secret).String())
+	first := true
+	for i, nic := range m.NICs {
+		n := r.pl.Network(nic.Network)
+		if v.Kernel == "" || n == nil || n.IPv6Mode != spec.IPv6StablePrivacy || !nic.IPv6.IsValid() {
+			continue
 		}
+		secret := netip.AddrFrom16(planner.StableSecret(r.p.Name, m.Name, n.Name)).String()
+		if first {
+			args = append(args, "sysctl.net.ipv6.conf.default.stable_secret="+secret, "sysctl.net.ipv6.conf.default.addr_gen_mode=2")
+			first = false
+		}
+		args = append(args, fmt.Sprintf("sysctl.net.ipv6.conf.eth%d.stable_secret=%s", i, secret),
+			"foldup.stable_secret="+strings.ToLower(nic.MAC)+"="+secret)
 	}
 	return strings.TrimSpace(strings.Join(args, " "))
 }
