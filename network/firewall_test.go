@@ -441,3 +441,41 @@ func TestGuardConcurrentApply(t *testing.T) {
 		t.Errorf("after the last apply, the ports are not cfgs[1]'s:\n%s", out)
 	}
 }
+
+// TestGuardStranger: a port of the project's bridge that is no member's
+// (a container joined by hand, before the supervisor adopts it) is no
+// DHCP, DHCPv6 or router-advertisement server from its first frame, from
+// whatever source port, to whatever address; other traffic it sends as
+// any port does.
+func TestGuardStranger(t *testing.T) {
+	l := newLab(t)
+	l.net(0, Net{})
+	l.member(10, 0)
+	victim := l.member(11, 0)
+	stranger := l.member(12, 0)
+	l.ports = l.ports[:2] // 12's port is on the bridge, and no member's
+	l.apply()
+	if !seen(t, victim, []string{"sniff-udp", "6868", "2"}, stranger, []string{"udp", "6767", "6868", "10.77.0.255"}) {
+		t.Fatal("control: a broadcast to an ordinary port did not arrive")
+	}
+	for _, sport := range []string{"67", "6767"} {
+		for _, dst := range []string{"10.77.0.255", "255.255.255.255", "10.77.0.11"} {
+			if seen(t, victim, []string{"sniff-udp", "68", "2"}, stranger, []string{"udp", sport, "68", dst}) {
+				t.Errorf("a datagram from port %s to %s:68 (a DHCP client) got through", sport, dst)
+			}
+		}
+	}
+	for _, sport := range []string{"547", "5470"} {
+		for _, dst := range []string{"fd00:77::b", "ff02::1%eth0"} {
+			if seen(t, victim, []string{"sniff-udp6", "546", "2"}, stranger, []string{"udp", sport, "546", dst}) {
+				t.Errorf("a datagram from port %s to [%s]:546 (a DHCPv6 client) got through", sport, dst)
+			}
+		}
+	}
+	if !seen(t, victim, []string{"sniff-icmp6", "128", "2"}, stranger, []string{"icmp6", "eth0", "128"}) {
+		t.Fatal("control: an echo request to all nodes did not arrive")
+	}
+	if seen(t, victim, []string{"sniff-icmp6", "134", "2"}, stranger, []string{"icmp6", "eth0", "134"}) {
+		t.Error("a router advertisement got through")
+	}
+}

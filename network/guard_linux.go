@@ -37,6 +37,15 @@ const (
 //	    ether type ip6 meta l4proto tcp iifname . ether saddr . ip6 saddr @port_mac_ipv6 accept
 //	    iifname @ports jump port
 //	}
+//	chain forward { type filter hook forward priority -200
+//	    # from a port that is no member's (a container joined by hand, not
+//	    # yet adopted by the supervisor) to a member's: no server either
+//	    iifname != @ports oifname @ports jump stranger
+//	}
+//	chain stranger {
+//	    udp sport 67 drop; udp dport 68 drop; icmpv6 type nd-router-advert drop
+//	    udp sport 547 drop; udp dport 546 drop
+//	}
 //	chain port {
 //	    iifname . ether saddr != @port_mac drop
 //	    ether type ip jump port_ipv4; ether type arp jump port_arp; ether type ip6 jump port_ipv6
@@ -304,6 +313,18 @@ func guardTable(cfg Config) *tableDef {
 		}
 		a.add(m6, v6, in(mc6, false, iif, ip6dst), accept)
 		a.add(m6, drop)
+
+		// A port that is no member's (a container joined by hand, before
+		// the supervisor adopts it; the bridge's own frames come by
+		// output, not here) is no DHCP, DHCPv6 or router-advertisement
+		// server to a member, from its first frame. (meta ibrname would
+		// say which bridge a frame came in on; not every kernel has it.)
+		// A member's frame costs one lookup here.
+		fwd, stranger := a.base("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, -200), a.chain("stranger")
+		a.add(fwd, in(ports, true, iif), in(ports, false, oif), jump(stranger.Name))
+		for _, r := range [][]expr.Any{udpSport(67), udpDport(68), icmp6Type(134), udpSport(547), udpDport(546)} {
+			a.add(stranger, r, drop)
+		}
 
 		out := a.base("output", nftables.ChainTypeFilter, nftables.ChainHookOutput, -200)
 		a.add(out, etherType(etherIPv6), icmp6Type(134), in(routerMAC, false, ethSrc), in(raPorts, true, oif), drop)
