@@ -237,7 +237,11 @@ func (s *server) followStarts(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
-	joined, joinErrs := dc.Events(ctx, events.ListOptions{Filters: joins})
+	var joined <-chan events.Message
+	var joinErrs <-chan error
+	if joins.Contains("network") { // else every network's connects would come
+		joined, joinErrs = dc.Events(ctx, events.ListOptions{Filters: joins})
+	}
 	resync := func() error {
 		s.mu.Lock()
 		pl := s.plan
