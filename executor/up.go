@@ -205,15 +205,8 @@ func (x *Executor) Observe(ctx context.Context, p *spec.Project) (planner.Observ
 		defer h.Close()
 		r.host = h
 	}
-	if len(p.Compose.Services) > 0 {
-		dc, err := x.engine()
-		if err != nil {
-			return planner.Observed{}, err
-		}
-		if _, err := dc.ServerVersion(ctx); err != nil {
-			return planner.Observed{}, fmt.Errorf("no Docker engine answers at %s: %w", dc.DaemonHost(), err)
-		}
-		r.dc = dc
+	if err := r.reachEngine(ctx); err != nil {
+		return planner.Observed{}, err
 	}
 	if err := r.observe(ctx); err != nil {
 		return planner.Observed{}, err
@@ -245,16 +238,24 @@ func (r *upRun) check(ctx context.Context, res *Result) error {
 		return err
 	}
 	r.accels = accels
-	if len(p.Compose.Services) > 0 {
-		if r.dc, err = r.x.engine(); err != nil {
-			return err
-		}
-		v, err := r.dc.ServerVersion(ctx)
-		if err != nil {
-			return fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", r.dc.DaemonHost(), err)
-		}
-		r.podman = containers.IsPodman(v)
+	return r.reachEngine(ctx)
+}
+
+// reachEngine connects to the engine when the project has containers,
+// and learns whether it is Podman's.
+func (r *upRun) reachEngine(ctx context.Context) error {
+	if len(r.p.Compose.Services) == 0 {
+		return nil
 	}
+	dc, err := r.x.engine()
+	if err != nil {
+		return err
+	}
+	v, err := dc.ServerVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("the project has containers and no Docker engine answers at %s: %w", dc.DaemonHost(), err)
+	}
+	r.dc, r.podman = dc, containers.IsPodman(v)
 	return nil
 }
 

@@ -294,7 +294,7 @@ func (g *graph) container(m *Member, waits []int) {
 	if action == ActionCreate || action == ActionRecreate {
 		for _, key := range g.pl.namedVolumes(m.Service) {
 			if _, ok := g.volumes[key]; !ok {
-				g.volumes[key] = g.sl.add(Step{Kind: KindVolume, Name: key, Action: ActionEnsure, Detail: g.pl.volumeName(key)})
+				g.volumes[key] = g.sl.add(Step{Kind: KindVolume, Name: key, Action: ActionEnsure, Detail: VolumeName(g.pl.p, key)})
 			}
 			deps = append(deps, g.volumes[key])
 		}
@@ -486,11 +486,6 @@ func (pl *planner) namedVolumes(service string) []string {
 		}
 	}
 	return out
-}
-
-// volumeName is the engine's name for the volume of that key.
-func (pl *planner) volumeName(key string) string {
-	return VolumeName(pl.p, key)
 }
 
 // VolumeName is the engine's name for a project's volume: its name:, or
