@@ -46,6 +46,11 @@ func Config(project string, pl *planner.Plan, ports map[string]network.Port) net
 		for _, pt := range m.Ports {
 			cfg.Forwards = append(cfg.Forwards, forwards(m, pt)...)
 		}
+		for _, nic := range m.NICs {
+			if mac, err := net.ParseMAC(nic.MAC); err == nil {
+				cfg.MACs = append(cfg.MACs, mac)
+			}
+		}
 	}
 	return cfg
 }

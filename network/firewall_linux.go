@@ -18,6 +18,11 @@ type Config struct {
 	Networks []Net
 	Ports    []Port
 	Forwards []Forward
+	// MACs are every member's planned MACs, its port known or not. A
+	// port that is not in Ports (a container of the project just started,
+	// its veth not yet synced, or one joined by hand, not yet adopted)
+	// reaches members only from one of these.
+	MACs []net.HardwareAddr
 }
 
 // Net is one of the project's networks as the firewall sees it.

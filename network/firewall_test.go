@@ -443,10 +443,11 @@ func TestGuardConcurrentApply(t *testing.T) {
 }
 
 // TestGuardStranger: a port of the project's bridge that is no member's
-// (a container joined by hand, before the supervisor adopts it) is no
-// DHCP, DHCPv6 or router-advertisement server from its first frame, from
-// whatever source port, to whatever address; other traffic it sends as
-// any port does.
+// reaches no member from its first frame when its MAC is no member's (a
+// container joined by hand, before the supervisor adopts it); from a
+// member's planned MAC (a project's container whose veth is not yet
+// synced) it does, and is no DHCP, DHCPv6 or router-advertisement server,
+// from whatever source port, to whatever address.
 func TestGuardStranger(t *testing.T) {
 	l := newLab(t)
 	l.net(0, Net{})
@@ -455,6 +456,27 @@ func TestGuardStranger(t *testing.T) {
 	stranger := l.member(12, 0)
 	l.ports = l.ports[:2] // 12's port is on the bridge, and no member's
 	l.apply()
+	for _, send := range [][]string{
+		{"udp", "6767", "6868", "10.77.0.255"},
+		{"udp", "6767", "6868", "10.77.0.11"},
+	} {
+		if seen(t, victim, []string{"sniff-udp", "6868", "2"}, stranger, send) {
+			t.Errorf("from a MAC no member has, %v got through", send)
+		}
+	}
+	if seen(t, victim, []string{"sniff-icmp6", "128", "2"}, stranger, []string{"icmp6", "eth0", "128"}) {
+		t.Error("from a MAC no member has, an echo request to all nodes got through")
+	}
+	if ping(t, stranger, "10.77.0.11") {
+		t.Error("from a MAC no member has, a ping reached a member")
+	}
+
+	// The stranger's MAC becomes a planned member's, its port still unknown.
+	l.cfg.MACs = []net.HardwareAddr{{0x02, 0, 0, 0, 0, 12}}
+	l.apply()
+	if !ping(t, stranger, "10.77.0.11") {
+		t.Fatal("control: from a member's planned MAC, a ping did not reach a member")
+	}
 	if !seen(t, victim, []string{"sniff-udp", "6868", "2"}, stranger, []string{"udp", "6767", "6868", "10.77.0.255"}) {
 		t.Fatal("control: a broadcast to an ordinary port did not arrive")
 	}

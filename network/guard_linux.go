@@ -3,6 +3,7 @@ package network
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/nftables"
@@ -38,11 +39,13 @@ const (
 //	    iifname @ports jump port
 //	}
 //	chain forward { type filter hook forward priority -200
-//	    # from a port that is no member's (a container joined by hand, not
-//	    # yet adopted by the supervisor) to a member's: no server either
+//	    # from a port that is no member's (a container of the project
+//	    # whose veth is not yet synced, one joined by hand and not yet
+//	    # adopted by the supervisor) to a member's
 //	    iifname != @ports oifname @ports jump stranger
 //	}
 //	chain stranger {
+//	    ether saddr != @member_mac drop        # refused, unless it is a member's
 //	    udp sport 67 drop; udp dport 68 drop; icmpv6 type nd-router-advert drop
 //	    udp sport 547 drop; udp dport 546 drop
 //	}
@@ -150,6 +153,14 @@ func EUI64LinkLocal(mac net.HardwareAddr) (netip.Addr, bool) {
 	return netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80, 8: mac[0] ^ 2, 9: mac[1], 10: mac[2], 11: 0xff, 12: 0xfe, 13: mac[3], 14: mac[4], 15: mac[5]}), true
 }
 
+func portMACs(ports []Port) []net.HardwareAddr {
+	out := make([]net.HardwareAddr, len(ports))
+	for i, p := range ports {
+		out[i] = p.MAC
+	}
+	return out
+}
+
 func guardTable(cfg Config) *tableDef {
 	t := &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName(cfg.Project)}
 	ifT, ethT, ip4T, ip6T := nftables.TypeIFName, nftables.TypeEtherAddr, nftables.TypeIPAddr, nftables.TypeIP6Addr
@@ -168,10 +179,11 @@ func guardTable(cfg Config) *tableDef {
 	routerLL := newSet(t, "router_ll", []nftables.SetDatatype{ip6T})
 	raPorts := newSet(t, "ra_ports", []nftables.SetDatatype{ifT})
 	routerMAC := newSet(t, "router_mac", []nftables.SetDatatype{ethT})
+	memMAC := newSet(t, "member_mac", []nftables.SetDatatype{ethT})
 	rate := newSet(t, "server_rate", []nftables.SetDatatype{ifT})
 	rate.Dynamic, rate.HasTimeout, rate.Timeout, rate.Size = true, true, time.Minute, 65535
 
-	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, portLL, memLL, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts, routerMAC, rate}, elems: map[*nftables.Set][]nftables.SetElement{}}
+	d := &tableDef{table: t, sets: []*nftables.Set{ports, macs, ip4, ip6, portLL, memLL, macIP4, macIP6, mem4, mem6, mc4, mc6, routerLL, raPorts, routerMAC, memMAC, rate}, elems: map[*nftables.Set][]nftables.SetElement{}}
 	el := func(s *nftables.Set, k []byte) { d.elems[s] = append(d.elems[s], nftables.SetElement{Key: k}) }
 	seenLL := map[netip.Addr]bool{} // two ports may share a MAC, and so a link-local address
 	for _, p := range cfg.Ports {
@@ -197,6 +209,13 @@ func guardTable(cfg Config) *tableDef {
 			el(ip6, key(name, a.AsSlice()))
 			el(macIP6, key(name, p.MAC, a.AsSlice()))
 			el(mem6, a.AsSlice())
+		}
+	}
+	seenMAC := map[string]bool{}
+	for _, m := range slices.Concat(cfg.MACs, portMACs(cfg.Ports)) {
+		if len(m) == 6 && !seenMAC[string(m)] {
+			seenMAC[string(m)] = true
+			el(memMAC, m)
 		}
 	}
 	groups := map[string][]netip.Addr{}
@@ -316,12 +335,16 @@ func guardTable(cfg Config) *tableDef {
 
 		// A port that is no member's (a container joined by hand, before
 		// the supervisor adopts it; the bridge's own frames come by
-		// output, not here) is no DHCP, DHCPv6 or router-advertisement
-		// server to a member, from its first frame. (meta ibrname would
-		// say which bridge a frame came in on; not every kernel has it.)
-		// A member's frame costs one lookup here.
+		// output, not here) reaches no member from its first frame, until
+		// it is adopted and so held to its own MAC and addresses. A
+		// project's container sends from its planned MAC before its veth
+		// is synced: it gets through, and is no DHCP, DHCPv6 or
+		// router-advertisement server either. (meta ibrname would say
+		// which bridge a frame came in on; not every kernel has it.) A
+		// member's frame costs one lookup here.
 		fwd, stranger := a.base("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, -200), a.chain("stranger")
 		a.add(fwd, in(ports, true, iif), in(ports, false, oif), jump(stranger.Name))
+		a.add(stranger, in(memMAC, true, ethSrc), drop, comment("from no member's MAC"))
 		for _, r := range [][]expr.Any{udpSport(67), udpDport(68), icmp6Type(134), udpSport(547), udpDport(546)} {
 			a.add(stranger, r, drop)
 		}
