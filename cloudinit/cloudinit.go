@@ -38,6 +38,11 @@ type Config struct {
 	// cloud-init installs for the default user too).
 	SSHAuthorizedKeys []string
 
+	// StableSecrets are the RFC 7217 secrets of the interfaces on
+	// stable-privacy networks, which the seed's vendor-data gives the
+	// guest (see vendorData).
+	StableSecrets []StableSecret
+
 	// NICs, when not nil and NetworkConfig is nil, make a network-config
 	// (version 2) matching each interface by MAC: DHCP where the network
 	// serves it, the planned addresses otherwise.
@@ -56,8 +61,15 @@ type NIC struct {
 	DefaultVia bool // this NIC carries the default routes
 }
 
+// StableSecret is the stable_secret of the interface with MAC, written
+// as an IPv6 address, as the kernel takes it.
+type StableSecret struct {
+	MAC    string
+	Secret netip.Addr
+}
+
 // Files returns the seed's files by name: meta-data, user-data and, when
-// there is one, network-config.
+// there is one, network-config and vendor-data.
 func (c Config) Files() (map[string][]byte, error) {
 	meta := map[string]any{}
 	if len(c.MetaData) > 0 {
@@ -97,6 +109,9 @@ func (c Config) Files() (map[string][]byte, error) {
 		return nil, err
 	}
 	files := map[string][]byte{"meta-data": metaYAML, "user-data": user}
+	if len(c.StableSecrets) > 0 {
+		files["vendor-data"] = vendorData(c.StableSecrets)
+	}
 	switch {
 	case c.NetworkConfig != nil:
 		files["network-config"] = c.NetworkConfig
@@ -133,6 +148,44 @@ func (c Config) WriteISO(w io.Writer) error {
 		}
 	}
 	return iw.WriteTo(w, Label)
+}
+
+// vendorData is a boothook giving each interface its stable_secret and
+// addr_gen_mode 2 (RFC 7217), so that the kernel forms the addresses the
+// plan did. cloud-init runs boothooks on every boot, early in its network
+// stage: the links are up by then, with addresses formed another way, so
+// the hook turns IPv6 off and on again on each interface it changes (IPv4
+// is left alone), and the kernel forms them again, asking the router
+// anew. It also writes /etc/sysctl.d/60-foldup-stable-secret.conf, which
+// systemd-sysctl applies as each interface appears on later boots, before
+// it is up. A boothook in vendor-data leaves the user's user-data as it
+// is, whatever its format; a user can turn vendor-data off
+// (vendor_data: {enabled: false}).
+func vendorData(secrets []StableSecret) []byte {
+	var b strings.Builder
+	b.WriteString(`#cloud-boothook
+#!/bin/sh
+# foldup: the RFC 7217 secrets of this VM's interfaces on stable-privacy networks.
+conf=/etc/sysctl.d/60-foldup-stable-secret.conf
+echo "# written by foldup's cloud-init vendor-data" >"$conf.tmp"
+secret() {
+	for d in /sys/class/net/*; do
+		[ "$(cat "$d/address" 2>/dev/null)" = "$1" ] || continue
+		n=${d##*/} c=/proc/sys/net/ipv6/conf/${d##*/}
+		printf 'net.ipv6.conf.%s.stable_secret = %s\nnet.ipv6.conf.%s.addr_gen_mode = 2\n' "$n" "$2" "$n" >>"$conf.tmp"
+		if [ "$(cat "$c/stable_secret" 2>/dev/null)" != "$2" ] || [ "$(cat "$c/addr_gen_mode")" != 2 ]; then
+			echo "$2" >"$c/stable_secret" && echo 2 >"$c/addr_gen_mode" &&
+				echo 1 >"$c/disable_ipv6" && echo 0 >"$c/disable_ipv6"
+		fi
+	done
+}
+`)
+	for _, s := range secrets {
+		// Expanded, as the kernel shows it back (%pI6): the hook compares.
+		fmt.Fprintf(&b, "secret %s %s\n", strings.ToLower(s.MAC), s.Secret.StringExpanded())
+	}
+	b.WriteString("mv \"$conf.tmp\" \"$conf\"\n")
+	return []byte(b.String())
 }
 
 // networkConfig is a network-config version 2 for the NICs, each matched

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -176,5 +177,36 @@ func TestWriteISO(t *testing.T) {
 		if !bytes.Equal(got[name], data) {
 			t.Errorf("%s in the ISO = %q, want %q", name, got[name], data)
 		}
+	}
+}
+
+// TestVendorData: a seed with stable secrets carries a boothook in
+// vendor-data that gives each interface, by MAC, its secret as the kernel
+// shows it back (expanded), and the user's user-data is left alone. The
+// hook's effect on a real guest is TestCloudInit's (executor).
+func TestVendorData(t *testing.T) {
+	c := Config{InstanceID: "i", UserData: []byte("#!/bin/sh\necho hi\n"), StableSecrets: []StableSecret{
+		{MAC: "52:54:00:AA:00:01", Secret: netip.MustParseAddr("fd00::1:2")},
+	}}
+	files, err := c.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(files["user-data"]); got != "#!/bin/sh\necho hi\n" {
+		t.Errorf("user-data = %q", got)
+	}
+	vd := string(files["vendor-data"])
+	if !strings.HasPrefix(vd, "#cloud-boothook\n#!/bin/sh\n") {
+		t.Errorf("vendor-data is no boothook:\n%s", vd)
+	}
+	if want := "\nsecret 52:54:00:aa:00:01 fd00:0000:0000:0000:0000:0000:0001:0002\n"; !strings.Contains(vd, want) {
+		t.Errorf("vendor-data has no line %q:\n%s", want, vd)
+	}
+	if files, _ := (Config{InstanceID: "i"}).Files(); files["vendor-data"] != nil {
+		t.Errorf("vendor-data without secrets:\n%s", files["vendor-data"])
+	}
+	// The hook is valid sh.
+	if out, err := exec.Command("sh", "-n", "-c", vd).CombinedOutput(); err != nil {
+		t.Errorf("sh -n: %v\n%s", err, out)
 	}
 }

@@ -269,12 +269,14 @@ func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 
 // cmdline is a kernel-booted VM's command line: the user's, and for the
 // interfaces on stable-privacy networks the RFC 7217 secrets the plan
-// formed their addresses with, so that the guest's kernel forms the same.
-// They are given three ways, for what the guest's kernel and init can
-// take: sysctl.net.ipv6.conf.default.* (the kernel applies those before
-// init, and a NIC whose driver loads later takes them: the first such
-// NIC's secret), sysctl.net.ipv6.conf.ethN.* (a NIC whose driver is built
-// in, named ethN at boot), and foldup.stable_secret=MAC=SECRET, one per
+// formed their addresses with, so that the guest's kernel forms the same,
+// unless foldup's cloud-init seed gives them (vm.WriteSeed): one channel a
+// guest, the same whether it boots its kernel or foldup does. They are
+// given three ways, for what the guest's kernel and init can take:
+// sysctl.net.ipv6.conf.default.* (the kernel applies those before init,
+// and a NIC whose driver loads later takes them: the first such NIC's
+// secret), sysctl.net.ipv6.conf.ethN.* (a NIC whose driver is built in,
+// named ethN at boot), and foldup.stable_secret=MAC=SECRET, one per
 // interface, for an init to write to net.ipv6.conf.IF.stable_secret
 // before the link comes up (scripts/images.sh's test guest does; README,
 // IPv6).
@@ -283,7 +285,7 @@ func (r *upRun) cmdline(m *planner.Member, v *spec.VM) string {
 	first := true
 	for i, nic := range m.NICs {
 		n := r.pl.Network(nic.Network)
-		if v.Kernel == "" || n == nil || n.IPv6Mode != spec.IPv6StablePrivacy || !nic.IPv6.IsValid() {
+		if v.Kernel == "" || (v.CloudInit != nil && v.CloudInit.ISO == "") || n == nil || n.IPv6Mode != spec.IPv6StablePrivacy || !nic.IPv6.IsValid() {
 			continue
 		}
 		secret := netip.AddrFrom16(planner.StableSecret(r.p.Name, m.Name, n.Name)).String()

@@ -16,7 +16,8 @@ import (
 // WriteSeed writes a VM's cloud-init NoCloud seed: the user's files, or
 // what foldup generates (meta-data, user-data with the SSH keys, and a
 // network-config when a network does not serve DHCP or the VM has more
-// than one NIC).
+// than one NIC), and a vendor-data giving the interfaces on stable-privacy
+// networks their RFC 7217 secrets.
 func WriteSeed(pl *planner.Plan, m *planner.Member, v *spec.VM, path string, uid, gid int) error {
 	ci := v.CloudInit
 	c := cloudinit.Config{
@@ -55,6 +56,9 @@ func WriteSeed(pl *planner.Plan, m *planner.Member, v *spec.VM, path string, uid
 		}
 		if pl.Domain != "" {
 			cn.DNSSearch = []string{pl.Domain}
+		}
+		if nic.IPv6.IsValid() && n.IPv6Mode == spec.IPv6StablePrivacy {
+			c.StableSecrets = append(c.StableSecrets, cloudinit.StableSecret{MAC: nic.MAC, Secret: netip.AddrFrom16(planner.StableSecret(pl.Project, m.Name, n.Name))})
 		}
 		nics = append(nics, cn)
 	}
