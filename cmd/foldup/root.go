@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/foldup/foldup/spec"
 	"github.com/sirupsen/logrus"
@@ -69,6 +70,19 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 		// Flags before the verb are the root's: `foldup -f x.yaml logs -f`
 		// reads the first -f as --file and the second as --follow.
 		TraverseChildren: true,
+		// With no verb, the help; with one cobra does not know (which
+		// TraverseChildren leaves to the root as an argument), an error
+		// and exit status 1, as compose, so that a script stops.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+			}
+			return fmt.Errorf("%s\nRun '%s --help' for usage", msg, cmd.CommandPath())
+		},
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)
