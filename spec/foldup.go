@@ -300,7 +300,13 @@ func (d *foldupDecoder) vmAppended(src *source, vm *VM, raw map[string]any) {
 	for i, p := range ports {
 		path := at("ports", strconv.Itoa(i))
 		pos, _ := src.locate(path)
-		cfgs, err := types.ParsePortConfig(fmt.Sprint(p))
+		var cfgs []types.ServicePortConfig
+		var err error
+		if long, ok := p.(map[string]any); ok {
+			cfgs, err = longPort(long)
+		} else {
+			cfgs, err = types.ParsePortConfig(fmt.Sprint(p))
+		}
 		if err != nil {
 			d.errs.Add(pos, joinPath(path), "%v", err)
 			continue
@@ -321,6 +327,34 @@ func (d *foldupDecoder) vmAppended(src *source, vm *VM, raw map[string]any) {
 			vm.DNS = append(vm.DNS, rec)
 		}
 	}
+}
+
+// longPort is a port in Compose's long syntax ({target, published,
+// host_ip, protocol}), as config prints a VM's ports; published may be a
+// range, as in the short syntax.
+func longPort(m map[string]any) ([]types.ServicePortConfig, error) {
+	short := fmt.Sprint(m["target"])
+	if pub, ok := m["published"]; ok {
+		short = fmt.Sprint(pub) + ":" + short
+	}
+	if ip, ok := m["host_ip"].(string); ok && ip != "" {
+		if strings.Contains(ip, ":") {
+			ip = "[" + ip + "]"
+		}
+		short = ip + ":" + short
+	}
+	if proto, ok := m["protocol"].(string); ok && proto != "" {
+		short += "/" + proto
+	}
+	cfgs, err := types.ParsePortConfig(short)
+	for i := range cfgs {
+		cfgs[i].Name, _ = m["name"].(string)
+		cfgs[i].AppProtocol, _ = m["app_protocol"].(string)
+		if mode, ok := m["mode"].(string); ok {
+			cfgs[i].Mode = mode
+		}
+	}
+	return cfgs, err
 }
 
 // IsURL reports whether a VM's image is downloaded (http or https) rather

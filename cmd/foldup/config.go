@@ -53,7 +53,10 @@ column, all of them at once.`,
 			if err != nil {
 				return err
 			}
-			_, err = out.Write(b)
+			// Interpolation turned $$ into $: escape every $ again, as
+			// compose does, so that the output means the same when it is
+			// loaded again (foldup config | foldup -f - config).
+			_, err = out.Write(bytes.ReplaceAll(b, []byte("$"), []byte("$$")))
 			return err
 		},
 	}
