@@ -71,7 +71,8 @@ services: {w: {image: x, scale: 2, networks: {lan: {ipv4_address: 10.1.0.5}}}}`,
 		{"overlapping subnets", `
 networks:
   a: {ipam: {config: [{subnet: 10.1.0.0/16}]}}
-  b: {ipam: {config: [{subnet: 10.1.2.0/24}]}}`,
+  b: {ipam: {config: [{subnet: 10.1.2.0/24}]}}
+vms: {v: {kernel: vmlinuz, networks: [a, b]}}`,
 			`foldup.yaml:4:32: networks.b.ipam.config.0.subnet: 10.1.2.0/24 overlaps 10.1.0.0/16 of network "a"`},
 		{"bad subnets", `
 networks:
@@ -79,7 +80,8 @@ networks:
   b: {ipam: {config: [{subnet: 10.2.0.1/24}]}}
   c: {enable_ipv6: true, ipam: {config: [{subnet: "fd00::/80"}]}}
   d: {ipam: {config: [{subnet: 10.4.0.0/24, gateway: 10.5.0.1}]}}
-  e: {ipam: {config: [{subnet: nonsense}]}}`,
+  e: {ipam: {config: [{subnet: nonsense}]}}
+vms: {v: {kernel: vmlinuz, networks: [a, b, c, d, e]}}`,
 			`foldup.yaml:3:32: networks.a.ipam.config.0.subnet: 10.1.0.0/30 is too small: a network needs at least a /29` + "\n" +
 				`foldup.yaml:4:32: networks.b.ipam.config.0.subnet: "10.2.0.1/24" has host bits set; the subnet is 10.2.0.0/24` + "\n" +
 				`foldup.yaml:5:51: networks.c.ipam.config.0.subnet: fd00::/80: IPv6 mode slaac needs a /64 (or use x-foldup.ipv6: static)` + "\n" +
@@ -98,7 +100,8 @@ vms:
 				`foldup.yaml:9:56: vms.b.networks.priv.ipv6_address: a VM on network "priv" forms its own IPv6 address (x-foldup.ipv6: stable-privacy): a static address needs x-foldup.ipv6: static there`},
 		{"address pool exhausted", `
 x-foldup: {address_pools: [{base: 10.9.0.0/24, size: 24}]}
-networks: {a: {}, b: {}}`,
+networks: {a: {}, b: {}}
+vms: {v: {kernel: vmlinuz, networks: [a, b]}}`,
 			`foldup.yaml:3:19: networks.b: no free subnet left in the address pools (x-foldup.address_pools)`},
 		{"subnet full", `
 networks: {lan: {ipam: {config: [{subnet: 10.1.0.0/29}]}}}

@@ -53,6 +53,9 @@ type Options struct {
 	// initrds, cloud-init files) are not checked, so that a project whose
 	// images were deleted can still be taken down.
 	NameOnly bool
+	// AllResources keeps the networks, volumes, secrets and configs that
+	// no active service or VM uses (config --all-resources).
+	AllResources bool
 }
 
 // FileNames are looked up, in this order, when no file is named.
@@ -120,11 +123,12 @@ func Load(ctx context.Context, opts Options) (*Project, error) {
 		profiles = strings.Split(env["COMPOSE_PROFILES"], ",")
 	}
 	return load(ctx, srcs, loadConfig{
-		workingDir: wd,
-		env:        env,
-		name:       opts.ProjectName,
-		profiles:   profiles,
-		nameOnly:   opts.NameOnly,
+		workingDir:   wd,
+		env:          env,
+		name:         opts.ProjectName,
+		profiles:     profiles,
+		nameOnly:     opts.NameOnly,
+		allResources: opts.AllResources,
 	})
 }
 
@@ -250,11 +254,12 @@ func dotEnv(env types.Mapping, wd string, files []string) (types.Mapping, error)
 }
 
 type loadConfig struct {
-	workingDir string
-	env        types.Mapping
-	name       string
-	profiles   []string
-	nameOnly   bool // Options.NameOnly
+	workingDir   string
+	env          types.Mapping
+	name         string
+	profiles     []string
+	nameOnly     bool // Options.NameOnly
+	allResources bool // Options.AllResources
 }
 
 // load runs the pipeline over parsed sources: interpolate, validate, hand
@@ -324,7 +329,29 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
+	if !cfg.allResources {
+		p.withoutUnused()
+	}
 	return p, nil
+}
+
+// withoutUnused drops the networks, volumes, secrets and configs that no
+// active service or VM uses, as compose does: a project whose services
+// are all in profiles not enabled makes no network (nor DNS server on
+// it). Options.AllResources keeps them (config --all-resources).
+func (p *Project) withoutUnused() {
+	all := p.Compose.Networks
+	p.Compose = p.Compose.WithoutUnnecessaryResources()
+	for _, vm := range p.VMs {
+		for name := range vm.Networks {
+			if n, ok := all[name]; ok {
+				if p.Compose.Networks == nil {
+					p.Compose.Networks = types.Networks{}
+				}
+				p.Compose.Networks[name] = n
+			}
+		}
+	}
 }
 
 func projectName(srcs []*source, docs []map[string]any, cfg loadConfig) (string, error) {

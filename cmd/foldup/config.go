@@ -17,6 +17,7 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 		services bool
 		vms      bool
 		quiet    bool
+		all      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "config",
@@ -27,7 +28,9 @@ docker compose config does, then vms and dns. Errors name file, line and
 column, all of them at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := g.load(cmd.Context(), cmd.InOrStdin())
+			o := g.options(cmd.InOrStdin())
+			o.AllResources = all
+			p, err := spec.Load(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -65,6 +68,7 @@ column, all of them at once.`,
 	f.BoolVar(&services, "services", false, "print the service names, one a line")
 	f.BoolVar(&vms, "vms", false, "print the VM names, one a line")
 	f.BoolVarP(&quiet, "quiet", "q", false, "only validate, print nothing")
+	f.BoolVar(&all, "all-resources", false, "keep the networks, volumes, secrets and configs no active service or VM uses")
 	return cmd
 }
 
