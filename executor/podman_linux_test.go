@@ -152,6 +152,11 @@ command: ["sh", "-c", "mkdir -p /www && echo hello from peer > /www/index.html &
 	if !strings.Contains(console(), "FOLDUP-HTTP peer: hello from peer") {
 		t.Errorf("the VM did not fetch peer's page by name:\n%s", console())
 	}
+	// Podman gives the container a MAC of its own, not the plan's: its
+	// port is still held as a member's, to that MAC.
+	if sets, _ := e.ns.Run(t, "nft", "list", "set", "bridge", "foldup-pv", "ports"); !strings.Contains(sets, `"veth`) {
+		t.Errorf("peer's veth is not a member port:\n%s", sets)
+	}
 	out, code := e.exec(t, "pv-peer-1", "nslookup", "vm1."+res.Plan.Domain)
 	if code != 0 || !strings.Contains(out, vm1.IPv4.String()) {
 		t.Errorf("peer resolving vm1 (exit %d):\n%s", code, out)

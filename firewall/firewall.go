@@ -110,9 +110,21 @@ func ContainerPorts(ctx context.Context, dc containers.Engine, host *network.Hos
 	var out []network.Port
 	for _, nic := range m.NICs {
 		n := pl.Network(nic.Network)
+		if n == nil {
+			continue
+		}
 		hw, _ := net.ParseMAC(nic.MAC)
 		veth, ok := peers[hw.String()]
-		if n == nil || !ok {
+		if !ok && c.NetworkSettings != nil && c.NetworkSettings.Networks[n.DockerName] != nil {
+			// An engine that gave the container a MAC of its own, not the
+			// plan's (Podman 4.3's CNI backend does): the port is held to
+			// that one.
+			if own, err := net.ParseMAC(c.NetworkSettings.Networks[n.DockerName].MacAddress); err == nil {
+				hw = own
+				veth, ok = peers[hw.String()]
+			}
+		}
+		if !ok {
 			continue
 		}
 		p := network.Port{Name: veth, Bridge: n.Bridge, MAC: hw}
