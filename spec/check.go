@@ -139,6 +139,31 @@ func (d *foldupDecoder) checkDeps(from string, path []string, deps types.Depends
 // checkComposeRefs looks, in the raw documents, for the reference errors
 // compose-go stops at one at a time, and reports all of them positioned:
 // undefined networks, volumes and dependencies, missing env files.
+// envFileFormats are the env_file formats compose reads: .env's (the
+// default) and raw (docker run --env-file's; see envraw.go).
+var envFileFormats = []string{".env", "raw"}
+
+// checkEnvFileFormats reports, positioned, each env_file entry whose
+// format compose does not read; compose-go would name neither the service
+// nor the file.
+func (d *foldupDecoder) checkEnvFileFormats(docs []map[string]any) {
+	for i, doc := range docs {
+		services := asMap(doc["services"])
+		for _, name := range slices.Sorted(maps.Keys(services)) {
+			list, _ := asMap(services[name])["env_file"].([]any)
+			for j, e := range list {
+				f, ok := asMap(e)["format"].(string)
+				if !ok || f == "" || slices.Contains(envFileFormats, f) {
+					continue
+				}
+				path := []string{"services", name, "env_file", strconv.Itoa(j), "format"}
+				pos, _ := d.p.srcs[i].locate(path)
+				d.errs.Add(pos, joinPath(path), "unsupported format %q: compose reads raw (docker run --env-file's) and .env's, the default", f)
+			}
+		}
+	}
+}
+
 func (d *foldupDecoder) checkComposeRefs(docs []map[string]any, vmNames map[string]bool) {
 	declared := func(section string) map[string]bool {
 		out := map[string]bool{}

@@ -308,6 +308,10 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 		return nil, errs.Err()
 	}
 
+	d.checkEnvFileFormats(docs)
+	if len(errs) > 0 {
+		return nil, errs.Err()
+	}
 	composeProject, err := loadCompose(ctx, p, srcs, vmNames, cfg, compose)
 	if err != nil {
 		// Explain compose-go's one error with foldup's own checks, which
