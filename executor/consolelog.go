@@ -14,15 +14,11 @@ import (
 )
 
 func vmLogs(ctx context.Context, f vm.Files, lo LogOptions, w *linePrefixer) error {
-	lines, err := vm.ReadConsole(f.ConsoleLog(), f.ConsoleTimes())
+	lines, offset, err := vm.ReadConsole(f.ConsoleLog(), f.ConsoleTimes())
 	if err != nil {
 		return err
 	}
-	var offset int64
-	for _, l := range lines {
-		offset += int64(len(l.Text))
-	}
-	if old, err := vm.ReadConsole(f.ConsoleLog()+".1", f.ConsoleTimes()+".1"); err == nil {
+	if old, _, err := vm.ReadConsole(f.ConsoleLog()+".1", f.ConsoleTimes()+".1"); err == nil {
 		lines = append(old, lines...)
 	}
 	if n, err := strconv.Atoi(lo.Tail); err == nil && n >= 0 && len(lines) > n {

@@ -101,3 +101,56 @@ func TestLogsTimestamps(t *testing.T) {
 		t.Errorf("logs -t after rotation:\n%s", out.String())
 	}
 }
+
+// TestLogsFollowCRLF: logs -f of a console written with \r\n (as a serial
+// console is) shows each line once, then what comes next, from where the
+// first read ended, not from the sum of the lines' lengths without \r.
+func TestLogsFollowCRLF(t *testing.T) {
+	dir := t.TempDir()
+	f := vm.Files{Run: dir, State: dir}
+	if err := os.WriteFile(f.ConsoleLog(), []byte("one\r\ntwo\r\nthree\r\nfour\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out bytes.Buffer
+	lp := &linePrefixer{w: lockedWriter{&mu, &out}, mu: new(sync.Mutex)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error)
+	go func() { done <- vmLogs(ctx, f, LogOptions{Tail: "all", Follow: true}, lp) }()
+	time.Sleep(300 * time.Millisecond)
+	w, err := os.OpenFile(f.ConsoleLog(), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("five\r\n")
+	w.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		got := out.String()
+		mu.Unlock()
+		if strings.Contains(got, "five") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a few more polls: nothing else may come
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "one\ntwo\nthree\nfour\nfive\n"; got != want {
+		t.Errorf("logs -f = %q, want %q", got, want)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

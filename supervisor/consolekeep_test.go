@@ -38,7 +38,7 @@ func TestConsoleStamps(t *testing.T) {
 	cancel()
 	<-done
 
-	lines, err := vm.ReadConsole(f.ConsoleLog(), f.ConsoleTimes())
+	lines, _, err := vm.ReadConsole(f.ConsoleLog(), f.ConsoleTimes())
 	if err != nil {
 		t.Fatal(err)
 	}

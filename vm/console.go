@@ -68,11 +68,13 @@ type ConsoleLine struct {
 	At   time.Time
 }
 
-// ReadConsole reads a console log and its stamps as lines.
-func ReadConsole(log, times string) ([]ConsoleLine, error) {
+// ReadConsole reads a console log and its stamps as lines, and says how
+// many bytes of the log it read: where to go on from (the lines' text has
+// no \r, so their lengths do not add up to it).
+func ReadConsole(log, times string) ([]ConsoleLine, int64, error) {
 	b, err := os.ReadFile(log)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	type stamp struct {
 		off int64
@@ -121,7 +123,7 @@ func ReadConsole(log, times string) ([]ConsoleLine, error) {
 		out = append(out, ConsoleLine{strings.ReplaceAll(string(b[off:next]), "\r", ""), at})
 		off = next
 	}
-	return out, nil
+	return out, int64(len(b)), nil
 }
 
 // vmLogs writes a VM's serial console, as logs does a container's output:
