@@ -20,7 +20,7 @@ func TestProjectLoads(t *testing.T) {
 	if err := os.WriteFile(file, []byte(p.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got, err := spec.Load(t.Context(), spec.Options{Files: []string{file}})
+	got, err := spec.Load(t.Context(), spec.Options{Files: []string{file}, AllResources: true}) // six and data are used by none
 	if err != nil {
 		t.Fatalf("%v\n%s", err, p)
 	}
