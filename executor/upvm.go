@@ -71,7 +71,7 @@ func (r *upRun) vmStop(ctx context.Context, name string) error {
 	if pid == 0 {
 		return nil
 	}
-	if err := qemu.Stop(ctx, f.QMP(), pid, vm.Grace(r.p.VMs[r.member(name).Service])); err != nil && !errors.Is(err, qemu.ErrNotRunning) {
+	if err := vm.StopQemu(ctx, f, pid, vm.Grace(r.p.VMs[r.member(name).Service])); err != nil {
 		return ev.fail(err)
 	}
 	return nil

@@ -83,8 +83,8 @@ func TestBootQMP(t *testing.T) {
 	}
 	// busybox init ignores the power button: Stop quits after the grace.
 	start := time.Now()
-	if err := Stop(ctx, c.QMP, pid, time.Second); err != nil {
-		t.Fatal(err)
+	if graceful, err := Stop(ctx, c.QMP, pid, time.Second); err != nil || graceful {
+		t.Fatalf("Stop = %v, %v; want forced off (false), nil", graceful, err)
 	}
 	if syscall.Kill(pid, 0) == nil && !isZombie(pid) {
 		t.Errorf("qemu %d still runs after Stop", pid)
@@ -92,7 +92,7 @@ func TestBootQMP(t *testing.T) {
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("Stop took %v: it did not give the guest its grace", d)
 	}
-	if err := Stop(ctx, c.QMP, pid, time.Second); err != ErrNotRunning {
+	if _, err := Stop(ctx, c.QMP, pid, time.Second); err != ErrNotRunning {
 		t.Errorf("Stop of a stopped qemu = %v", err)
 	}
 }
@@ -120,7 +120,7 @@ func TestBootUnikernel(t *testing.T) {
 	// It ignores the power button, as such kernels do: Stop quits.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	if err := Stop(ctx, c.QMP, pid, 500*time.Millisecond); err != nil {
+	if _, err := Stop(ctx, c.QMP, pid, 500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if syscall.Kill(pid, 0) == nil && !isZombie(pid) {

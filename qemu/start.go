@@ -54,7 +54,7 @@ func Start(ctx context.Context, c Config, cred *syscall.Credential, files []*os.
 		}
 		select {
 		case err := <-exited:
-			return 0, fmt.Errorf("qemu exited at start (%v): %s", err, lastLines(logFile, 5))
+			return 0, fmt.Errorf("qemu exited at start (%w): %s", err, lastLines(logFile, 5))
 		case <-ctx.Done():
 			cmd.Process.Kill()
 			return 0, ctx.Err()
@@ -80,10 +80,11 @@ var ErrNotRunning = errors.New("qemu is not running")
 
 // Stop stops the qemu whose QMP socket is qmpPath and whose pid is pid,
 // the way a guest expects: the ACPI power button, up to grace for the
-// guest to power off, then QMP quit, then SIGKILL.
-func Stop(ctx context.Context, qmpPath string, pid int, grace time.Duration) error {
+// guest to power off, then QMP quit, then SIGKILL. It reports whether the
+// guest powered off by itself within grace (false: it was forced off).
+func Stop(ctx context.Context, qmpPath string, pid int, grace time.Duration) (bool, error) {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil || isZombie(pid) {
-		return ErrNotRunning
+		return false, ErrNotRunning
 	}
 	gone := func(limit time.Duration) bool {
 		deadline := time.Now().Add(limit)
@@ -103,20 +104,20 @@ func Stop(ctx context.Context, qmpPath string, pid int, grace time.Duration) err
 	if err == nil {
 		defer q.Close()
 		if grace > 0 && q.Powerdown(ctx) == nil && gone(grace) {
-			return nil
+			return true, nil
 		}
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		q.Quit(qctx)
 		cancel()
 		if gone(3 * time.Second) {
-			return nil
+			return false, nil
 		}
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	if !gone(5 * time.Second) {
-		return fmt.Errorf("qemu %d survived SIGKILL", pid)
+		return false, fmt.Errorf("qemu %d survived SIGKILL", pid)
 	}
-	return nil
+	return false, nil
 }
 
 func isZombie(pid int) bool {

@@ -87,6 +87,9 @@ func (s *server) recordExit(f vm.Files, pid, code int, how string) *vm.Record {
 	if err != nil || rec.PID != pid || vm.Running(f) != 0 {
 		return nil
 	}
+	if !rec.Exited.IsZero() {
+		return rec // stop recorded it, knowing what QMP's quit does not say (vm.StopQemu)
+	}
 	rec.Exited, rec.ExitCode, rec.Exit = time.Now(), code, how
 	if err := vm.WriteRecord(f, rec); err != nil {
 		s.log.Error("vm exit", "err", err)

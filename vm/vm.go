@@ -227,6 +227,15 @@ func Start(ctx context.Context, host *network.Host, f Files, rec *Record) error 
 	}
 	pid, err := qemu.Start(ctx, cfg, cred, files, f.QemuLog())
 	if err != nil {
+		// Recorded, so that ps -a lists it, exited with qemu's status, as
+		// Docker lists a container that failed to start.
+		code := 1
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() > 0 {
+			code = ee.ExitCode()
+		}
+		rec.PID, rec.Started, rec.Stopped = 0, time.Now(), false
+		rec.Exited, rec.ExitCode, rec.Exit = rec.Started, code, "failed to start"
+		WriteRecord(f, rec)
 		return fmt.Errorf("%w (its log: %s)", err, f.QemuLog())
 	}
 	rec.PID, rec.Started, rec.Stopped = pid, time.Now(), false
@@ -410,12 +419,33 @@ func Stop(ctx context.Context, d state.Dirs, name string, grace time.Duration) (
 	if rec, err := ReadRecord(f); err == nil && grace < 0 {
 		grace = rec.Grace
 	}
-	err = qemu.Stop(ctx, f.QMP(), pid, max(grace, 0))
-	if errors.Is(err, qemu.ErrNotRunning) {
-		err = nil
-	}
+	err = StopQemu(ctx, f, pid, max(grace, 0))
 	os.Remove(f.PidFile())
 	return true, err
+}
+
+// StopQemu stops a VM's qemu at pid, under the VM's lock (qemu.Stop), and
+// records how it ended, as Docker reports a stopped container: exit 0
+// when the guest powered off within grace, 137 when it was forced off
+// (Docker's SIGKILL after the grace period). The supervisor, which would
+// see only QMP's quit, then leaves the record as it is.
+func StopQemu(ctx context.Context, f Files, pid int, grace time.Duration) error {
+	graceful, err := qemu.Stop(ctx, f.QMP(), pid, grace)
+	if errors.Is(err, qemu.ErrNotRunning) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rec, rerr := ReadRecord(f)
+	if rerr != nil || rec.PID != pid {
+		return nil
+	}
+	rec.Exited, rec.ExitCode, rec.Exit = time.Now(), ExitGuest, "guest-shutdown"
+	if !graceful {
+		rec.ExitCode, rec.Exit = ExitCrashed, fmt.Sprintf("forced off: the guest did not power off within %s", grace)
+	}
+	return WriteRecord(f, rec)
 }
 
 // StartStopped starts a VM made by up and since stopped, as up started
