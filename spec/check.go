@@ -150,6 +150,7 @@ func (d *foldupDecoder) checkEnvFileFormats(docs []map[string]any) {
 	for i, doc := range docs {
 		services := asMap(doc["services"])
 		for _, name := range slices.Sorted(maps.Keys(services)) {
+			d.checkServicePorts(d.p.srcs[i], name, asMap(services[name]))
 			list, _ := asMap(services[name])["env_file"].([]any)
 			for j, e := range list {
 				f, ok := asMap(e)["format"].(string)
@@ -160,6 +161,26 @@ func (d *foldupDecoder) checkEnvFileFormats(docs []map[string]any) {
 				pos, _ := d.p.srcs[i].locate(path)
 				d.errs.Add(pos, joinPath(path), "unsupported format %q: compose reads raw (docker run --env-file's) and .env's, the default", f)
 			}
+		}
+	}
+}
+
+// checkServicePorts reports, positioned, each port of a service that
+// compose-go would refuse naming neither the service nor the file
+// ("Invalid hostPort: 99999").
+func (d *foldupDecoder) checkServicePorts(src *source, name string, svc map[string]any) {
+	ports, _ := svc["ports"].([]any)
+	for j, p := range ports {
+		var err error
+		if long, ok := p.(map[string]any); ok {
+			_, err = longPort(long)
+		} else {
+			_, err = types.ParsePortConfig(fmt.Sprint(p))
+		}
+		if err != nil {
+			path := []string{"services", name, "ports", strconv.Itoa(j)}
+			pos, _ := src.locate(path)
+			d.errs.Add(pos, joinPath(path), "%v", err)
 		}
 	}
 }

@@ -246,7 +246,16 @@ func TestErrors(t *testing.T) {
 		want  string // all errors, one a line
 	}{
 		{"yaml syntax", map[string]string{"foldup.yaml": "services:\n  a: [\n"},
-			nil, "foldup.yaml:2: did not find expected node content"},
+			nil, "foldup.yaml:2:6: did not find expected node content (the flow sequence [ opened here is not closed before the end of the file)"},
+		// yaml.v3 said line 3, the line before the [, and no column.
+		{"unclosed flow sequence", map[string]string{"foldup.yaml": "services:\n  web:\n    image: nginx\n    ports: [80, 81\n    command: x\n"},
+			nil, "foldup.yaml:5:5: did not find expected ',' or ']' (the flow sequence [ opened at 4:12 is not closed)"},
+		{"unclosed flow mapping", map[string]string{"foldup.yaml": "services:\n  web: {image: x\n  db: y\n"},
+			nil, "foldup.yaml:3:3: did not find expected ',' or '}' (the flow mapping { opened at 2:8 is not closed)"},
+		{"key out of place", map[string]string{"foldup.yaml": "services:\n  web:\n    image: x\n   bad: y\n"},
+			nil, "foldup.yaml:4:4: did not find expected key"},
+		{"service port out of range", map[string]string{"foldup.yaml": "services:\n  web:\n    image: nginx\n    ports: [\"8080:80\", \"99999:80\", {target: 80, published: \"70000\"}]\n"},
+			nil, "foldup.yaml:4:24: services.web.ports.1: Invalid hostPort: 99999\nfoldup.yaml:4:36: services.web.ports.2: Invalid hostPort: 70000"},
 		{"not a mapping", map[string]string{"foldup.yaml": "- a\n"},
 			nil, "foldup.yaml:1:1: top-level object must be a mapping"},
 		{"duplicate key", map[string]string{"foldup.yaml": "vms:\n  a: {kernel: k}\n  a: {kernel: k}\n", "k": ""},

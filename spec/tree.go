@@ -3,12 +3,16 @@ package spec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+
+	goyaml "github.com/goccy/go-yaml"
+	goyamlparser "github.com/goccy/go-yaml/parser"
 
 	"gopkg.in/yaml.v3"
 )
@@ -58,7 +62,7 @@ func parseSources(path, display string, content []byte) ([]*source, error) {
 			break
 		}
 		if err != nil {
-			return nil, yamlError(display, err)
+			return nil, yamlError(display, content, err)
 		}
 		s := &source{path: path, display: display, content: content}
 		if len(doc.Content) == 0 {
@@ -87,7 +91,7 @@ func parseSources(path, display string, content []byte) ([]*source, error) {
 	return out, nil
 }
 
-func yamlError(display string, err error) error {
+func yamlError(display string, content []byte, err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		var errs ErrorList
@@ -96,7 +100,7 @@ func yamlError(display string, err error) error {
 		}
 		return errs.Err()
 	}
-	return lineError(display, err.Error())
+	return syntaxError(display, content, err.Error())
 }
 
 func lineError(display, msg string) *Error {
@@ -105,6 +109,98 @@ func lineError(display, msg string) *Error {
 		return &Error{Pos: Pos{File: display, Line: line}, Msg: m[2]}
 	}
 	return &Error{Pos: Pos{File: display}, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// syntaxError positions a YAML syntax error. yaml.v3 gives a line only,
+// and for a parser error (an unclosed [ or {, a key out of place) the
+// line before the one where the enclosing collection begins, not where
+// the text breaks. goccy/go-yaml's parser says where it breaks, line and
+// column; the error keeps yaml.v3's words, and for an unclosed flow
+// collection also says where it opened.
+func syntaxError(display string, content []byte, msg string) *Error {
+	e := lineError(display, msg)
+	_, gerr := goyamlparser.ParseBytes(content, 0)
+	var se *goyaml.SyntaxError
+	if !errors.As(gerr, &se) || se.Token == nil || se.Token.Position == nil {
+		return e
+	}
+	at := se.Token.Position
+	e.Pos.Line, e.Pos.Column = at.Line, at.Column
+	if c := charAt(content, at.Line, at.Column); c == '[' || c == '{' {
+		// the collection goccy's parser saw opening and never closing
+		e.Msg += fmt.Sprintf(" (the flow %s %c opened here is not closed before the end of the file)", flowKind(c), c)
+	} else if open, ok := unclosedFlow(content, at.Line, at.Column); ok {
+		e.Msg += fmt.Sprintf(" (the flow %s %c opened at %d:%d is not closed)", flowKind(open.char), open.char, open.line, open.col)
+	}
+	return e
+}
+
+func flowKind(c byte) string {
+	if c == '{' {
+		return "mapping"
+	}
+	return "sequence"
+}
+
+// charAt is the byte at line:col (1-based), or 0.
+func charAt(content []byte, line, col int) byte {
+	lines := strings.Split(string(content), "\n")
+	if line < 1 || line > len(lines) || col < 1 || col > len(lines[line-1]) {
+		return 0
+	}
+	return lines[line-1][col-1]
+}
+
+type flowOpen struct {
+	char      byte
+	line, col int
+}
+
+// unclosedFlow finds the innermost [ or { still open at line:col (both
+// 1-based): a flow collection begins with one as a block value (after
+// "key:", "- " or at a line's start), and anywhere inside another; quoted
+// text and comments are skipped.
+func unclosedFlow(content []byte, line, col int) (flowOpen, bool) {
+	var stack []flowOpen
+	lines := strings.Split(string(content), "\n")
+	for i := 0; i < len(lines) && i < line; i++ {
+		l := lines[i]
+		end := len(l)
+		if i == line-1 {
+			end = min(col-1, len(l))
+		}
+		valueStart := true // at a line's start, a value may begin
+		for j := 0; j < end; j++ {
+			c := l[j]
+			switch {
+			case c == '#' && (j == 0 || l[j-1] == ' ' || l[j-1] == '\t'):
+				j = end
+			case (c == '"' || c == '\'') && (len(stack) > 0 || valueStart):
+				for j++; j < end; j++ {
+					if l[j] == '\\' && c == '"' {
+						j++
+					} else if l[j] == c {
+						break
+					}
+				}
+				valueStart = false
+			case (c == '[' || c == '{') && (len(stack) > 0 || valueStart):
+				stack = append(stack, flowOpen{c, i + 1, j + 1})
+				valueStart = true
+			case (c == ']' || c == '}') && len(stack) > 0:
+				stack = stack[:len(stack)-1]
+			case c == ' ' || c == '\t':
+			case (c == ':' || c == '-' || c == ',') && (j+1 == len(l) || l[j+1] == ' '):
+				valueStart = true
+			default:
+				valueStart = false
+			}
+		}
+	}
+	if len(stack) == 0 {
+		return flowOpen{}, false
+	}
+	return stack[len(stack)-1], true
 }
 
 // decoder turns a node tree into the map[string]any form that compose-go's
