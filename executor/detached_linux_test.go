@@ -4,8 +4,10 @@ package executor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -70,14 +72,22 @@ func TestDetached(t *testing.T) {
 	}
 
 	// ps --format json: the container, running and healthy.
-	var list []MemberStatus
+	type row struct{ Name, State, Health string } // of compose's keys
+	var list []row
 	ps := foldup(t.Context(), "ps", "--format", "json")
 	psOut, err := ps.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(psOut, &list); err != nil {
-		t.Fatal(err)
+	dec := json.NewDecoder(bytes.NewReader(psOut)) // one object a line
+	for {
+		var m row
+		if err := dec.Decode(&m); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("%v\n%s", err, psOut)
+		}
+		list = append(list, m)
 	}
 	if len(list) != 1 || list[0].Name != "tick-ticker-1" || list[0].State != "running" || list[0].Health != "healthy" {
 		t.Errorf("ps --format json = %+v", list)

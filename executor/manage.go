@@ -3,10 +3,12 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -40,6 +42,20 @@ type MemberStatus struct {
 	ID        string   `json:"ID,omitempty"`      // Docker's container ID
 	Command   string   `json:"Command,omitempty"` // as Docker shows it
 	Accel     string   `json:"Accel,omitempty"`   // a running VM's accelerator: kvm or tcg (QMP query-kvm)
+
+	Project    string            `json:"Project"`
+	Created    time.Time         `json:"Created"` // a container's creation; a VM's first start
+	Labels     map[string]string `json:"Labels"`
+	Networks   []string          `json:"Networks"` // Docker's names of the member's networks
+	Publishers []Publisher       `json:"Publishers"`
+}
+
+// Publisher is a host port forwarded to a member, as compose's ps shows it.
+type Publisher struct {
+	URL           string
+	TargetPort    int
+	PublishedPort int
+	Protocol      string
 }
 
 // Ps returns the project's members as they are: running ones, and with
@@ -74,8 +90,14 @@ func (x *Executor) Ps(ctx context.Context, project string, all bool) ([]MemberSt
 			Image:   c.Image,
 			State:   c.State,
 			Status:  c.Status,
-			ID:      c.ID[:12],
+			ID:      c.ID,
 			Command: c.Command,
+			Project: project,
+			Created: time.Unix(c.Created, 0),
+			Labels:  c.Labels,
+		}
+		if c.NetworkSettings != nil {
+			st.Networks = slices.Sorted(maps.Keys(c.NetworkSettings.Networks))
 		}
 		if c.State != "running" {
 			if ci, err := dc.ContainerInspect(ctx, c.ID); err == nil {
@@ -102,11 +124,28 @@ func (x *Executor) Ps(ctx context.Context, project string, all bool) ([]MemberSt
 			if p.PublicPort != 0 {
 				st.Ports = append(st.Ports, fmt.Sprintf("%s:%d->%d/%s", p.IP, p.PublicPort, p.PrivatePort, p.Type))
 			}
+			st.Publishers = append(st.Publishers, Publisher{URL: p.IP, TargetPort: int(p.PrivatePort), PublishedPort: int(p.PublicPort), Protocol: p.Type})
+		}
+		if plan != nil {
+			for _, m := range plan.Members {
+				if m.Name == st.Member {
+					st.Publishers = append(st.Publishers, publishers(m)...)
+				}
+			}
 		}
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// publishers are the host ports foldup forwards to a member.
+func publishers(m *planner.Member) []Publisher {
+	var out []Publisher
+	for _, p := range m.Ports {
+		out = append(out, Publisher{URL: cmp.Or(p.HostIP, "0.0.0.0"), TargetPort: int(p.Target), PublishedPort: int(p.HostPort), Protocol: p.Protocol})
+	}
+	return out
 }
 
 // planned is what ps shows of a member from the plan: its addresses and

@@ -235,7 +235,13 @@ func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 		if pid == 0 && !all && !vm.WantsRestart(rec) {
 			continue // docker ps lists restarting containers too
 		}
-		st := MemberStatus{Name: m.Name, Member: m.Name, Service: m.Service, Kind: planner.VM, Image: rec.Image, State: "exited", Status: "Exited"}
+		st := MemberStatus{Name: m.Name, Member: m.Name, Service: m.Service, Kind: planner.VM, Image: rec.Image, State: "exited", Status: "Exited",
+			Project: plan.Project, Created: cmp.Or(rec.Created, rec.Started), Publishers: publishers(m)}
+		for _, nic := range m.NICs {
+			if n := plan.Network(nic.Network); n != nil {
+				st.Networks = append(st.Networks, n.DockerName)
+			}
+		}
 		if !rec.Exited.IsZero() {
 			st.ExitCode = rec.ExitCode
 			st.Status = fmt.Sprintf("Exited (%d) %s ago", rec.ExitCode, units.HumanDuration(time.Since(rec.Exited)))

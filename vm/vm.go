@@ -57,6 +57,7 @@ type Record struct {
 	Grace   time.Duration     `json:"grace"`
 	Addrs   []netip.Addr      `json:"addrs"`
 	Started time.Time         `json:"started"`
+	Created time.Time         `json:"created,omitzero"` // its first start`
 	// ConsoleOffset is where this boot's output begins in the console log.
 	ConsoleOffset int64  `json:"console_offset"`
 	Restart       string `json:"restart,omitempty"` // no, always, on-failure[:N], unless-stopped
@@ -239,6 +240,9 @@ func Start(ctx context.Context, host *network.Host, f Files, rec *Record) error 
 		return fmt.Errorf("%w (its log: %s)", err, f.QemuLog())
 	}
 	rec.PID, rec.Started, rec.Stopped = pid, time.Now(), false
+	if rec.Created.IsZero() {
+		rec.Created = rec.Started
+	}
 	rec.Exited, rec.ExitCode, rec.Exit = time.Time{}, 0, ""
 	os.Remove(f.HealthFile())
 	return WriteRecord(f, rec)

@@ -14,8 +14,9 @@ import (
 
 func newConsoleCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "console VM",
-		Short: "Attach to a VM's serial console (detach with Ctrl-])",
+		Use:               "console VM",
+		ValidArgsFunction: completeMembers(g),
+		Short:             "Attach to a VM's serial console (detach with Ctrl-])",
 		Long: `Attach to a VM's serial console: what the guest prints, and what you type
 goes to it. Ctrl-] detaches and leaves the VM running. With input that is
 not a terminal (a script's), console sends it all, waits for the guest to

@@ -18,8 +18,9 @@ func newPlanCmd(g *globalFlags, observe observer) *cobra.Command {
 	var format string
 	var in planner.Intent
 	cmd := &cobra.Command{
-		Use:   "plan [SERVICE|VM...]",
-		Short: "Print what up would do, step by step",
+		Use:               "plan [SERVICE|VM...]",
+		ValidArgsFunction: completeMembers(g),
+		Short:             "Print what up would do, step by step",
 		Long: `plan loads the project and prints the steps that bring it up, one a line:
 the steps each waits for, what it makes and why. Every subnet, address, MAC
 and interface name is decided here. It plans against what runs, as up

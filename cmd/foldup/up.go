@@ -4,14 +4,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/foldup/foldup/executor"
@@ -126,8 +124,9 @@ func newUpCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var uo executor.UpOptions
 	var detach bool
 	cmd := &cobra.Command{
-		Use:   "up [SERVICE|VM...]",
-		Short: "Create and start the project's networks, DNS/DHCP server and members",
+		Use:               "up [SERVICE|VM...]",
+		ValidArgsFunction: completeMembers(g),
+		Short:             "Create and start the project's networks, DNS/DHCP server and members",
 		Long: `up plans the project against what runs, then makes what is missing and
 recreates what changed, in dependency order and in parallel where the graph
 allows. In the foreground it streams the members' output and stops them on
@@ -234,55 +233,12 @@ project's label. Named volumes stay unless -v.`,
 	return cmd
 }
 
-func newPsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
-	var all bool
-	var format string
-	cmd := &cobra.Command{
-		Use:   "ps",
-		Short: "List the project's members",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			name, err := g.projectName(cmd)
-			if err != nil {
-				return err
-			}
-			list, err := executor.New(rf.quietOptions(cmd.ErrOrStderr())).Ps(cmd.Context(), name, all)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			switch format {
-			case "json":
-				if list == nil {
-					list = []executor.MemberStatus{}
-				}
-				return json.NewEncoder(out).Encode(list)
-			case "table", "":
-				tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tKIND\tSERVICE\tSTATUS\tADDRESSES\tPORTS")
-				for _, m := range list {
-					kind := m.Kind
-					if m.Accel != "" {
-						kind += " (" + m.Accel + ")"
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, kind, m.Service, m.Status,
-						strings.Join(m.Addresses, ","), strings.Join(m.Ports, ","))
-				}
-				return tw.Flush()
-			}
-			return fmt.Errorf("unknown format %q: use table or json", format)
-		},
-	}
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "also show stopped members")
-	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
-	return cmd
-}
-
 func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var lo executor.LogOptions
 	cmd := &cobra.Command{
-		Use:   "logs [SERVICE|VM...]",
-		Short: "Show the output of the project's members",
+		Use:               "logs [SERVICE|VM...]",
+		ValidArgsFunction: completeMembers(g),
+		Short:             "Show the output of the project's members",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.projectName(cmd)
 			if err != nil {
@@ -310,8 +266,9 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 func newLifecycleCmd(g *globalFlags, rf *runtimeFlags, verb, short string) *cobra.Command {
 	var timeout int
 	cmd := &cobra.Command{
-		Use:   verb + " [SERVICE...]",
-		Short: short,
+		Use:               verb + " [SERVICE...]",
+		ValidArgsFunction: completeMembers(g),
+		Short:             short,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.projectName(cmd)
 			if err != nil {
@@ -344,7 +301,13 @@ func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var eo executor.ExecOptions
 	var noTTY, interactive bool
 	cmd := &cobra.Command{
-		Use:   "exec SERVICE COMMAND [ARG...]",
+		Use: "exec SERVICE COMMAND [ARG...]",
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveDefault // the command's own arguments
+			}
+			return completeMembers(g)(cmd, args, toComplete)
+		},
 		Short: "Run a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
