@@ -32,6 +32,11 @@ type Engine interface {
 	ContainerStop(ctx context.Context, container string, options container.StopOptions) error
 	ContainerRestart(ctx context.Context, container string, options container.StopOptions) error
 	ContainerRemove(ctx context.Context, container string, options container.RemoveOptions) error
+	ContainerKill(ctx context.Context, container, signal string) error
+	ContainerPause(ctx context.Context, container string) error
+	ContainerUnpause(ctx context.Context, container string) error
+	ContainerTop(ctx context.Context, container string, arguments []string) (container.TopResponse, error)
+	ContainerWait(ctx context.Context, container string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
 	ContainerInspect(ctx context.Context, container string) (container.InspectResponse, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerLogs(ctx context.Context, container string, options container.LogsOptions) (io.ReadCloser, error)

@@ -158,7 +158,7 @@ func (x *Executor) Down(ctx context.Context, project string, do DownOptions) err
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for _, f := range []string{d.JournalFile(), d.PlanFile(), d.LeaseFile(), d.StoppedFile()} {
+	for _, f := range []string{d.JournalFile(), d.PlanFile(), d.LeaseFile(), d.StoppedFile(), d.FilesFile()} {
 		os.Remove(f)
 	}
 	os.RemoveAll(d.Run)

@@ -352,27 +352,66 @@ func (l *linePrefixer) flush() {
 // reverse dependency order), leaving them in place for start. Stopping all marks
 // the project stopped and stops its supervisor.
 func (x *Executor) Stop(ctx context.Context, project string, members []string, timeout *int) error {
-	return x.lifecycle(ctx, project, members, "Stopping", "Stopped", true, timeout, func(dc containers.Engine, name string) error {
-		return dc.ContainerStop(ctx, name, container.StopOptions{Timeout: timeout})
+	return x.lifecycle(ctx, project, members, action{
+		doing: "Stopping", did: "Stopped", idle: "Stopped", stops: true,
+		container: func(dc containers.Engine, id string) error {
+			return dc.ContainerStop(ctx, id, container.StopOptions{Timeout: timeout})
+		},
+		vm: func(_ *network.Host, d state.Dirs, name string) (bool, error) {
+			return vm.Stop(ctx, d, name, timeoutDuration(timeout))
+		},
 	})
 }
 
 // Start starts the project's stopped containers and VMs, in dependency
 // order (and its supervisor).
 func (x *Executor) Start(ctx context.Context, project string, members []string) error {
-	return x.lifecycle(ctx, project, members, "Starting", "Started", false, nil, func(dc containers.Engine, name string) error {
-		return dc.ContainerStart(ctx, name, container.StartOptions{})
+	return x.lifecycle(ctx, project, members, action{
+		doing: "Starting", did: "Started", idle: "Running", starts: true,
+		container: func(dc containers.Engine, id string) error {
+			return dc.ContainerStart(ctx, id, container.StartOptions{})
+		},
+		vm: func(host *network.Host, d state.Dirs, name string) (bool, error) {
+			return vm.StartStopped(ctx, host, d, name)
+		},
 	})
 }
 
 // Restart restarts the project's containers and VMs.
 func (x *Executor) Restart(ctx context.Context, project string, members []string, timeout *int) error {
-	return x.lifecycle(ctx, project, members, "Restarting", "Started", false, timeout, func(dc containers.Engine, name string) error {
-		return dc.ContainerRestart(ctx, name, container.StopOptions{Timeout: timeout})
+	return x.lifecycle(ctx, project, members, action{
+		doing: "Restarting", did: "Started", idle: "Running", starts: true,
+		container: func(dc containers.Engine, id string) error {
+			return dc.ContainerRestart(ctx, id, container.StopOptions{Timeout: timeout})
+		},
+		vm: func(host *network.Host, d state.Dirs, name string) (bool, error) {
+			stopped, err := vm.Stop(ctx, d, name, timeoutDuration(timeout))
+			if err != nil {
+				return stopped, err
+			}
+			started, err := vm.StartStopped(ctx, host, d, name)
+			return stopped || started, err
+		},
 	})
 }
 
-func (x *Executor) lifecycle(ctx context.Context, project string, members []string, doing, did string, stopping bool, timeout *int, fn func(containers.Engine, string) error) error {
+// errIdle, from an action's container function: it left the container as
+// it was (a running one rm does not remove), which reports action.idle.
+var errIdle = errors.New("nothing to do")
+
+// action is what a lifecycle verb does to each member.
+type action struct {
+	doing, did string
+	idle       string // what a member reports that needed nothing
+	// stops: the members go down, in reverse dependency order, and with
+	// none named the project is stopped (and its supervisor). starts: they
+	// come up, the supervisor first, with a host for the VMs' taps.
+	stops, starts bool
+	container     func(dc containers.Engine, id string) error
+	vm            func(host *network.Host, d state.Dirs, name string) (acted bool, err error)
+}
+
+func (x *Executor) lifecycle(ctx context.Context, project string, members []string, a action) error {
 	o := x.o
 	d := o.dirs(project)
 	prog := newProgress(o.Events)
@@ -389,13 +428,17 @@ func (x *Executor) lifecycle(ctx context.Context, project string, members []stri
 		unlock()
 		return fmt.Errorf("project %s is not up here (no plan in %s)", project, d.State)
 	}
-	if stopping && len(members) == 0 {
+	if err := checkMembers(plan, members); err != nil {
+		unlock()
+		return err
+	}
+	if a.stops && len(members) == 0 {
 		state.WriteFileAtomic(d.StoppedFile(), nil)
-	} else if !stopping {
+	} else if a.starts {
 		os.Remove(d.StoppedFile())
 	}
 	unlock()
-	if !stopping {
+	if a.starts {
 		ensureSupervisor(ctx, o, project, plan)
 	}
 	var dc containers.Engine
@@ -416,13 +459,13 @@ func (x *Executor) lifecycle(ctx context.Context, project string, members []stri
 			order = append(order, target{m.Kind, m.Name})
 		}
 	}
-	if stopping {
+	if a.stops {
 		slices.Reverse(order)
 	}
 	var host *network.Host
-	if !stopping && o.Host != nil {
+	if a.starts && o.Host != nil {
 		host = o.Host
-	} else if !stopping {
+	} else if a.starts {
 		if host, err = network.OpenCurrent(); err != nil {
 			return err
 		}
@@ -432,23 +475,15 @@ func (x *Executor) lifecycle(ctx context.Context, project string, members []stri
 	for _, t := range order {
 		if t.kind == planner.VM {
 			ev := prog.start("VM", t.name)
-			ev.update(doing)
-			acted, err := false, error(nil)
-			if stopping || doing == "Restarting" {
-				acted, err = vm.Stop(ctx, d, t.name, timeoutDuration(timeout))
-			}
-			if err == nil && !stopping {
-				var started bool
-				started, err = vm.StartStopped(ctx, host, d, t.name)
-				acted = acted || started
-			}
+			ev.update(a.doing)
+			acted, err := a.vm(host, d, t.name)
 			switch {
 			case err != nil:
 				errs = append(errs, ev.fail(err))
 			case acted:
-				ev.done(did)
+				ev.done(a.did)
 			default:
-				ev.done(map[bool]string{true: "Stopped", false: "Running"}[stopping])
+				ev.done(a.idle)
 			}
 			continue
 		}
@@ -458,17 +493,31 @@ func (x *Executor) lifecycle(ctx context.Context, project string, members []stri
 		}
 		cname := strings.TrimPrefix(c.Names[0], "/")
 		ev := prog.start("Container", cname)
-		ev.update(doing)
-		if err := fn(dc, c.ID); err != nil {
+		ev.update(a.doing)
+		switch err := a.container(dc, c.ID); {
+		case errors.Is(err, errIdle):
+			ev.done(a.idle)
+		case err != nil:
 			errs = append(errs, ev.fail(err))
-			continue
+		default:
+			ev.done(a.did)
 		}
-		ev.done(did)
 	}
-	if stopping && len(members) == 0 {
+	if a.stops && len(members) == 0 {
 		errs = append(errs, supervisor.NewClient(d).Stop(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// checkMembers refuses a name that is no service, VM or member of the
+// plan, as compose refuses a service it does not know.
+func checkMembers(plan *planner.Plan, names []string) error {
+	for _, n := range names {
+		if !slices.ContainsFunc(plan.Members, func(m *planner.Member) bool { return m.Service == n || m.Name == n }) {
+			return fmt.Errorf("no such service, VM or member: %s", n)
+		}
+	}
+	return nil
 }
 
 // Exec runs a command in a member's running container, attached to the

@@ -177,6 +177,9 @@ func (x *Executor) Up(ctx context.Context, p *spec.Project, uo UpOptions) (*Resu
 	if err := state.SavePlan(d.PlanFile(), pl); err != nil {
 		return nil, err
 	}
+	if err := state.WriteFileAtomic(d.FilesFile(), []byte(strings.Join(p.Files, "\n")+"\n")); err != nil {
+		return nil, err
+	}
 	os.Remove(d.StoppedFile())
 
 	err = r.run(ctx, specs, unlockHost)

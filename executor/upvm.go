@@ -255,6 +255,9 @@ func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 			st.Status = "Up " + units.HumanDuration(time.Since(rec.Started))
 			st.ID = "qemu:" + strconv.Itoa(pid)
 			st.Accel = vm.RunningAccel(f, rec)
+			if vm.Paused(f) {
+				st.State, st.Status = "paused", st.Status+" (Paused)"
+			}
 			if h := vm.ReadHealth(f); h != nil && rec.Health != nil && !rec.Health.Disable {
 				st.Health = h.Status
 				if h.Status == "starting" {

@@ -45,6 +45,7 @@ func For(stateRoot, runRoot, project string) Dirs {
 func (d Dirs) LockFile() string    { return filepath.Join(d.State, "lock") }
 func (d Dirs) JournalFile() string { return filepath.Join(d.State, "journal") }
 func (d Dirs) PlanFile() string    { return filepath.Join(d.State, "plan.json") }
+func (d Dirs) FilesFile() string   { return filepath.Join(d.State, "files") } // up's config files, one a line (ls)
 func (d Dirs) LeaseFile() string   { return filepath.Join(d.State, "leases.json") }
 func (d Dirs) LogFile() string     { return filepath.Join(d.State, "supervisor.log") }
 func (d Dirs) Socket() string      { return filepath.Join(d.Run, "supervisor.sock") }
@@ -135,6 +136,21 @@ func (d Dirs) OtherPlans() map[string]*planner.Plan {
 		}
 	}
 	return plans
+}
+
+// Projects are the names of the projects under the state root that are
+// up, or were and are not down (they have a plan).
+func Projects(stateRoot string) []string {
+	entries, _ := os.ReadDir(stateRoot)
+	var out []string
+	for _, en := range entries {
+		if en.IsDir() {
+			if _, err := os.Stat(filepath.Join(stateRoot, en.Name(), "plan.json")); err == nil {
+				out = append(out, en.Name())
+			}
+		}
+	}
+	return out
 }
 
 // removeIfUnused removes the project's directories when they hold nothing

@@ -446,7 +446,10 @@ func StopQemu(ctx context.Context, f Files, pid int, grace time.Duration) error 
 		return nil
 	}
 	rec.Exited, rec.ExitCode, rec.Exit = time.Now(), ExitGuest, "guest-shutdown"
-	if !graceful {
+	switch {
+	case !graceful && grace == 0:
+		rec.ExitCode, rec.Exit = ExitCrashed, "killed"
+	case !graceful:
 		rec.ExitCode, rec.Exit = ExitCrashed, fmt.Sprintf("forced off: the guest did not power off within %s", grace)
 	}
 	return WriteRecord(f, rec)

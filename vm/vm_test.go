@@ -160,3 +160,41 @@ func TestOverlayKept(t *testing.T) {
 		t.Error("the disk was made again")
 	}
 }
+
+// TestRemove: rm of a stopped VM removes its record and console logs and
+// keeps its disk; with disk, everything of the VM.
+func TestRemove(t *testing.T) {
+	d := state.For(t.TempDir(), t.TempDir(), "p")
+	f := For(d, "v")
+	for _, dir := range []string{f.Run, f.State} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := Remove(d, "v", false); ok || err != nil {
+		t.Fatalf("Remove with no record = %v, %v; want nothing done", ok, err)
+	}
+	for _, p := range []string{f.RecordFile(), f.ConsoleLog(), f.Disk()} {
+		if err := os.WriteFile(p, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := Remove(d, "v", false); !ok || err != nil {
+		t.Fatalf("Remove = %v, %v", ok, err)
+	}
+	for _, p := range []string{f.RecordFile(), f.ConsoleLog()} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is left", p)
+		}
+	}
+	if _, err := os.Stat(f.Disk()); err != nil {
+		t.Errorf("the disk went without -v: %v", err)
+	}
+	os.WriteFile(f.RecordFile(), []byte("{}"), 0o644)
+	if ok, err := Remove(d, "v", true); !ok || err != nil {
+		t.Fatalf("Remove -v = %v, %v", ok, err)
+	}
+	if _, err := os.Stat(f.State); err == nil {
+		t.Error("the VM's state is left after Remove -v")
+	}
+}

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -54,4 +59,27 @@ func TestScripts(t *testing.T) {
 			return false, nil
 		},
 	})
+}
+
+// TestHelp: every command's --help works (a flag whose shorthand clashes
+// with a global one panics only when the command runs) and shows an
+// example or a long description.
+func TestHelp(t *testing.T) {
+	var walk func(prefix []string, c *cobra.Command)
+	walk = func(prefix []string, c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			args := append(append([]string{}, prefix...), sub.Name())
+			t.Run(strings.Join(args, "_"), func(t *testing.T) {
+				var out, errb bytes.Buffer
+				if code := run(t.Context(), append(args, "--help"), strings.NewReader(""), &out, &errb); code != 0 {
+					t.Fatalf("exit %d\n%s", code, errb.String())
+				}
+				if !strings.Contains(out.String(), "Usage:") {
+					t.Errorf("no usage:\n%s", out.String())
+				}
+			})
+			walk(args, sub)
+		}
+	}
+	walk(nil, newRoot(strings.NewReader(""), io.Discard, io.Discard))
 }

@@ -84,6 +84,8 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 			return fmt.Errorf("%s\nRun '%s --help' for usage", msg, cmd.CommandPath())
 		},
 	}
+	root.Version = version
+	root.SetVersionTemplate("foldup version {{.Version}}\n")
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -114,15 +116,27 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e))
 var version = "dev"
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var short bool
+	var format string
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print foldup's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "foldup", version)
+			switch format {
+			case "json":
+				fmt.Fprintf(cmd.OutOrStdout(), "{\"version\":%q}\n", version)
+			case "", "pretty":
+				fmt.Fprintln(cmd.OutOrStdout(), versionLine(short))
+			default:
+				return fmt.Errorf("unknown format %q: use pretty or json", format)
+			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&short, "short", false, "only the version number")
+	cmd.Flags().StringVar(&format, "format", "pretty", "pretty or json")
+	return cmd
 }
 
 // plainFormatter prints a logrus entry as foldup prints its own

@@ -205,6 +205,40 @@ func (e *Engine) ContainerLogs(context.Context, string, container.LogsOptions) (
 	return io.NopCloser(strings.NewReader("")), nil
 }
 
+func (e *Engine) ContainerKill(_ context.Context, ref, signal string) error {
+	return e.stop(ref, "ContainerKill "+signal)
+}
+
+func (e *Engine) ContainerPause(_ context.Context, ref string) error {
+	return e.setStatus(ref, "ContainerPause", container.StatePaused)
+}
+
+func (e *Engine) ContainerUnpause(_ context.Context, ref string) error {
+	return e.setStatus(ref, "ContainerUnpause", container.StateRunning)
+}
+
+func (e *Engine) setStatus(ref, verb string, status container.ContainerState) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, err := e.find(ref)
+	if err != nil {
+		return err
+	}
+	c.State.Status = status
+	e.call("%s %s", verb, strings.TrimPrefix(c.Name, "/"))
+	return nil
+}
+
+func (e *Engine) ContainerTop(context.Context, string, []string) (container.TopResponse, error) {
+	return container.TopResponse{}, errNotFaked
+}
+
+func (e *Engine) ContainerWait(context.Context, string, container.WaitCondition) (<-chan container.WaitResponse, <-chan error) {
+	errs := make(chan error, 1)
+	errs <- errNotFaked
+	return nil, errs
+}
+
 var errNotFaked = errors.New("the fake engine does not do this")
 
 func (e *Engine) ContainerExecCreate(context.Context, string, container.ExecOptions) (container.ExecCreateResponse, error) {

@@ -1,0 +1,263 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/foldup/foldup/executor"
+	"github.com/spf13/cobra"
+)
+
+// newMembersCmd is a verb that acts on the project's members (all, or
+// those named) through one executor method, drawing its progress.
+func newMembersCmd(g *globalFlags, rf *runtimeFlags, use, short, long, example string, act func(*cobra.Command, *executor.Executor, string, []string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Long:              long,
+		Example:           example,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			o, drawn := rf.options(cmd.ErrOrStderr())
+			defer drawn()
+			x := executor.New(o)
+			defer x.Close()
+			return act(cmd, x, name, args)
+		},
+	}
+}
+
+func newKillCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var signal string
+	var removeOrphans bool
+	cmd := newMembersCmd(g, rf, "kill [SERVICE|VM...]", "Force the project's containers and VMs to stop",
+		`kill sends a signal (default SIGKILL) to the project's running containers,
+as docker compose kill does, and to its VMs' qemu: SIGKILL turns a VM off at
+once (QMP quit), and ps shows it exited 137; SIGTERM or SIGINT end qemu
+(exit 143). A VM killed with one of those stays off whatever its restart
+policy, until start or up.`,
+		`  foldup kill web
+  foldup kill -s SIGTERM vm1`,
+		func(cmd *cobra.Command, x *executor.Executor, project string, args []string) error {
+			return x.Kill(cmd.Context(), project, args, signal)
+		})
+	cmd.Flags().StringVarP(&signal, "signal", "s", "SIGKILL", "signal to send")
+	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "accepted for compose's scripts; orphans are left alone")
+	return cmd
+}
+
+func newPauseCmd(g *globalFlags, rf *runtimeFlags, pause bool) *cobra.Command {
+	use, short, long := "pause [SERVICE|VM...]", "Pause the project's containers and VMs",
+		`pause freezes the project's running containers (docker pause) and VMs
+(QMP stop: the guest's CPUs stop, its memory and devices stay); ps shows
+them paused. unpause lets them go on.`
+	if !pause {
+		use, short, long = "unpause [SERVICE|VM...]", "Unpause the project's containers and VMs",
+			`unpause lets the project's paused containers (docker unpause) and VMs (QMP
+cont) go on.`
+	}
+	return newMembersCmd(g, rf, use, short, long, "  foldup pause vm1\n  foldup unpause vm1",
+		func(cmd *cobra.Command, x *executor.Executor, project string, args []string) error {
+			if pause {
+				return x.Pause(cmd.Context(), project, args)
+			}
+			return x.Unpause(cmd.Context(), project, args)
+		})
+}
+
+func newRmCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var ro executor.RmOptions
+	var force bool
+	cmd := newMembersCmd(g, rf, "rm [SERVICE|VM...]", "Remove the project's stopped containers and VMs",
+		`rm removes the project's stopped containers, as docker compose rm does, and
+its stopped VMs: their records and console logs, so that ps -a no longer
+lists them; a VM's disk stays unless -v. Running members are left alone
+unless --stop. foldup never asks, so -f changes nothing.`,
+		"  foldup stop web && foldup rm web\n  foldup rm -s -v vm1",
+		func(cmd *cobra.Command, x *executor.Executor, project string, args []string) error {
+			return x.Rm(cmd.Context(), project, args, ro)
+		})
+	f := cmd.Flags()
+	// -f is --force here, as in docker compose rm: --file keeps its long
+	// form (a local flag of the same name hides the global one).
+	f.StringArrayVar(&g.files, "file", nil, "foldup or Compose file (repeatable; merged in order)")
+	f.BoolVarP(&ro.Stop, "stop", "s", false, "stop running members first")
+	f.BoolVarP(&ro.Volumes, "volumes", "v", false, "also a container's anonymous volumes and a VM's disk")
+	f.BoolVarP(&force, "force", "f", false, "do not ask (foldup never does)")
+	return cmd
+}
+
+func newWaitCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var downProject bool
+	cmd := &cobra.Command{
+		Use:   "wait [SERVICE|VM...]",
+		Short: "Wait until the first of the members stops, and exit with its code",
+		Long: `wait blocks until the first of the named containers and VMs (or of all)
+has stopped and exits with its exit code, as docker compose wait does; a
+VM's is 0 when its guest powered off. --down-project takes the project down
+then.`,
+		Example:           "  foldup up -d && foldup wait tests",
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			o, drawn := rf.options(cmd.ErrOrStderr())
+			defer drawn()
+			x := executor.New(o)
+			defer x.Close()
+			code, err := x.Wait(cmd.Context(), name, args)
+			if err != nil {
+				return err
+			}
+			if downProject {
+				if err := x.Down(cmd.Context(), name, executor.DownOptions{}); err != nil {
+					return err
+				}
+			}
+			if code != 0 {
+				return exitError(code)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&downProject, "down-project", false, "take the project down once one has stopped")
+	return cmd
+}
+
+func newTopCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:               "top [SERVICE|VM...]",
+		Short:             "Show the processes of the project's containers and VMs",
+		Long:              `top shows each running container's processes (docker top) and each running VM's qemu.`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			return x.Top(cmd.Context(), name, args, cmd.OutOrStdout())
+		},
+	}
+}
+
+func newPortCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var protocol string
+	var index int
+	cmd := &cobra.Command{
+		Use:   "port SERVICE|VM PRIVATE_PORT",
+		Short: "Print the host address a member's port is published on",
+		Example: `  foldup port web 80
+  foldup port vm1 22`,
+		Args: cobra.ExactArgs(2),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return completeMembers(g)(cmd, args, toComplete)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			port, err := strconv.Atoi(args[1])
+			if err != nil || port < 1 || port > 65535 {
+				return fmt.Errorf("invalid port %q", args[1])
+			}
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			list, err := x.Ps(cmd.Context(), name, true)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, m := range list {
+				if m.Service != args[0] && m.Member != args[0] {
+					continue
+				}
+				if n++; m.Kind == "container" && n != index {
+					continue
+				}
+				for _, p := range m.Publishers {
+					if p.TargetPort == port && p.Protocol == protocol && p.PublishedPort != 0 {
+						fmt.Fprintf(cmd.OutOrStdout(), "%s:%d\n", p.URL, p.PublishedPort)
+						return nil
+					}
+				}
+				return fmt.Errorf("no port %d/%s published for %s", port, protocol, m.Name)
+			}
+			return fmt.Errorf("no container or VM found for %s", args[0])
+		},
+	}
+	cmd.Flags().StringVar(&protocol, "protocol", "tcp", "tcp or udp")
+	cmd.Flags().IntVar(&index, "index", 1, "which replica of the service")
+	return cmd
+}
+
+func newLsCmd(rf *runtimeFlags) *cobra.Command {
+	var all, quiet bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List the projects up on this host",
+		Long: `ls lists the projects foldup runs on this host, as docker compose ls does:
+with -a those whose members are all stopped too.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			list, err := x.Projects(cmd.Context(), all)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case quiet:
+				for _, p := range list {
+					fmt.Fprintln(out, p.Name)
+				}
+			case format == "json":
+				if list == nil {
+					list = []executor.ProjectStatus{}
+				}
+				return json.NewEncoder(out).Encode(list)
+			case format == "table":
+				tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATUS\tCONFIG FILES")
+				for _, p := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.Status, p.ConfigFiles)
+				}
+				return tw.Flush()
+			default:
+				return fmt.Errorf("unknown format %q: use table or json", format)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "also projects whose members are all stopped")
+	f.BoolVarP(&quiet, "quiet", "q", false, "only the names")
+	f.StringVar(&format, "format", "table", "table or json")
+	return cmd
+}
+
+// versionLine is what version and --version print.
+func versionLine(short bool) string {
+	if short {
+		return strings.TrimPrefix(version, "v")
+	}
+	return "foldup version " + version
+}

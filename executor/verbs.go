@@ -1,0 +1,327 @@
+//go:build linux
+
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/foldup/foldup/containers"
+	"github.com/foldup/foldup/network"
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
+	"golang.org/x/sys/unix"
+)
+
+// Kill sends signal (a name, SIGKILL or KILL, or a number; default
+// SIGKILL) to the project's running containers and VMs, as docker compose
+// kill does; to a VM, see vm.Kill.
+func (x *Executor) Kill(ctx context.Context, project string, members []string, signal string) error {
+	sig, err := ParseSignal(signal)
+	if err != nil {
+		return err
+	}
+	return x.lifecycle(ctx, project, members, action{
+		doing: "Killing", did: "Killed", idle: "Stopped", stops: sig == syscall.SIGKILL,
+		container: func(dc containers.Engine, id string) error {
+			c, err := dc.ContainerInspect(ctx, id)
+			if err != nil {
+				return err
+			}
+			if c.State == nil || !c.State.Running {
+				return errIdle // compose kills only running containers
+			}
+			return dc.ContainerKill(ctx, id, unix.SignalName(sig))
+		},
+		vm: func(_ *network.Host, d state.Dirs, name string) (bool, error) {
+			return vm.Kill(ctx, d, name, sig)
+		},
+	})
+}
+
+// ParseSignal reads a signal as docker kill takes one: SIGKILL, KILL or
+// 9; "" is SIGKILL.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if s == "" {
+		return syscall.SIGKILL, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("invalid signal %q", s)
+}
+
+// Pause freezes the project's running containers (docker pause) and VMs
+// (QMP stop); Unpause lets them go on.
+func (x *Executor) Pause(ctx context.Context, project string, members []string) error {
+	return x.lifecycle(ctx, project, members, action{
+		doing: "Pausing", did: "Paused", idle: "Paused",
+		container: func(dc containers.Engine, id string) error { return dc.ContainerPause(ctx, id) },
+		vm: func(_ *network.Host, d state.Dirs, name string) (bool, error) {
+			return vm.Pause(ctx, d, name)
+		},
+	})
+}
+
+func (x *Executor) Unpause(ctx context.Context, project string, members []string) error {
+	return x.lifecycle(ctx, project, members, action{
+		doing: "Unpausing", did: "Unpaused", idle: "Running",
+		container: func(dc containers.Engine, id string) error { return dc.ContainerUnpause(ctx, id) },
+		vm: func(_ *network.Host, d state.Dirs, name string) (bool, error) {
+			return vm.Resume(ctx, d, name)
+		},
+	})
+}
+
+// RmOptions are rm's flags.
+type RmOptions struct {
+	Stop    bool // stop running members first (-s)
+	Volumes bool // a container's anonymous volumes; a VM's disk (-v)
+}
+
+// Rm removes the project's stopped containers and VMs (docker compose
+// rm); running ones are stopped first with Stop, else left alone.
+func (x *Executor) Rm(ctx context.Context, project string, members []string, ro RmOptions) error {
+	if ro.Stop {
+		if err := x.Stop(ctx, project, members, nil); err != nil {
+			return err
+		}
+	}
+	return x.lifecycle(ctx, project, members, action{
+		doing: "Removing", did: "Removed", idle: "Running",
+		container: func(dc containers.Engine, id string) error {
+			c, err := dc.ContainerInspect(ctx, id)
+			if err != nil {
+				return err
+			}
+			if c.State != nil && c.State.Running {
+				return errIdle
+			}
+			return dc.ContainerRemove(ctx, id, container.RemoveOptions{RemoveVolumes: ro.Volumes})
+		},
+		vm: func(_ *network.Host, d state.Dirs, name string) (bool, error) {
+			if vm.Running(vm.For(d, name)) != 0 {
+				return false, nil
+			}
+			return vm.Remove(d, name, ro.Volumes)
+		},
+	})
+}
+
+// Wait blocks until the first of the named members (or of all) has
+// stopped and returns its exit code, as docker compose wait.
+func (x *Executor) Wait(ctx context.Context, project string, members []string) (int, error) {
+	d := x.o.dirs(project)
+	plan, err := state.LoadPlan(d.PlanFile())
+	if err != nil {
+		return 0, err
+	}
+	if plan == nil {
+		return 0, fmt.Errorf("project %s is not up here (no plan in %s)", project, d.State)
+	}
+	if err := checkMembers(plan, members); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, len(plan.Members))
+	n := 0
+	var cs map[string]container.Summary
+	var dc containers.Engine
+	if plan.HasContainers() {
+		if dc, err = x.engine(); err != nil {
+			return 0, err
+		}
+		if cs, err = containers.List(ctx, dc, project, true); err != nil {
+			return 0, err
+		}
+	}
+	for _, m := range plan.Members {
+		if len(members) > 0 && !containsName(members, m) {
+			continue
+		}
+		if m.Kind == planner.VM {
+			n++
+			go func() {
+				f := vm.For(d, m.Name)
+				for vm.Running(f) != 0 {
+					if err := sleepCtx(ctx); err != nil {
+						done <- result{0, err}
+						return
+					}
+				}
+				rec, err := vm.ReadRecord(f)
+				if err != nil {
+					done <- result{0, fmt.Errorf("vm %s: %w", m.Name, err)}
+					return
+				}
+				done <- result{rec.ExitCode, nil}
+			}()
+			continue
+		}
+		c, ok := cs[m.Name]
+		if !ok {
+			continue
+		}
+		n++
+		go func() {
+			ch, errc := dc.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
+			select {
+			case r := <-ch:
+				done <- result{int(r.StatusCode), nil}
+			case err := <-errc:
+				done <- result{0, err}
+			}
+		}()
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("no container or VM of project %s to wait for", project)
+	}
+	r := <-done
+	return r.code, r.err
+}
+
+func containsName(names []string, m *planner.Member) bool {
+	for _, n := range names {
+		if n == m.Service || n == m.Name {
+			return true
+		}
+	}
+	return false
+}
+
+func sleepCtx(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(100 * time.Millisecond):
+		return nil
+	}
+}
+
+// Top writes the processes of the project's running containers (docker
+// top) and VMs (each one's qemu), each under its name, as docker compose
+// top does.
+func (x *Executor) Top(ctx context.Context, project string, members []string, w io.Writer) error {
+	list, err := x.Ps(ctx, project, false)
+	if err != nil {
+		return err
+	}
+	var dc containers.Engine
+	for _, m := range list {
+		if len(members) > 0 && !containsStatus(members, m) {
+			continue
+		}
+		fmt.Fprintln(w, m.Name)
+		tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+		if m.Kind == planner.VM {
+			pid, _ := strconv.Atoi(strings.TrimPrefix(m.ID, "qemu:"))
+			fmt.Fprintln(tw, "UID\tPID\tPPID\tCMD")
+			uid, ppid := procStatus(pid)
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", uid, pid, ppid, strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " ")))
+		} else {
+			if dc == nil {
+				if dc, err = x.engine(); err != nil {
+					return err
+				}
+			}
+			top, err := dc.ContainerTop(ctx, m.ID, nil)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(tw, strings.Join(top.Titles, "\t"))
+			for _, p := range top.Processes {
+				fmt.Fprintln(tw, strings.Join(p, "\t"))
+			}
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+func containsStatus(names []string, m MemberStatus) bool {
+	for _, n := range names {
+		if n == m.Service || n == m.Member {
+			return true
+		}
+	}
+	return false
+}
+
+// procStatus is a process's real UID and parent, from /proc.
+func procStatus(pid int) (uid, ppid string) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		fields := strings.Fields(v)
+		switch {
+		case k == "Uid" && len(fields) > 0:
+			uid = fields[0]
+		case k == "PPid" && len(fields) > 0:
+			ppid = fields[0]
+		}
+	}
+	return uid, ppid
+}
+
+// ProjectStatus is one line of ls.
+type ProjectStatus struct {
+	Name        string
+	Status      string // compose's: running(2), exited(1), ...
+	ConfigFiles string // comma-separated, as compose's ls
+}
+
+// Projects lists the projects up on this host (with all, those whose
+// members all stopped too), as docker compose ls does.
+func (x *Executor) Projects(ctx context.Context, all bool) ([]ProjectStatus, error) {
+	var out []ProjectStatus
+	for _, name := range state.Projects(x.o.StateRoot) {
+		list, err := x.Ps(ctx, name, true)
+		if err != nil {
+			return nil, fmt.Errorf("project %s: %w", name, err)
+		}
+		counts := map[string]int{}
+		var states []string
+		for _, m := range list {
+			if counts[m.State] == 0 {
+				states = append(states, m.State)
+			}
+			counts[m.State]++
+		}
+		if !all && counts["running"] == 0 {
+			continue
+		}
+		slices.Sort(states)
+		var parts []string
+		for _, s := range states {
+			parts = append(parts, fmt.Sprintf("%s(%d)", s, counts[s]))
+		}
+		files, _ := os.ReadFile(x.o.dirs(name).FilesFile())
+		out = append(out, ProjectStatus{Name: name, Status: strings.Join(parts, ", "),
+			ConfigFiles: strings.Join(slices.DeleteFunc(strings.Split(string(files), "\n"), func(s string) bool { return s == "" }), ",")})
+	}
+	return out, nil
+}
