@@ -110,7 +110,7 @@ RUN echo "$GREETING" > /www/greeting && ls /www > /www/listing
 		New(e.o).Logs(ctx, p.Name, LogOptions{NoColor: true, Members: []string{"app"}}, &logs)
 		return strings.Contains(logs.String(), "conf-from-content")
 	})
-	if !strings.Contains(logs.String(), "app | secret-token") || !strings.Contains(logs.String(), "app | conf-from-content") {
+	if !strings.Contains(logs.String(), "app-1  | secret-token") || !strings.Contains(logs.String(), "app-1  | conf-from-content") {
 		t.Errorf("app's logs:\n%s", logs.String())
 	}
 
@@ -157,7 +157,7 @@ RUN echo "$GREETING" > /www/greeting && ls /www > /www/listing
 	})
 	logs.Reset()
 	New(e.o).Logs(ctx, p.Name, LogOptions{NoColor: true, Members: []string{"flaky"}}, &logs)
-	if n := strings.Count(logs.String(), "flaky | try"); n != 3 {
+	if n := strings.Count(logs.String(), "flaky-1  | try"); n != 3 {
 		t.Errorf("flaky ran %d times, want 3:\n%s", n, logs.String())
 	}
 }

@@ -255,7 +255,9 @@ func (x *Executor) Logs(ctx context.Context, project string, lo LogOptions, w io
 		}
 		for _, c := range list {
 			if wants(c.Labels[containers.LabelService], c.Labels[containers.LabelMember]) {
-				chosen = append(chosen, source{c.Labels[containers.LabelMember], func(w *linePrefixer) error { return containerLogs(ctx, dc, c.ID, lo, w) }})
+				// compose's prefix: the container's name without the project's
+				name := strings.TrimPrefix(strings.TrimPrefix(c.Names[0], "/"), project+"-")
+				chosen = append(chosen, source{name, func(w *linePrefixer) error { return containerLogs(ctx, dc, c.ID, lo, w) }})
 			}
 		}
 	}
@@ -273,7 +275,7 @@ func (x *Executor) Logs(ctx context.Context, project string, lo LogOptions, w io
 	for i, c := range chosen {
 		prefix := ""
 		if !lo.NoPrefix {
-			prefix = fmt.Sprintf("%-*s | ", width, c.member)
+			prefix = fmt.Sprintf("%-*s | ", width+1, c.member) // as compose: "web-1  | "
 			if !lo.NoColor {
 				prefix = colors[i%len(colors)] + prefix + "\x1b[0m"
 			}

@@ -122,7 +122,7 @@ func TestUpDown(t *testing.T) {
 	if err := New(e.o).Logs(ctx, p.Name, LogOptions{NoColor: true}, &buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"db      | db up", "migrate | migrated", "web     | web up"} {
+	for _, want := range []string{"db-1       | db up", "migrate-1  | migrated", "web-1      | web up"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("logs lack %q:\n%s", want, buf.String())
 		}
