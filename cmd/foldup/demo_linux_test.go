@@ -120,8 +120,8 @@ func TestDemo(t *testing.T) {
 
 	ps := foldup("ps")
 	for _, want := range []string{
-		`(?m)^web +vm \((kvm|tcg)\) +web +Up .*\(healthy\) +10\.80\.1\.10,fd00:80:1:\S+ +0\.0\.0\.0:8080->80/tcp$`,
-		`(?m)^webapp-db-1 +container +db +Up .*\(healthy\) +10\.80\.1\.5,fd00:80:1:`,
+		`(?m)^web +vmlinuz +vm \((kvm|tcg)\) +web +.* ago +Up .*\(healthy\) +10\.80\.1\.10,fd00:80:1:\S+ +0\.0\.0\.0:8080->80/tcp$`,
+		`(?m)^webapp-db-1 +foldup-example/postgres:15 +container +db +.* ago +Up .*\(healthy\) +10\.80\.1\.5,fd00:80:1:`,
 	} {
 		if !regexp.MustCompile(want).MatchString(ps) {
 			t.Errorf("ps: no line matching %s\n%s", want, ps)
