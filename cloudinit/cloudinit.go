@@ -43,6 +43,11 @@ type Config struct {
 	// guest (see vendorData).
 	StableSecrets []StableSecret
 
+	// SSHKey, an authorized_keys line, is the project's key: the seed's
+	// vendor-data adds a user foldup with it and passwordless sudo (see
+	// vendorData), through which foldup exec, ssh and cp reach the guest.
+	SSHKey string
+
 	// NICs, when not nil and NetworkConfig is nil, make a network-config
 	// (version 2) matching each interface by MAC: DHCP where the network
 	// serves it, the planned addresses otherwise.
@@ -109,8 +114,8 @@ func (c Config) Files() (map[string][]byte, error) {
 		return nil, err
 	}
 	files := map[string][]byte{"meta-data": metaYAML, "user-data": user}
-	if len(c.StableSecrets) > 0 {
-		files["vendor-data"] = vendorData(c.StableSecrets)
+	if len(c.StableSecrets) > 0 || c.SSHKey != "" {
+		files["vendor-data"] = vendorData(c.StableSecrets, c.SSHKey)
 	}
 	switch {
 	case c.NetworkConfig != nil:
@@ -150,22 +155,28 @@ func (c Config) WriteISO(w io.Writer) error {
 	return iw.WriteTo(w, Label)
 }
 
-// vendorData is a boothook giving each interface its stable_secret and
+// vendorData is a boothook (cloud-init runs those on every boot, early in
+// its network stage, as root) that does two things. A boothook in
+// vendor-data leaves the user's user-data as it is, whatever its format; a
+// user can turn vendor-data off (vendor_data: {enabled: false}).
+//
+// With secrets, it gives each interface its stable_secret and
 // addr_gen_mode 2 (RFC 7217), so that the kernel forms the addresses the
-// plan did. cloud-init runs boothooks on every boot, early in its network
-// stage: the links are up by then, with addresses formed another way, so
-// the hook turns IPv6 off and on again on each interface it changes (IPv4
-// is left alone), and the kernel forms them again, asking the router
-// anew. It also writes /etc/sysctl.d/60-foldup-stable-secret.conf, which
+// plan did. The links are up by then, with addresses formed another way,
+// so it turns IPv6 off and on again on each interface it changes (IPv4 is
+// left alone), and the kernel forms them again, asking the router anew. It
+// also writes /etc/sysctl.d/60-foldup-stable-secret.conf, which
 // systemd-sysctl applies as each interface appears on later boots, before
-// it is up. A boothook in vendor-data leaves the user's user-data as it
-// is, whatever its format; a user can turn vendor-data off
-// (vendor_data: {enabled: false}).
-func vendorData(secrets []StableSecret) []byte {
+// it is up.
+//
+// With key, it makes the user foldup (no password, not locked, so that
+// sshd takes its key), puts key in its authorized_keys and gives it
+// passwordless sudo, as Vagrant's box user and Lima's user are made.
+func vendorData(secrets []StableSecret, key string) []byte {
 	var b strings.Builder
-	b.WriteString(`#cloud-boothook
-#!/bin/sh
-# foldup: the RFC 7217 secrets of this VM's interfaces on stable-privacy networks.
+	b.WriteString("#cloud-boothook\n#!/bin/sh\n")
+	if len(secrets) > 0 {
+		b.WriteString(`# foldup: the RFC 7217 secrets of this VM's interfaces on stable-privacy networks.
 conf=/etc/sysctl.d/60-foldup-stable-secret.conf
 echo "# written by foldup's cloud-init vendor-data" >"$conf.tmp"
 secret() {
@@ -180,13 +191,26 @@ secret() {
 	done
 }
 `)
-	for _, s := range secrets {
-		// Expanded, as the kernel shows it back (%pI6): the hook compares.
-		fmt.Fprintf(&b, "secret %s %s\n", strings.ToLower(s.MAC), s.Secret.StringExpanded())
+		for _, s := range secrets {
+			// Expanded, as the kernel shows it back (%pI6): the hook compares.
+			fmt.Fprintf(&b, "secret %s %s\n", strings.ToLower(s.MAC), s.Secret.StringExpanded())
+		}
+		b.WriteString("mv \"$conf.tmp\" \"$conf\"\n")
 	}
-	b.WriteString("mv \"$conf.tmp\" \"$conf\"\n")
+	if key != "" {
+		fmt.Fprintf(&b, `# foldup: the user foldup exec, ssh and cp log in as, with the project's key.
+id foldup >/dev/null 2>&1 || useradd -m -s /bin/sh foldup || adduser -D -s /bin/sh foldup
+usermod -p '*' foldup 2>/dev/null || passwd -u foldup 2>/dev/null
+h=$(getent passwd foldup | cut -d: -f6)
+mkdir -p "$h/.ssh" && echo %s >"$h/.ssh/authorized_keys" &&
+	chmod 700 "$h/.ssh" && chmod 600 "$h/.ssh/authorized_keys" && chown -R foldup "$h/.ssh"
+mkdir -p /etc/sudoers.d && echo 'foldup ALL=(ALL) NOPASSWD:ALL' >/etc/sudoers.d/90-foldup && chmod 440 /etc/sudoers.d/90-foldup
+`, shellQuote(key))
+	}
 	return []byte(b.String())
 }
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // networkConfig is a network-config version 2 for the NICs, each matched
 // by its MAC and named by cloud-init's usual eth0, eth1, ...

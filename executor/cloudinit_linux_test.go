@@ -3,6 +3,7 @@
 package executor
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -115,6 +116,7 @@ func TestCloudInit(t *testing.T) {
 	// address, and no other: the secret came in the seed's vendor-data
 	// (a boothook), not on the command line, which foldup leaves to the
 	// user for a VM with its seed.
+	checkWayIn(t, e, p.Name)
 	if rec, err := vm.ReadRecord(f); err != nil {
 		t.Fatal(err)
 	} else if strings.Contains(rec.Launch.Config.Cmdline, "stable_secret") {
@@ -122,5 +124,91 @@ func TestCloudInit(t *testing.T) {
 	}
 	if want := planMember(t, res.Plan, "deb").NICs[0].IPv6.String() + "/64"; strings.TrimSpace(got["ip6"]) != want {
 		t.Errorf("deb's global IPv6 addresses: %q, want %q", got["ip6"], want)
+	}
+}
+
+// checkWayIn: exec, cp and ssh reach the guest as the user foldup, which
+// the seed's vendor-data made with the project's key, with no key in the
+// file: a command's output and exit status, sudo for -u, a file and a
+// directory both ways, and the host's OpenSSH client with SSHArgs.
+func checkWayIn(t *testing.T, e *testEnv, project string) {
+	t.Helper()
+	x := New(e.o)
+	run := func(opts ExecOptions, argv ...string) (string, int) {
+		var out, errb bytes.Buffer
+		opts.Stdout, opts.Stderr = &out, &errb
+		code, err := x.Exec(t.Context(), project, "deb", argv, opts)
+		if err != nil {
+			t.Fatalf("exec %q: %v", argv, err)
+		}
+		if errb.Len() > 0 {
+			t.Logf("exec %q: stderr: %s", argv, errb.String())
+		}
+		return strings.TrimSpace(out.String()), code
+	}
+	// sshd may come up a moment after cloud-init's runcmd.
+	var out string
+	var code int
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var b, eb bytes.Buffer
+		c, err := x.Exec(t.Context(), project, "deb", []string{"id", "-un"}, ExecOptions{Stdout: &b, Stderr: &eb})
+		if err == nil {
+			out, code = strings.TrimSpace(b.String()), c
+			t.Logf("exec id -un: %q, stderr %q, exit %d", b.String(), eb.String(), c)
+			break
+		}
+		if time.Now().After(deadline) {
+			if args, aerr := x.SSHArgs(project, "deb"); aerr == nil {
+				o, _ := e.ns.Run(t, append(append([]string{"ssh", "-v"}, args...), "--", "true")...)
+				t.Logf("ssh -v:\n%s", o)
+			}
+			t.Fatalf("exec in deb for a minute: %v", err)
+		}
+		time.Sleep(time.Second)
+	}
+	if out != "foldup" || code != 0 {
+		t.Errorf("exec id -un = %q, exit %d; want foldup, 0", out, code)
+	}
+	if out, code := run(ExecOptions{}, "sh", "-c", `echo "it's"; exit 7`); out != "it's" || code != 7 {
+		t.Errorf("exec sh -c ... = %q, exit %d; want \"it's\", 7", out, code)
+	}
+	if out, _ := run(ExecOptions{User: "root", Workdir: "/etc", Env: []string{"A=b c"}}, "sh", "-c", `echo "$(id -un) $(pwd) $A"`); out != "root /etc b c" {
+		t.Errorf("exec -u root -w /etc -e 'A=b c' = %q", out)
+	}
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "f.txt"), []byte("to the guest\n"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "tree", "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tree", "sub", "g.txt"), []byte("deep\n"), 0o644)
+	if err := x.Copy(t.Context(), project, filepath.Join(dir, "f.txt"), "deb:/tmp/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Copy(t.Context(), project, filepath.Join(dir, "tree"), "deb:/tmp/copied"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run(ExecOptions{}, "cat", "/tmp/f.txt", "/tmp/copied/sub/g.txt"); out != "to the guest\ndeep" {
+		t.Errorf("in the guest after cp: %q", out)
+	}
+	back := filepath.Join(dir, "back")
+	if err := x.Copy(t.Context(), project, "deb:/tmp/copied", back); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(back, "sub", "g.txt")); err != nil || string(b) != "deep\n" {
+		t.Errorf("copied back: %q, %v", b, err)
+	}
+	if err := x.Copy(t.Context(), project, "deb:/etc/hostname", dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "hostname")); strings.TrimSpace(string(b)) != "deb" {
+		t.Errorf("deb:/etc/hostname copied into a directory: %q", b)
+	}
+
+	args, err := x.SSHArgs(project, "deb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.ns.Run(t, append(append([]string{"ssh"}, args...), "--", "uname", "-s")...); err != nil || strings.TrimSpace(out) != "Linux" {
+		t.Errorf("ssh %v uname -s = %q, %v", args, out, err)
 	}
 }

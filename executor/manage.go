@@ -525,6 +525,13 @@ func checkMembers(plan *planner.Plan, names []string) error {
 // Exec runs a command in a member's running container, attached to the
 // given streams, and returns its exit code.
 func (x *Executor) Exec(ctx context.Context, project, member string, cmd []string, opts ExecOptions) (int, error) {
+	if plan, _ := state.LoadPlan(x.o.dirs(project).PlanFile()); plan != nil {
+		for _, m := range plan.Members {
+			if m.Kind == planner.VM && (m.Name == member || m.Service == member) {
+				return x.execVM(ctx, project, plan, m, cmd, opts)
+			}
+		}
+	}
 	dc, err := x.engine()
 	if err != nil {
 		return -1, err

@@ -134,8 +134,12 @@ func (r *upRun) seed(name string) error {
 	m := r.member(name)
 	v, f := r.p.VMs[m.Service], vm.For(r.d, name)
 	uid, gid, err := r.vmOwner(name)
+	var key string
 	if err == nil {
-		err = vm.WriteSeed(r.pl, m, v, f.Seed(), int(uid), int(gid))
+		_, key, err = vm.ProjectKey(r.d)
+	}
+	if err == nil {
+		err = vm.WriteSeed(r.pl, m, v, key, f.Seed(), int(uid), int(gid))
 	}
 	if err != nil {
 		return r.prog.start("VM", name).fail(r.p.Errorf([]string{"vms", m.Service, "cloud_init"}, "%w", err))

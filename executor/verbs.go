@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -324,4 +326,77 @@ func (x *Executor) Projects(ctx context.Context, all bool) ([]ProjectStatus, err
 			ConfigFiles: strings.Join(slices.DeleteFunc(strings.Split(string(files), "\n"), func(s string) bool { return s == "" }), ",")})
 	}
 	return out, nil
+}
+
+// execVM runs a command in a VM over SSH, as the user foldup's seed made
+// (vm.Exec), with exec's options turned into the shell's: env for -e, cd
+// for -w, sudo for -u and --privileged.
+func (x *Executor) execVM(ctx context.Context, project string, plan *planner.Plan, m *planner.Member, cmd []string, opts ExecOptions) (int, error) {
+	d := x.o.dirs(project)
+	addr, err := x.wayIn(d, m)
+	if err != nil {
+		return -1, err
+	}
+	line := vm.ShellQuote(cmd)
+	if len(opts.Env) > 0 {
+		line = "env " + vm.ShellQuote(opts.Env) + " " + line
+	}
+	if opts.Workdir != "" {
+		line = "cd " + vm.ShellQuote([]string{opts.Workdir}) + " && " + line
+	}
+	switch {
+	case opts.User != "":
+		line = "sudo -u " + vm.ShellQuote([]string{opts.User}) + " -- sh -c " + vm.ShellQuote([]string{line})
+	case opts.Privileged:
+		line = "sudo -- sh -c " + vm.ShellQuote([]string{line})
+	}
+	eo := vm.ExecOptions{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr, Tty: opts.Tty}
+	if h := x.o.Host; h != nil {
+		// The segment is in Host's namespace: the connection is made there.
+		eo.Dial = func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+			h.Do(func() error {
+				conn, err = (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
+				return nil
+			})
+			return conn, err
+		}
+	}
+	return vm.Exec(ctx, d, addr, line, eo)
+}
+
+// wayIn is where foldup reaches a running VM over SSH, if its guest has
+// the user foldup's seed makes.
+func (x *Executor) wayIn(d state.Dirs, m *planner.Member) (netip.Addr, error) {
+	f := vm.For(d, m.Name)
+	rec, err := vm.ReadRecord(f)
+	if err != nil || vm.Running(f) == 0 {
+		return netip.Addr{}, fmt.Errorf("vm %s is not running", m.Name)
+	}
+	if rec.Launch.Config.Seed == "" || rec.Launch.PassSeed { // no seed, or the user's own
+		return netip.Addr{}, noWayIn(m.Name)
+	}
+	return vmAddr(m)
+}
+
+func noWayIn(name string) error {
+	return fmt.Errorf("vm %s has no way in: foldup reaches a VM over SSH as the user foldup that its cloud-init seed adds "+
+		"(give the VM cloud_init:, and a guest with cloud-init, sshd and sudo); a guest without them has its serial console: foldup console %s", name, name)
+}
+
+// vmAddr is the address foldup reaches a VM at: its first planned IPv4
+// address, else its first IPv6 one.
+func vmAddr(m *planner.Member) (netip.Addr, error) {
+	var addr netip.Addr
+	for _, nic := range m.NICs {
+		if nic.IPv4.IsValid() {
+			return nic.IPv4, nil
+		}
+		if !addr.IsValid() && nic.IPv6.IsValid() {
+			addr = nic.IPv6
+		}
+	}
+	if !addr.IsValid() {
+		return addr, fmt.Errorf("vm %s has no planned address to reach it at", m.Name)
+	}
+	return addr, nil
 }

@@ -17,13 +17,15 @@ import (
 // what foldup generates (meta-data, user-data with the SSH keys, and a
 // network-config when a network does not serve DHCP or the VM has more
 // than one NIC), and a vendor-data giving the interfaces on stable-privacy
-// networks their RFC 7217 secrets.
-func WriteSeed(pl *planner.Plan, m *planner.Member, v *spec.VM, path string, uid, gid int) error {
+// networks their RFC 7217 secrets and adds the user foldup with sshKey
+// (the project's, ProjectKey).
+func WriteSeed(pl *planner.Plan, m *planner.Member, v *spec.VM, sshKey, path string, uid, gid int) error {
 	ci := v.CloudInit
 	c := cloudinit.Config{
 		InstanceID:        "foldup-" + pl.Project + "-" + m.Name,
 		Hostname:          m.Name,
 		SSHAuthorizedKeys: ci.SSHAuthorizedKeys,
+		SSHKey:            sshKey,
 	}
 	for _, f := range []struct {
 		path string

@@ -45,6 +45,8 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newTopCmd(g, &rf),
 		newPortCmd(g, &rf),
 		newLsCmd(&rf),
+		newSSHCmd(g, &rf),
+		newCpCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),
@@ -309,15 +311,25 @@ func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var eo executor.ExecOptions
 	var noTTY, interactive bool
 	cmd := &cobra.Command{
-		Use: "exec SERVICE COMMAND [ARG...]",
+		Use:   "exec SERVICE|VM COMMAND [ARG...]",
+		Short: "Run a command in a running container or VM",
+		Long: `exec runs a command in a service's running container, as docker compose
+exec does, or in a running VM. A VM is reached over SSH as the user foldup,
+which foldup's cloud-init seed adds to the guest with the project's key and
+passwordless sudo (see foldup ssh): -u and --privileged become sudo, -e
+env, -w a cd. A guest without cloud-init and sshd (a kernel and initrd with
+a shell on the console) has no way in for exec: foldup console attaches to
+its serial console.`,
+		Example: `  foldup exec db psql -U postgres -c 'select 1'
+  foldup exec web uname -a
+  foldup exec -u root web cat /etc/shadow`,
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 			if len(args) > 0 {
 				return nil, cobra.ShellCompDirectiveDefault // the command's own arguments
 			}
 			return completeMembers(g)(cmd, args, toComplete)
 		},
-		Short: "Run a command in a running container",
-		Args:  cobra.MinimumNArgs(2),
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.projectName(cmd)
 			if err != nil {

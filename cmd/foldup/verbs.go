@@ -4,7 +4,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -260,4 +262,83 @@ func versionLine(short bool) string {
 		return strings.TrimPrefix(version, "v")
 	}
 	return "foldup version " + version
+}
+
+func newSSHCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ssh VM [-- COMMAND [ARG...]]",
+		Short: "Log in to a VM over SSH, or run a command there",
+		Long: `ssh runs the host's ssh client to a VM as the user foldup, which foldup's
+cloud-init seed adds to the guest with the project's key (made by up, kept
+in the project's state) and passwordless sudo, as Vagrant and Lima do: no
+key in the file, no host key to accept (the VM is on the project's own
+network, and its host key is new with each instance). The guest needs
+cloud-init and sshd; one without them has its serial console (foldup
+console).`,
+		Example: `  foldup ssh web
+  foldup ssh web -- uname -a`,
+		Args: cobra.MinimumNArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveDefault
+			}
+			return completeMembers(g)(cmd, args, toComplete)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			sshArgs, err := x.SSHArgs(name, args[0])
+			if err != nil {
+				return err
+			}
+			if len(args) > 1 {
+				sshArgs = append(sshArgs, "--")
+				sshArgs = append(sshArgs, args[1:]...)
+			}
+			c := exec.CommandContext(cmd.Context(), "ssh", sshArgs...)
+			c.Stdin, c.Stdout, c.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if err := c.Run(); err != nil {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					return exitError(ee.ExitCode())
+				}
+				return fmt.Errorf("ssh: %w (foldup ssh runs the host's OpenSSH client)", err)
+			}
+			return nil
+		},
+	}
+}
+
+func newCpCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var archive, follow bool
+	cmd := &cobra.Command{
+		Use:   "cp SRC VM:DST | VM:SRC DST",
+		Short: "Copy files or directories between the host and a VM",
+		Long: `cp copies a file or a directory between the host and a VM, as docker
+compose cp does for a container: when the destination is a directory the
+copy goes into it under the source's name, else it becomes the
+destination. It goes as a tar stream over SSH, as the user foldup of
+foldup's cloud-init seed (see foldup ssh); the guest needs tar. Files that
+come back are written only under the destination, whatever their names or
+links say.`,
+		Example: `  foldup cp ./app.conf web:/tmp/
+  foldup cp web:/var/log/app.log ./`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			return x.Copy(cmd.Context(), name, args[0], args[1])
+		},
+	}
+	cmd.Flags().BoolVarP(&archive, "archive", "a", false, "accepted for compose's scripts; owners are not kept")
+	cmd.Flags().BoolVarP(&follow, "follow-link", "L", false, "accepted for compose's scripts; links are copied as links")
+	return cmd
 }
