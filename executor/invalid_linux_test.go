@@ -37,7 +37,7 @@ func TestInvalidUpChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []struct{ name, file, want string }{
-		{"yaml syntax", "services:\n  a:\n    image: [x\n", `:\d+: did not find expected ',' or ']'`},
+		{"yaml syntax", "services:\n  a:\n    image: [x\n", `:4:1: did not find expected ',' or ']' \(the flow sequence \[ opened at 3:12 is not closed\)`},
 		{"wrong type", "services:\n  a:\n    image: foldup-test/busybox:1\n    ports: 80\n", `:4:12: services\.a\.ports: `},
 		{"unknown key in x-foldup", "networks:\n  lan:\n    x-foldup: {isolatd: true}\n", `:3:16: networks\.lan\.x-foldup\.isolatd: unknown key`},
 		{"image not in the engine", "services:\n  a:\n    image: foldup-test/nosuch:1\n    pull_policy: never\n", `:3:12: services\.a\.image: image foldup-test/nosuch:1 is not in the engine`},
