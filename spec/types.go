@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -294,4 +295,51 @@ func (p *Project) Keys(path ...string) []string {
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)
+}
+
+// Select keeps only the named services and VMs and those they depend on,
+// and then only the networks, volumes, secrets and configs those use (as
+// docker compose config SERVICE... prints). A name that is neither is an
+// error.
+func (p *Project) Select(names []string) error {
+	keep := map[string]bool{}
+	var visit func(n string)
+	visit = func(n string) {
+		if keep[n] {
+			return
+		}
+		keep[n] = true
+		if s, ok := p.Compose.Services[n]; ok {
+			for d := range s.DependsOn {
+				visit(d)
+			}
+			for d := range p.ServiceDeps[n] {
+				visit(d)
+			}
+		}
+		if vm, ok := p.VMs[n]; ok {
+			for d := range vm.DependsOn {
+				visit(d)
+			}
+		}
+	}
+	for _, n := range names {
+		if _, ok := p.Compose.Services[n]; !ok && p.VMs[n] == nil {
+			return fmt.Errorf("no such service or VM: %s", n)
+		}
+		visit(n)
+	}
+	for n := range p.Compose.Services {
+		if !keep[n] {
+			delete(p.Compose.Services, n)
+			delete(p.ServiceDeps, n)
+		}
+	}
+	for n := range p.VMs {
+		if !keep[n] {
+			delete(p.VMs, n)
+		}
+	}
+	p.withoutUnused()
+	return nil
 }

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
 	"slices"
+	"strings"
 
+	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -13,28 +17,53 @@ import (
 
 func newConfigCmd(g *globalFlags) *cobra.Command {
 	var (
-		format   string
-		services bool
-		vms      bool
-		quiet    bool
-		all      bool
+		format, output, hash                string
+		services, vms, quiet, all           bool
+		images, networks, volumes, profiles bool
 	)
 	cmd := &cobra.Command{
-		Use:   "config",
+		Use:   "config [SERVICE|VM...]",
 		Short: "Validate the project and print it normalised",
 		Long: `config loads the project (files merged, variables interpolated, defaults
 filled, relative paths resolved) and prints it: the Compose part as
 docker compose config does, then vms and dns. Errors name file, line and
-column, all of them at once.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+column, all of them at once. With SERVICE or VM names, only those, what
+they depend on, and what those use. --services, --vms, --images,
+--networks, --volumes and --profiles print names, one a line; --hash the
+configuration hash of each service and VM ("*" for all), as up compares
+them.`,
+		Example: `  foldup config -q && echo valid
+  foldup config web --images
+  foldup config | foldup -f - config`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			o := g.options(cmd.InOrStdin())
 			o.AllResources = all
 			p, err := spec.Load(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
+			if len(args) > 0 {
+				if err := p.Select(args); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
+			if output != "" {
+				f, err := os.Create(output)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				out = f
+			}
+			lines := func(names []string) error {
+				slices.Sort(names)
+				for _, n := range slices.Compact(names) {
+					fmt.Fprintln(out, n)
+				}
+				return nil
+			}
 			switch {
 			case quiet:
 				return nil
@@ -46,9 +75,45 @@ column, all of them at once.`,
 				if vms {
 					names = append(names, p.VMNames()...)
 				}
-				slices.Sort(names)
-				for _, n := range names {
-					fmt.Fprintln(out, n)
+				return lines(names)
+			case images:
+				var names []string
+				for _, s := range p.Compose.Services {
+					names = append(names, cmpOrImage(s.Image, p.Compose.Name+"-"+s.Name))
+				}
+				for _, v := range p.VMs {
+					names = append(names, cmpOrImage(v.Image, v.Kernel))
+				}
+				return lines(names)
+			case networks:
+				return lines(slices.Collect(maps.Keys(p.Compose.Networks)))
+			case volumes:
+				return lines(slices.Collect(maps.Keys(p.Compose.Volumes)))
+			case profiles:
+				var names []string
+				for _, s := range p.Compose.Services {
+					names = append(names, s.Profiles...)
+				}
+				for _, s := range p.Compose.DisabledServices {
+					names = append(names, s.Profiles...)
+				}
+				for _, v := range p.VMs {
+					names = append(names, v.Profiles...)
+				}
+				for _, v := range p.Disabled {
+					names = append(names, v.Profiles...)
+				}
+				return lines(names)
+			case hash != "":
+				pl, err := planner.Compute(p, planner.Observed{}, planner.Intent{})
+				if err != nil {
+					return err
+				}
+				want := strings.Split(hash, ",")
+				for _, m := range pl.Members {
+					if slices.Contains(want, "*") || slices.Contains(want, m.Service) {
+						fmt.Fprintf(out, "%s %s\n", m.Name, m.ConfigHash)
+					}
 				}
 				return nil
 			}
@@ -67,9 +132,22 @@ column, all of them at once.`,
 	f.StringVar(&format, "format", "yaml", "output format: yaml or json")
 	f.BoolVar(&services, "services", false, "print the service names, one a line")
 	f.BoolVar(&vms, "vms", false, "print the VM names, one a line")
+	f.BoolVar(&images, "images", false, "print the services' images and the VMs' images or kernels, one a line")
+	f.BoolVar(&networks, "networks", false, "print the network names, one a line")
+	f.BoolVar(&volumes, "volumes", false, "print the volume names, one a line")
+	f.BoolVar(&profiles, "profiles", false, "print the profile names, one a line")
+	f.StringVar(&hash, "hash", "", `print the configuration hash of these services and VMs ("*": all)`)
+	f.StringVarP(&output, "output", "o", "", "write to this file instead of the standard output")
 	f.BoolVarP(&quiet, "quiet", "q", false, "only validate, print nothing")
 	f.BoolVar(&all, "all-resources", false, "keep the networks, volumes, secrets and configs no active service or VM uses")
 	return cmd
+}
+
+func cmpOrImage(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // render prints the normalised project: compose-go's own rendering of the
