@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
@@ -38,6 +39,10 @@ type UpOptions struct {
 	// Wait waits until every container is running, and healthy if it has
 	// a health check.
 	Wait bool
+	// WaitTimeout bounds Wait (0: none).
+	WaitTimeout time.Duration
+	// NoDeps, NoRecreate and AlwaysRecreateDeps are planner.Intent's.
+	NoDeps, NoRecreate, AlwaysRecreateDeps bool
 	// InProcess runs the supervisor as a goroutine of this process (the
 	// foreground `up`) instead of a detached process (`up -d`); Result's
 	// Supervisor then stops it.
@@ -122,7 +127,7 @@ func (x *Executor) Up(ctx context.Context, p *spec.Project, uo UpOptions) (*Resu
 		if err := r.observe(ctx); err != nil {
 			return err
 		}
-		pl, err := planner.Compute(p, r.obs, uo.intent())
+		pl, err := planner.Compute(p, r.obs, uo.Intent())
 		if err != nil {
 			return err
 		}
@@ -313,8 +318,10 @@ func (r *upRun) run(ctx context.Context, specs map[string]*containers.Spec, unlo
 	return err
 }
 
-func (uo UpOptions) intent() planner.Intent {
-	return planner.Intent{Services: uo.Services, Build: uo.Build, ForceRecreate: uo.ForceRecreate, RemoveOrphans: uo.RemoveOrphans, Wait: uo.Wait}
+// Intent is what up with these options asks of the planner.
+func (uo UpOptions) Intent() planner.Intent {
+	return planner.Intent{Services: uo.Services, Build: uo.Build, ForceRecreate: uo.ForceRecreate, RemoveOrphans: uo.RemoveOrphans, Wait: uo.Wait,
+		NoDeps: uo.NoDeps, NoRecreate: uo.NoRecreate, AlwaysRecreateDeps: uo.AlwaysRecreateDeps}
 }
 
 // images runs the plan's image steps, all at once: pulls, builds and
@@ -763,6 +770,17 @@ func (r *upRun) registerPorts(ctx context.Context, m *planner.Member) error {
 // ready waits, for up --wait, until a member runs, and is healthy if it
 // has a health check.
 func (r *upRun) ready(ctx context.Context, m *planner.Member) error {
+	if r.uo.WaitTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, r.uo.WaitTimeout, fmt.Errorf("not ready within --wait-timeout %s", r.uo.WaitTimeout))
+		defer cancel()
+	}
+	why := func(err error) error {
+		if c := context.Cause(ctx); c != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return c
+		}
+		return err
+	}
 	if m.Kind == planner.VM {
 		ev := r.prog.start("VM", m.Name)
 		ev.update("Waiting")
@@ -771,7 +789,7 @@ func (r *upRun) ready(ctx context.Context, m *planner.Member) error {
 			cond, word = "service_healthy", "Healthy"
 		}
 		if err := vm.Wait(ctx, vm.For(r.d, m.Name), m.Name, cond); err != nil {
-			return ev.fail(err)
+			return ev.fail(why(err))
 		}
 		ev.done(word)
 		return nil
@@ -780,7 +798,7 @@ func (r *upRun) ready(ctx context.Context, m *planner.Member) error {
 	ev.update("Waiting")
 	word, err := waitReady(ctx, r.dc, m.Container)
 	if err != nil {
-		return ev.fail(err)
+		return ev.fail(why(err))
 	}
 	ev.done(word)
 	return nil

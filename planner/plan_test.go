@@ -2,6 +2,7 @@ package planner
 
 import (
 	"encoding/json"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -152,6 +153,9 @@ func TestGoldenKinds(t *testing.T) {
 		{"orphan-kept", withOrphan, Intent{}},
 		{"orphan-removed", withOrphan, Intent{RemoveOrphans: true}},
 		{"wait", Observed{}, Intent{Wait: true}},
+		{"no-deps", upHost(true, changed), Intent{Services: []string{"api"}, NoDeps: true}},
+		{"no-recreate", upHost(false, changed), Intent{NoRecreate: true}},
+		{"always-recreate-deps", upHost(true, same), Intent{AlwaysRecreateDeps: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := loadFile(t, file)
@@ -178,5 +182,31 @@ func TestIntentUnknownService(t *testing.T) {
 	_, err := Compute(loadFile(t, "testdata/kinds/kinds.yaml"), Observed{}, Intent{Services: []string{"api", "nope"}})
 	if err == nil || !strings.Contains(err.Error(), "no such service, VM or member: nope") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestScaleRenamesMembers: a service going from one replica to two names
+// its members web-1 and web-2 where it had web; the container running as
+// web is web-1's, recreated, not an orphan beside a new one of its name.
+func TestScaleRenamesMembers(t *testing.T) {
+	one, err := Compute(inline(t, "name: p\nservices: {web: {image: x}}"), Observed{}, Intent{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := one.Members[0]
+	obs := Observed{Previous: one, Members: map[string]MemberState{m.Name: {Kind: Container, Running: true, ConfigHash: m.ConfigHash, Container: m.Container}}}
+	two, err := Compute(inline(t, "name: p\nservices: {web: {image: x, scale: 2}}"), obs, Intent{RemoveOrphans: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range two.Steps {
+		if s.Kind == KindContainer || s.Kind == KindOrphan {
+			got[string(s.Kind)+" "+s.Name] = s.Action
+		}
+	}
+	want := map[string]string{"container web-1": ActionRecreate, "container web-2": ActionCreate}
+	if !maps.Equal(got, want) || len(two.Orphans) > 0 {
+		t.Errorf("steps %v, orphans %v; want %v and none (was %s as %s)", got, two.Orphans, want, m.Name, m.Container)
 	}
 }

@@ -91,6 +91,12 @@ type Intent struct {
 	ForceRecreate bool // recreate members whose configuration did not change
 	RemoveOrphans bool // remove containers of services the file no longer has
 	Wait          bool // wait until every member runs, healthy if it has a check
+	// NoDeps leaves what Services depend on alone (up --no-deps).
+	NoDeps bool
+	// NoRecreate starts what exists as it is, changed or not (up
+	// --no-recreate); AlwaysRecreateDeps recreates every member another
+	// depends on (up --always-recreate-deps).
+	NoRecreate, AlwaysRecreateDeps bool
 }
 
 // selected returns the members up acts on: all, or the named ones and
@@ -107,6 +113,9 @@ func (pl *planner) selected() map[string]bool {
 			return
 		}
 		out[m.Name] = true
+		if pl.in.NoDeps && len(pl.in.Services) > 0 {
+			return
+		}
 		for _, d := range m.DependsOn {
 			if dm := byName[d.Member]; dm != nil {
 				visit(dm)
@@ -143,6 +152,7 @@ func (pl *planner) steps() {
 		return
 	}
 	pl.edges()
+	pl.matchObserved() // after edges, which names the containers
 	g := &graph{pl: pl, sl: stepList{pl.plan}, order: pl.plan.Ordered(), selected: pl.selected(),
 		actions: map[string][2]string{}, netStep: map[string]int{}, vmImages: map[string]int{},
 		last: map[string]int{}, volumes: map[string]int{}}
@@ -442,8 +452,14 @@ func (pl *planner) memberAction(m *Member) (string, string) {
 	switch {
 	case !ok:
 		return ActionCreate, "not found"
+	case pl.in.NoRecreate && !st.Running:
+		return ActionStart, "not running (--no-recreate)"
+	case pl.in.NoRecreate:
+		return ActionNone, "running (--no-recreate)"
 	case pl.in.ForceRecreate:
 		return ActionRecreate, "--force-recreate"
+	case pl.in.AlwaysRecreateDeps && pl.isDependency(m):
+		return ActionRecreate, "--always-recreate-deps"
 	case st.ConfigHash != m.ConfigHash:
 		return ActionRecreate, "config changed"
 	case m.Kind == Container && pl.in.Build && pl.p.Compose.Services[m.Service].Build != nil:
@@ -452,6 +468,49 @@ func (pl *planner) memberAction(m *Member) (string, string) {
 		return ActionStart, "not running"
 	}
 	return ActionNone, "running"
+}
+
+// matchObserved finds, for a planned container that nothing observed runs
+// under its member name, the observed one of the same container name:
+// its member was named otherwise (a service's scale went from one to
+// more, which names its members web-1, web-2, ..., or back), and it is
+// that member's container to recreate, not an orphan beside a new one of
+// the same name.
+func (pl *planner) matchObserved() {
+	var moved map[string]MemberState
+	for _, m := range pl.plan.Members {
+		if m.Kind != Container || m.Container == "" {
+			continue
+		}
+		if _, ok := pl.obs.Members[m.Name]; ok {
+			continue
+		}
+		for name, st := range pl.obs.Members {
+			if st.Kind == Container && st.Container == m.Container && pl.members[name] == nil {
+				if moved == nil {
+					moved = maps.Clone(pl.obs.Members)
+				}
+				delete(moved, name)
+				moved[m.Name] = st
+				break
+			}
+		}
+	}
+	if moved != nil {
+		pl.obs.Members = moved
+	}
+}
+
+// isDependency reports whether another member depends on m.
+func (pl *planner) isDependency(m *Member) bool {
+	for _, o := range pl.plan.Members {
+		for _, d := range o.DependsOn {
+			if d.Member == m.Name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (pl *planner) imageStep(svc string) Step {

@@ -65,5 +65,8 @@ they change what up does.
 	cmd.Flags().BoolVar(&in.ForceRecreate, "force-recreate", false, "plan as up --force-recreate")
 	cmd.Flags().BoolVar(&in.RemoveOrphans, "remove-orphans", false, "plan as up --remove-orphans")
 	cmd.Flags().BoolVar(&in.Wait, "wait", false, "plan as up --wait")
+	cmd.Flags().BoolVar(&in.NoDeps, "no-deps", false, "plan as up --no-deps")
+	cmd.Flags().BoolVar(&in.NoRecreate, "no-recreate", false, "plan as up --no-recreate")
+	cmd.Flags().BoolVar(&in.AlwaysRecreateDeps, "always-recreate-deps", false, "plan as up --always-recreate-deps")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,23 +133,63 @@ func (g *globalFlags) projectName(cmd *cobra.Command) (string, error) {
 
 func newUpCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var uo executor.UpOptions
-	var detach bool
+	var fo foregroundOptions
+	var detach, dryRun, quietPull bool
+	var pull string
+	var scale []string
+	var waitTimeout int
 	cmd := &cobra.Command{
-		Use:               "up [SERVICE|VM...]",
-		ValidArgsFunction: completeMembers(g),
-		Short:             "Create and start the project's networks, DNS/DHCP server and members",
+		Use:   "up [SERVICE|VM...]",
+		Short: "Create and start the project's networks, DNS/DHCP server and members",
 		Long: `up plans the project against what runs, then makes what is missing and
 recreates what changed, in dependency order and in parallel where the graph
 allows. In the foreground it streams the members' output and stops them on
 Ctrl-C (a second Ctrl-C exits at once); with -d it leaves a supervisor
-process running the project's DNS/DHCP server and returns.`,
+process running the project's DNS/DHCP server and returns.
+
+As in docker compose, --abort-on-container-exit stops everything when a
+container or VM stops, and --exit-code-from SERVICE then exits with that
+service's code: a test suite in a container against a server in a VM.`,
+		Example: `  foldup up -d --wait
+  foldup up --build --abort-on-container-exit --exit-code-from tests
+  foldup up -d --no-deps --force-recreate web
+  foldup up --dry-run`,
+		ValidArgsFunction: completeMembers(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.load(cmd.Context(), cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
+			if err := applyScale(p, scale); err != nil {
+				return err
+			}
+			if pull != "" {
+				if !slices.Contains([]string{"always", "missing", "never"}, pull) {
+					return fmt.Errorf("--pull %q: use always, missing or never", pull)
+				}
+				for name, s := range p.Compose.Services {
+					s.PullPolicy = pull
+					p.Compose.Services[name] = s
+				}
+			}
+			if fo.exitCodeFrom != "" {
+				fo.abort = true
+				if _, ok := p.Compose.Services[fo.exitCodeFrom]; !ok && p.VMs[fo.exitCodeFrom] == nil {
+					return fmt.Errorf("--exit-code-from: no such service or VM: %s", fo.exitCodeFrom)
+				}
+			}
+			if detach && (fo.abort || len(fo.attach) > 0) {
+				return fmt.Errorf("-d cannot be combined with --abort-on-container-exit, --exit-code-from or --attach")
+			}
+			if uo.NoRecreate && (uo.ForceRecreate || uo.AlwaysRecreateDeps) {
+				return fmt.Errorf("--no-recreate cannot be combined with --force-recreate or --always-recreate-deps")
+			}
 			uo.Services = args
 			uo.InProcess = !detach
+			uo.WaitTimeout = time.Duration(waitTimeout) * time.Second
+			if dryRun {
+				return printUpPlan(cmd, rf, p, uo)
+			}
 			o, drawn := rf.options(cmd.ErrOrStderr())
 			ctx := cmd.Context()
 			x := executor.New(o)
@@ -164,49 +205,66 @@ process running the project's DNS/DHCP server and returns.`,
 			if detach {
 				return nil
 			}
-			return foreground(ctx, cmd, p.Name, res, x)
+			if cmd.Flags().Changed("timeout") {
+				fo.timeout = &fo.timeoutValue
+			}
+			return foreground(ctx, cmd, p.Name, res, x, fo)
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&detach, "detach", "d", false, "run in the background")
 	f.BoolVar(&uo.Build, "build", false, "build images before starting containers")
 	f.BoolVar(&uo.ForceRecreate, "force-recreate", false, "recreate containers even if nothing changed")
+	f.BoolVar(&uo.NoRecreate, "no-recreate", false, "start what exists as it is, even if its configuration changed")
+	f.BoolVar(&uo.AlwaysRecreateDeps, "always-recreate-deps", false, "recreate the members others depend on")
+	f.BoolVar(&uo.NoDeps, "no-deps", false, "leave what the named services depend on alone")
 	f.BoolVar(&uo.RemoveOrphans, "remove-orphans", false, "remove containers of services not in the file")
 	f.BoolVar(&uo.Wait, "wait", false, "wait until members are running, and healthy if they have a health check")
+	f.IntVar(&waitTimeout, "wait-timeout", 0, "seconds --wait waits at most (0: no limit)")
+	f.StringVar(&pull, "pull", "", "pull images: always, missing or never (each service's pull_policy otherwise)")
+	f.BoolVar(&quietPull, "quiet-pull", false, "accepted for compose's scripts (pulls draw no progress of their own)")
+	f.StringArrayVar(&scale, "scale", nil, "SERVICE=N: run N replicas of a service (overrides scale:)")
+	f.BoolVar(&dryRun, "dry-run", false, "print what up would do (as foldup plan) and do nothing")
+	f.BoolVar(&fo.abort, "abort-on-container-exit", false, "stop everything when a container or VM stops")
+	f.StringVar(&fo.exitCodeFrom, "exit-code-from", "", "exit with this service's exit code (implies --abort-on-container-exit)")
+	f.StringArrayVar(&fo.attach, "attach", nil, "show only these members' output")
+	f.StringArrayVar(&fo.noAttach, "no-attach", nil, "do not show these members' output")
+	f.BoolVar(&fo.noColor, "no-color", false, "no colours in the output")
+	f.BoolVar(&fo.noPrefix, "no-log-prefix", false, "no member name before each line")
+	f.BoolVar(&fo.timestamps, "timestamps", false, "show timestamps")
+	f.IntVarP(&fo.timeoutValue, "timeout", "t", 10, "seconds to wait for members to stop when up ends")
 	return cmd
 }
 
-// foreground streams the project's logs until Ctrl-C (or SIGTERM), then
-// stops its containers and the supervisor this process runs.
-func foreground(ctx context.Context, cmd *cobra.Command, project string, res *executor.Result, x *executor.Executor) error {
-	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLogs()
-	logsDone := make(chan error, 1)
-	go func() {
-		logsDone <- x.Logs(logCtx, project, executor.LogOptions{Follow: true, NoColor: !term.Is(cmd.OutOrStdout())}, cmd.OutOrStdout())
-	}()
-	var supDone <-chan error
-	if res.Supervisor != nil {
-		supDone = res.Supervisor.Done()
-	}
-	select {
-	case <-ctx.Done(): // Ctrl-C or SIGTERM (see interruptible)
-	case err := <-supDone:
-		return fmt.Errorf("the supervisor stopped: %v", err)
-	case err := <-logsDone:
-		// Every container has ended: as Compose, stop there.
-		if err != nil {
-			return err
+// applyScale sets --scale SERVICE=N on the project.
+func applyScale(p *spec.Project, scale []string) error {
+	for _, s := range scale {
+		name, n, ok := strings.Cut(s, "=")
+		count, err := strconv.Atoi(n)
+		if !ok || err != nil || count < 0 {
+			return fmt.Errorf("--scale %q: want SERVICE=N", s)
 		}
+		svc, ok := p.Compose.Services[name]
+		if !ok {
+			return fmt.Errorf("--scale: no such service: %s", name)
+		}
+		svc.Scale = &count
+		if svc.Deploy != nil {
+			svc.Deploy.Replicas = &count
+		}
+		p.Compose.Services[name] = svc
 	}
-	fmt.Fprintln(cmd.ErrOrStderr(), "Gracefully stopping... (press Ctrl+C again to force)")
-	forceOnInterrupt.Store(true)
-	stopLogs()
-	err := x.Stop(context.WithoutCancel(ctx), project, nil, nil)
-	if res.Supervisor != nil {
-		res.Supervisor.Stop()
-	}
-	return err
+	return nil
+}
+
+// foregroundOptions are what up in the foreground shows and when it ends.
+type foregroundOptions struct {
+	abort                         bool
+	exitCodeFrom                  string
+	attach, noAttach              []string
+	noColor, noPrefix, timestamps bool
+	timeoutValue                  int
+	timeout                       *int
 }
 
 func newDownCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
@@ -383,4 +441,21 @@ func newSuperviseCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 		},
 	}
 	return cmd
+}
+
+// printUpPlan is up --dry-run: the plan up would carry out, against what
+// runs, as foldup plan prints it.
+func printUpPlan(cmd *cobra.Command, rf *runtimeFlags, p *spec.Project, uo executor.UpOptions) error {
+	x := executor.New(rf.quietOptions(io.Discard))
+	defer x.Close()
+	obs, err := x.Observe(cmd.Context(), p)
+	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "foldup: planning as on a host where nothing runs: %v\n", err)
+	}
+	pl, err := planner.Compute(p, obs, uo.Intent())
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(cmd.OutOrStdout(), pl.String())
+	return err
 }
