@@ -128,7 +128,7 @@ func TestDetached(t *testing.T) {
 	}
 	cancel()
 	cmd.Wait()
-	if len(lines) < 5 || !strings.HasPrefix(lines[4], "ticker | tick ") {
+	if len(lines) < 5 || !strings.HasPrefix(lines[4], "ticker-1  | tick ") {
 		t.Errorf("logs -f gave %q; stderr:\n%s", lines, logsErr.String())
 	}
 
@@ -163,7 +163,7 @@ func TestForeground(t *testing.T) {
 	sc := bufio.NewScanner(stdout)
 	ticks := 0
 	for ticks < 3 && sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "ticker | tick ") {
+		if strings.HasPrefix(sc.Text(), "ticker-1  | tick ") {
 			ticks++
 		}
 	}
