@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,11 @@ func vmLogs(ctx context.Context, f vm.Files, lo LogOptions, w *linePrefixer) err
 	}
 	if old, _, err := vm.ReadConsole(f.ConsoleLog()+".1", f.ConsoleTimes()+".1"); err == nil {
 		lines = append(old, lines...)
+	}
+	if !lo.Since.IsZero() || !lo.Until.IsZero() {
+		lines = slices.DeleteFunc(lines, func(l vm.ConsoleLine) bool {
+			return l.At.IsZero() || l.At.Before(lo.Since) || (!lo.Until.IsZero() && l.At.After(lo.Until))
+		})
 	}
 	if n, err := strconv.Atoi(lo.Tail); err == nil && n >= 0 && len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -36,7 +42,7 @@ func vmLogs(ctx context.Context, f vm.Files, lo LogOptions, w *linePrefixer) err
 	for _, l := range lines {
 		w.Write([]byte(stamp(l.At) + l.Text))
 	}
-	if !lo.Follow {
+	if !lo.Follow || !lo.Until.IsZero() { // nothing written from now on is before --until
 		w.flush()
 		return nil
 	}

@@ -154,3 +154,50 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestLogsSinceUntil: logs --since and --until keep a VM's console lines
+// by their stamps' times.
+func TestLogsSinceUntil(t *testing.T) {
+	dir := t.TempDir()
+	f := vm.Files{Run: dir, State: dir}
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	os.WriteFile(f.ConsoleLog(), []byte("one\ntwo\nthree\n"), 0o600)
+	os.WriteFile(f.ConsoleTimes(), []byte(fmt.Sprintf("0 %d\n4 %d\n8 %d\n", t0.UnixNano(), t0.Add(time.Minute).UnixNano(), t0.Add(2*time.Minute).UnixNano())), 0o600)
+	for _, c := range []struct {
+		since, until time.Time
+		want         string
+	}{
+		{time.Time{}, time.Time{}, "one\ntwo\nthree\n"},
+		{t0.Add(30 * time.Second), time.Time{}, "two\nthree\n"},
+		{time.Time{}, t0.Add(90 * time.Second), "one\ntwo\n"},
+		{t0.Add(30 * time.Second), t0.Add(90 * time.Second), "two\n"},
+	} {
+		var out bytes.Buffer
+		lp := &linePrefixer{w: &out, mu: new(sync.Mutex)}
+		// -f with --until ends: nothing written from now on is before it.
+		follow := !c.until.IsZero()
+		if err := vmLogs(t.Context(), f, LogOptions{Tail: "all", Since: c.since, Until: c.until, Follow: follow}, lp); err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != c.want {
+			t.Errorf("since %v until %v: %q, want %q", c.since, c.until, out.String(), c.want)
+		}
+	}
+}
+
+func TestParseLogTime(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"10m":                  now.Add(-10 * time.Minute),
+		"2026-12-05T11:00:00Z": time.Date(2026, 12, 5, 11, 0, 0, 0, time.UTC),
+		"2026-12-04":           time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC),
+		"1796472000":           time.Unix(1796472000, 0),
+	} {
+		if got, err := ParseLogTime(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("ParseLogTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseLogTime("yesterday", now); err == nil {
+		t.Error("ParseLogTime(yesterday): no error")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -214,6 +215,33 @@ type LogOptions struct {
 	NoColor    bool
 	NoPrefix   bool
 	Members    []string // services or members; default all
+	// Since and Until bound the lines shown by when they were written
+	// (ParseLogTime); zero: unbounded. Index picks one replica of a
+	// service (0: all).
+	Since, Until time.Time
+	Index        int
+}
+
+// ParseLogTime reads logs' --since and --until as docker does: a
+// duration before now (10m, 1h30m), an RFC 3339 time (with or without
+// nanoseconds, or a date alone), or Unix seconds.
+func ParseLogTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
+	}
+	return time.Time{}, fmt.Errorf("invalid time %q: a duration (10m), an RFC 3339 time or Unix seconds", s)
 }
 
 // Logs writes the output of the project's containers to w, each line
@@ -254,6 +282,9 @@ func (x *Executor) Logs(ctx context.Context, project string, lo LogOptions, w io
 			return err
 		}
 		for _, c := range list {
+			if lo.Index > 0 && c.Labels[containers.LabelReplica] != strconv.Itoa(lo.Index) {
+				continue
+			}
 			if wants(c.Labels[containers.LabelService], c.Labels[containers.LabelMember]) {
 				// compose's prefix: the container's name without the project's
 				name := strings.TrimPrefix(strings.TrimPrefix(c.Names[0], "/"), project+"-")
@@ -298,9 +329,16 @@ func containerLogs(ctx context.Context, dc containers.Engine, id string, lo LogO
 	if err != nil {
 		return err
 	}
-	rc, err := dc.ContainerLogs(ctx, id, container.LogsOptions{
+	opts := container.LogsOptions{
 		ShowStdout: true, ShowStderr: true, Follow: lo.Follow, Tail: lo.Tail, Timestamps: lo.Timestamps,
-	})
+	}
+	if !lo.Since.IsZero() {
+		opts.Since = strconv.FormatInt(lo.Since.Unix(), 10)
+	}
+	if !lo.Until.IsZero() {
+		opts.Until = strconv.FormatInt(lo.Until.Unix(), 10)
+	}
+	rc, err := dc.ContainerLogs(ctx, id, opts)
 	if err != nil {
 		return err
 	}

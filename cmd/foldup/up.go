@@ -303,6 +303,7 @@ project's label. Named volumes stay unless -v.`,
 
 func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var lo executor.LogOptions
+	var since, until string
 	cmd := &cobra.Command{
 		Use:               "logs [SERVICE|VM...]",
 		ValidArgsFunction: completeMembers(g),
@@ -313,6 +314,13 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 				return err
 			}
 			lo.Members = args
+			now := time.Now()
+			if lo.Since, err = executor.ParseLogTime(since, now); err != nil {
+				return fmt.Errorf("--since: %w", err)
+			}
+			if lo.Until, err = executor.ParseLogTime(until, now); err != nil {
+				return fmt.Errorf("--until: %w", err)
+			}
 			if !term.Is(cmd.OutOrStdout()) {
 				lo.NoColor = true
 			}
@@ -328,6 +336,9 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	f.BoolVarP(&lo.Timestamps, "timestamps", "t", false, "show timestamps")
 	f.BoolVar(&lo.NoColor, "no-color", false, "no colours")
 	f.BoolVar(&lo.NoPrefix, "no-log-prefix", false, "no member name before each line")
+	f.StringVar(&since, "since", "", "only lines since this time: a duration before now (10m), an RFC 3339 time, or Unix seconds")
+	f.StringVar(&until, "until", "", "only lines before this time, written as --since")
+	f.IntVar(&lo.Index, "index", 0, "only this replica of each service")
 	return cmd
 }
 
