@@ -52,13 +52,13 @@ write_files:
       s.sendto(q, ("10.83.0.1", 53))
       print(socket.inet_ntoa(s.recv(512)[-4:]))
 runcmd:
-  - echo "FOLDUP-CI host=$(hostname) ip=$(ip -4 -o addr show eth0 | awk '{print $4}')" > /dev/ttyS0
-  - echo "FOLDUP-CI iid=$(cat /var/lib/cloud/data/instance-id)" > /dev/ttyS0
-  - echo "FOLDUP-CI key=$(cat /home/debian/.ssh/authorized_keys)" > /dev/ttyS0
-  - echo "FOLDUP-CI dns=$(/usr/local/bin/dnsq)" > /dev/ttyS0
+  - echo "FOLDUP-CI host=$(hostname) ip=$(ip -4 -o addr show eth0 | awk '{print $4}')" | tee -a /var/tmp/foldup-ci > /dev/ttyS0
+  - echo "FOLDUP-CI iid=$(cat /var/lib/cloud/data/instance-id)" | tee -a /var/tmp/foldup-ci > /dev/ttyS0
+  - echo "FOLDUP-CI key=$(cat /home/debian/.ssh/authorized_keys)" | tee -a /var/tmp/foldup-ci > /dev/ttyS0
+  - echo "FOLDUP-CI dns=$(/usr/local/bin/dnsq)" | tee -a /var/tmp/foldup-ci > /dev/ttyS0
   - for i in $(seq 30); do ip -6 -o addr show dev eth0 scope global | grep -q . && ! ip -6 -o addr show dev eth0 | grep -q tentative && break; sleep 1; done
-  - echo "FOLDUP-CI ip6=$(ip -6 -o addr show dev eth0 scope global | awk '{print $4}' | tr '\n' ' ')" > /dev/ttyS0
-  - echo "FOLDUP-CI done" > /dev/ttyS0
+  - echo "FOLDUP-CI ip6=$(ip -6 -o addr show dev eth0 scope global | awk '{print $4}' | tr '\n' ' ')" | tee -a /var/tmp/foldup-ci > /dev/ttyS0
+  - echo "FOLDUP-CI done" | tee -a /var/tmp/foldup-ci > /dev/ttyS0
 `
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEx7xJ3Qe9s2mNqL0fP8rQ3ZbH5tW1uV0yY2kX4aB6cD ci@foldup"
@@ -97,6 +97,27 @@ func TestCloudInit(t *testing.T) {
 			t.Fatalf("cloud-init did not finish the user-data in 5 minutes; the console:\n%s", b)
 		}
 		time.Sleep(time.Second)
+	}
+	// The values as runcmd wrote them to a file too: the serial console
+	// carries them, but a kernel message may cut a line there.
+	var file bytes.Buffer
+	for try := 0; ; try++ { // sshd may come up a moment after runcmd
+		file.Reset()
+		code, err := New(e.o).Exec(t.Context(), p.Name, "deb", []string{"cat", "/var/tmp/foldup-ci"}, ExecOptions{Stdout: &file, Stderr: &file})
+		if err == nil && code == 0 {
+			break
+		}
+		if try == 60 {
+			t.Fatalf("reading runcmd's file: %v, exit %d: %s", err, code, file.String())
+		}
+		time.Sleep(time.Second)
+	}
+	got = map[string]string{}
+	for _, l := range strings.Split(file.String(), "\n") {
+		if _, rest, ok := strings.Cut(l, "FOLDUP-CI "); ok {
+			k, v, _ := strings.Cut(rest, "=")
+			got[k] = v
+		}
 	}
 	t.Logf("cloud-init's runcmd: %q", got)
 	want := map[string]string{

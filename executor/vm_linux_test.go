@@ -133,7 +133,7 @@ func TestVMAndContainers(t *testing.T) {
 	if err := New(e.o).Logs(ctx, p.Name, LogOptions{Members: []string{"vm1"}, NoColor: true, Tail: "all"}, &logs); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logs.String(), "vm1 | FOLDUP-LEASE event=bound ip=") || strings.Contains(logs.String(), "\r") {
+	if !strings.Contains(logs.String(), "vm1  | FOLDUP-LEASE event=bound ip=") || strings.Contains(logs.String(), "\r") {
 		t.Errorf("logs vm1:\n%s", logs.String())
 	}
 	logs.Reset()
