@@ -271,14 +271,16 @@ func newDownCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var do executor.DownOptions
 	var timeout int
 	cmd := &cobra.Command{
-		Use:   "down",
+		Use:   "down [SERVICE|VM...]",
 		Short: "Stop and remove everything up made",
 		Long: `down stops the supervisor and removes the project's containers, Docker
 networks, bridges and firewall: exactly what up recorded in the project's
 journal, even after a crash halfway through up, and never anything without the
-project's label. Named volumes stay unless -v.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+project's label. Named volumes stay unless -v. With SERVICE or VM names,
+as compose's down, only those are stopped and removed (a VM's disk too with
+-v); the networks and the rest stay.`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			name, err := g.projectName(cmd)
 			if err != nil {
 				return err
@@ -290,6 +292,12 @@ project's label. Named volumes stay unless -v.`,
 			defer drawn()
 			x := executor.New(o)
 			defer x.Close()
+			if len(args) > 0 {
+				if err := x.Stop(cmd.Context(), name, args, do.Timeout); err != nil {
+					return err
+				}
+				return x.Rm(cmd.Context(), name, args, executor.RmOptions{Volumes: do.Volumes})
+			}
 			return x.Down(cmd.Context(), name, do)
 		},
 	}
