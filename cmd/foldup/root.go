@@ -102,6 +102,7 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 		newDnsdCmd(),
 		newPlanCmd(&g, observe),
 		newVersionCmd(),
+		newManCmd(),
 	)
 	root.AddCommand(verbs...)
 	return root
