@@ -400,3 +400,53 @@ func vmAddr(m *planner.Member) (netip.Addr, error) {
 	}
 	return addr, nil
 }
+
+// ImageRow is one line of images: a container's image, or a VM's disk
+// image or kernel.
+type ImageRow struct {
+	Container  string
+	Repository string
+	Tag        string
+	ID         string
+	Size       int64
+	Kind       string
+}
+
+// Images lists the images the project's containers and VMs run from, as
+// docker compose images does for containers; a VM's is its image file (or
+// kernel), its size the file's.
+func (x *Executor) Images(ctx context.Context, project string, members []string) ([]ImageRow, error) {
+	list, err := x.Ps(ctx, project, true)
+	if err != nil {
+		return nil, err
+	}
+	var dc containers.Engine
+	var out []ImageRow
+	for _, m := range list {
+		if len(members) > 0 && !containsStatus(members, m) {
+			continue
+		}
+		if m.Kind == planner.VM {
+			r := ImageRow{Container: m.Name, Repository: m.Image, Kind: m.Kind}
+			if fi, err := os.Stat(m.Image); err == nil {
+				r.Size = fi.Size()
+			}
+			out = append(out, r)
+			continue
+		}
+		if dc == nil {
+			if dc, err = x.engine(); err != nil {
+				return nil, err
+			}
+		}
+		r := ImageRow{Container: m.Name, Repository: m.Image, Kind: m.Kind}
+		if i := strings.LastIndex(m.Image, ":"); i > strings.LastIndex(m.Image, "/") {
+			r.Repository, r.Tag = m.Image[:i], m.Image[i+1:]
+		}
+		if img, err := dc.ImageInspect(ctx, m.Image); err == nil {
+			r.ID, r.Size = strings.TrimPrefix(img.ID, "sha256:"), img.Size
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

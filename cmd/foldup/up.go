@@ -48,6 +48,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newLsCmd(&rf),
 		newSSHCmd(g, &rf),
 		newCpCmd(g, &rf),
+		newImagesCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/docker/go-units"
 	"github.com/foldup/foldup/executor"
 	"github.com/spf13/cobra"
 )
@@ -340,5 +341,57 @@ links say.`,
 	}
 	cmd.Flags().BoolVarP(&archive, "archive", "a", false, "accepted for compose's scripts; owners are not kept")
 	cmd.Flags().BoolVarP(&follow, "follow-link", "L", false, "accepted for compose's scripts; links are copied as links")
+	return cmd
+}
+
+func newImagesCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var quiet bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "images [SERVICE|VM...]",
+		Short: "List the images the project's containers and VMs run from",
+		Long: `images lists each container's image, as docker compose images does, and
+each VM's disk image or kernel, with its file's size.`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			rows, err := x.Images(cmd.Context(), name, args)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case quiet:
+				for _, r := range rows {
+					fmt.Fprintln(out, cmpOr(r.ID, r.Repository))
+				}
+				return nil
+			case format == "json":
+				if rows == nil {
+					rows = []executor.ImageRow{}
+				}
+				return json.NewEncoder(out).Encode(rows)
+			case format != "table":
+				return fmt.Errorf("unknown format %q: use table or json", format)
+			}
+			tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
+			fmt.Fprintln(tw, "CONTAINER\tREPOSITORY\tTAG\tIMAGE ID\tSIZE")
+			for _, r := range rows {
+				id := r.ID
+				if len(id) > 12 {
+					id = id[:12]
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Container, r.Repository, r.Tag, id, units.HumanSizeWithPrecision(float64(r.Size), 3))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only IDs (a VM's: its image file)")
+	cmd.Flags().StringVar(&format, "format", "table", "table or json")
 	return cmd
 }
