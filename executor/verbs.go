@@ -4,6 +4,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -449,4 +450,54 @@ func (x *Executor) Images(ctx context.Context, project string, members []string)
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// WaitReady waits until the named members (or all) run, and are healthy
+// if they have a health check (start --wait), reporting each.
+func (x *Executor) WaitReady(ctx context.Context, project string, members []string) error {
+	d := x.o.dirs(project)
+	plan, err := state.LoadPlan(d.PlanFile())
+	if err != nil {
+		return err
+	}
+	if plan == nil {
+		return fmt.Errorf("project %s is not up here (no plan in %s)", project, d.State)
+	}
+	prog := newProgress(x.o.Events)
+	var dc containers.Engine
+	var errs []error
+	for _, m := range plan.Ordered() {
+		if len(members) > 0 && !containsName(members, m) {
+			continue
+		}
+		if m.Kind == planner.VM {
+			ev := prog.start("VM", m.Name)
+			ev.update("Waiting")
+			f := vm.For(d, m.Name)
+			cond, word := "service_started", "Running"
+			if rec, err := vm.ReadRecord(f); err == nil && rec.Health != nil && !rec.Health.Disable {
+				cond, word = "service_healthy", "Healthy"
+			}
+			if err := vm.Wait(ctx, f, m.Name, cond); err != nil {
+				errs = append(errs, ev.fail(err))
+				continue
+			}
+			ev.done(word)
+			continue
+		}
+		if dc == nil {
+			if dc, err = x.engine(); err != nil {
+				return err
+			}
+		}
+		ev := prog.start("Container", m.Container)
+		ev.update("Waiting")
+		word, err := waitReady(ctx, dc, m.Container)
+		if err != nil {
+			errs = append(errs, ev.fail(err))
+			continue
+		}
+		ev.done(word)
+	}
+	return errors.Join(errs...)
 }

@@ -352,7 +352,8 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 }
 
 func newLifecycleCmd(g *globalFlags, rf *runtimeFlags, verb, short string) *cobra.Command {
-	var timeout int
+	var timeout, waitTimeout int
+	var wait bool
 	cmd := &cobra.Command{
 		Use:               verb + " [SERVICE...]",
 		ValidArgsFunction: completeMembers(g),
@@ -372,7 +373,16 @@ func newLifecycleCmd(g *globalFlags, rf *runtimeFlags, verb, short string) *cobr
 			defer x.Close()
 			switch verb {
 			case "start":
-				return x.Start(cmd.Context(), name, args)
+				if err := x.Start(cmd.Context(), name, args); err != nil || !wait {
+					return err
+				}
+				ctx := cmd.Context()
+				if waitTimeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, time.Duration(waitTimeout)*time.Second)
+					defer cancel()
+				}
+				return x.WaitReady(ctx, name, args)
 			case "stop":
 				return x.Stop(cmd.Context(), name, args, t)
 			}
@@ -381,6 +391,9 @@ func newLifecycleCmd(g *globalFlags, rf *runtimeFlags, verb, short string) *cobr
 	}
 	if verb != "start" {
 		cmd.Flags().IntVarP(&timeout, "timeout", "t", 10, "seconds to wait for each container to stop")
+	} else {
+		cmd.Flags().BoolVar(&wait, "wait", false, "wait until they run, and are healthy if they have a health check")
+		cmd.Flags().IntVar(&waitTimeout, "wait-timeout", 0, "seconds --wait waits at most (0: no limit)")
 	}
 	return cmd
 }
