@@ -198,6 +198,13 @@ func checkWayIn(t *testing.T, e *testEnv, project string) {
 		t.Errorf("exec -u root -w /etc -e 'A=b c' = %q", out)
 	}
 
+	if _, code := run(ExecOptions{Detach: true}, "sh", "-c", "sleep 0.5; echo detached > /tmp/det"); code != 0 {
+		t.Errorf("exec -d: exit %d", code)
+	}
+	if out, _ := run(ExecOptions{}, "sh", "-c", "for i in $(seq 50); do [ -s /tmp/det ] && exec cat /tmp/det; sleep 0.1; done; exit 1"); out != "detached" {
+		t.Errorf("after exec -d: %q", out)
+	}
+
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "f.txt"), []byte("to the guest\n"), 0o644)
 	os.MkdirAll(filepath.Join(dir, "tree", "sub"), 0o755)

@@ -589,6 +589,14 @@ func (x *Executor) Exec(ctx context.Context, project, member string, cmd []strin
 	if !ok {
 		return -1, fmt.Errorf("service %q is not running", member)
 	}
+	if opts.Detach {
+		ex, err := dc.ContainerExecCreate(ctx, c.ID, container.ExecOptions{Cmd: cmd, Detach: true,
+			Env: opts.Env, User: opts.User, WorkingDir: opts.Workdir, Privileged: opts.Privileged})
+		if err != nil {
+			return -1, err
+		}
+		return 0, dc.ContainerExecStart(ctx, ex.ID, container.ExecStartOptions{Detach: true})
+	}
 	ex, err := dc.ContainerExecCreate(ctx, c.ID, container.ExecOptions{
 		Cmd: cmd, Tty: opts.Tty, AttachStdin: opts.Stdin != nil, AttachStdout: true, AttachStderr: true,
 		Env: opts.Env, User: opts.User, WorkingDir: opts.Workdir, Privileged: opts.Privileged,
@@ -630,6 +638,7 @@ type ExecOptions struct {
 	User       string
 	Workdir    string
 	Privileged bool
+	Detach     bool      // start it and return (exec -d)
 	Stdin      io.Reader // nil: not attached
 	Stdout     io.Writer
 	Stderr     io.Writer

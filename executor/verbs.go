@@ -345,6 +345,9 @@ func (x *Executor) execVM(ctx context.Context, project string, plan *planner.Pla
 	if opts.Workdir != "" {
 		line = "cd " + vm.ShellQuote([]string{opts.Workdir}) + " && " + line
 	}
+	if opts.Detach {
+		line = "nohup sh -c " + vm.ShellQuote([]string{line}) + " >/dev/null 2>&1 </dev/null &"
+	}
 	switch {
 	case opts.User != "":
 		line = "sudo -u " + vm.ShellQuote([]string{opts.User}) + " -- sh -c " + vm.ShellQuote([]string{line})

@@ -451,6 +451,7 @@ its serial console.`,
 	f.StringVarP(&eo.Workdir, "workdir", "w", "", "working directory")
 	f.BoolVar(&eo.Privileged, "privileged", false, "give the command extended privileges")
 	f.IntVar(&eo.Index, "index", 1, "which replica of the service")
+	f.BoolVarP(&eo.Detach, "detach", "d", false, "start the command and return")
 	return cmd
 }
 

@@ -239,6 +239,10 @@ func (e *Engine) ContainerWait(context.Context, string, container.WaitCondition)
 	return nil, errs
 }
 
+func (e *Engine) ContainerExecStart(context.Context, string, container.ExecStartOptions) error {
+	return errNotFaked
+}
+
 var errNotFaked = errors.New("the fake engine does not do this")
 
 func (e *Engine) ContainerExecCreate(context.Context, string, container.ExecOptions) (container.ExecCreateResponse, error) {
