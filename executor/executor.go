@@ -28,6 +28,9 @@ type Options struct {
 	// Host is the network namespace to make the segment in (nil: the
 	// calling process's).
 	Host *network.Host
+	// Parallel, when > 0, bounds how many of up's steps run at once
+	// (--parallel).
+	Parallel int
 	// SupervisorCommand is how to run foldup, for `up -d` to start a
 	// detached supervisor as `<cmd> supervise ...`. Default: this
 	// executable.

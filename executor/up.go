@@ -290,6 +290,12 @@ func (r *upRun) run(ctx context.Context, specs map[string]*containers.Spec, unlo
 		unlockHost()
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	if r.o.Parallel > 0 {
+		// Steps go in order of their IDs, each after those it waits for,
+		// so a step holding a slot waits only for ones that hold or held
+		// one: the lowest always runs.
+		g.SetLimit(r.o.Parallel)
+	}
 	prog.run = gctx
 	for _, s := range pl.Steps {
 		if s.Prepare() {

@@ -259,9 +259,6 @@ func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 			st.Status = "Up " + units.HumanDuration(time.Since(rec.Started))
 			st.ID = "qemu:" + strconv.Itoa(pid)
 			st.Accel = vm.RunningAccel(f, rec)
-			if vm.Paused(f) {
-				st.State, st.Status = "paused", st.Status+" (Paused)"
-			}
 			if h := vm.ReadHealth(f); h != nil && rec.Health != nil && !rec.Health.Disable {
 				st.Health = h.Status
 				if h.Status == "starting" {
@@ -273,6 +270,10 @@ func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 				st.Health = "starting"
 				st.Status += " (health: starting)"
 			}
+		}
+		if pid != 0 && vm.Paused(f) {
+			// As Docker shows a paused container: no health.
+			st.State, st.Status = "paused", "Up "+units.HumanDuration(time.Since(rec.Started))+" (Paused)"
 		}
 		st.Addresses, st.Ports = planned(m)
 		out = append(out, st)

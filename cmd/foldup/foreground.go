@@ -20,7 +20,7 @@ import (
 func foreground(ctx context.Context, cmd *cobra.Command, project string, res *executor.Result, x *executor.Executor, fo foregroundOptions) error {
 	logCtx, stopLogs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLogs()
-	lo := executor.LogOptions{Follow: true, NoColor: fo.noColor || !term.Is(cmd.OutOrStdout()), NoPrefix: fo.noPrefix, Timestamps: fo.timestamps}
+	lo := executor.LogOptions{Follow: true, NoColor: fo.noColor || !fo.colors(term.Is(cmd.OutOrStdout())), NoPrefix: fo.noPrefix, Timestamps: fo.timestamps}
 	if len(fo.attach) > 0 || len(fo.noAttach) > 0 {
 		for _, m := range res.Plan.Members {
 			attached := len(fo.attach) == 0 || slices.Contains(fo.attach, m.Service) || slices.Contains(fo.attach, m.Name)

@@ -61,6 +61,20 @@ type runtimeFlags struct {
 	stateRoot  string
 	runRoot    string
 	progress   string
+	parallel   int
+	ansi       string
+}
+
+// colors says whether output to a terminal (or not) is coloured, as
+// --ansi says.
+func (rf *runtimeFlags) colors(terminal bool) bool {
+	switch rf.ansi {
+	case "never":
+		return false
+	case "always":
+		return true
+	}
+	return terminal
 }
 
 func (rf *runtimeFlags) register(cmd *cobra.Command) {
@@ -70,8 +84,27 @@ func (rf *runtimeFlags) register(cmd *cobra.Command) {
 	pf.StringVar(&rf.runRoot, "run-root", envOr("FOLDUP_RUN_ROOT", executor.DefaultRunRoot), "where supervisors keep their sockets")
 	rf.progress = "auto"
 	pf.Var((*progressMode)(&rf.progress), "progress", "progress output: auto (tty on a terminal, else plain), tty, plain, json or quiet")
+	pf.IntVar(&rf.parallel, "parallel", -1, "how many of up's steps run at once (-1: as many as the graph allows)")
+	rf.ansi = "auto"
+	pf.Var(&oneOf{&rf.ansi, []string{"never", "always", "auto"}}, "ansi", "control characters: never, always or auto (on a terminal)")
 	pf.MarkHidden("state-root")
 	pf.MarkHidden("run-root")
+}
+
+// oneOf is a flag that takes one of a few words.
+type oneOf struct {
+	v     *string
+	words []string
+}
+
+func (o *oneOf) String() string { return *o.v }
+func (o *oneOf) Type() string   { return "string" }
+func (o *oneOf) Set(v string) error {
+	if !slices.Contains(o.words, v) {
+		return fmt.Errorf("must be one of %s", strings.Join(o.words, ", "))
+	}
+	*o.v = v
+	return nil
 }
 
 // progressMode is --progress's value: one of the modes docker compose has.
@@ -100,8 +133,15 @@ func envOr(key, def string) string {
 // final frame). Warnings of what runs in this process (a foreground up's
 // supervisor) go to out too.
 func (rf *runtimeFlags) options(out io.Writer) (o executor.Options, done func()) {
-	r := progress.New(out, rf.progress)
+	mode := rf.progress
+	if mode == "auto" && rf.ansi == "never" {
+		mode = "plain"
+	} else if mode == "auto" && rf.ansi == "always" {
+		mode = "tty"
+	}
+	r := progress.New(out, mode)
 	return executor.Options{
+		Parallel:   max(rf.parallel, 0),
 		StateRoot:  rf.stateRoot,
 		RunRoot:    rf.runRoot,
 		DockerHost: rf.dockerHost,
@@ -209,6 +249,7 @@ service's code: a test suite in a container against a server in a VM.`,
 			if cmd.Flags().Changed("timeout") {
 				fo.timeout = &fo.timeoutValue
 			}
+			fo.colors = rf.colors
 			return foreground(ctx, cmd, p.Name, res, x, fo)
 		},
 	}
@@ -266,6 +307,7 @@ type foregroundOptions struct {
 	noColor, noPrefix, timestamps bool
 	timeoutValue                  int
 	timeout                       *int
+	colors                        func(terminal bool) bool // --ansi
 }
 
 func newDownCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
@@ -330,7 +372,7 @@ func newLogsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 			if lo.Until, err = executor.ParseLogTime(until, now); err != nil {
 				return fmt.Errorf("--until: %w", err)
 			}
-			if !term.Is(cmd.OutOrStdout()) {
+			if !rf.colors(term.Is(cmd.OutOrStdout())) {
 				lo.NoColor = true
 			}
 			return executor.New(rf.quietOptions(cmd.ErrOrStderr())).Logs(cmd.Context(), name, lo, cmd.OutOrStdout())
