@@ -21,6 +21,7 @@ import (
 	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
 	"github.com/foldup/foldup/vm"
 	"golang.org/x/sys/unix"
@@ -503,4 +504,27 @@ func (x *Executor) WaitReady(ctx context.Context, project string, members []stri
 		ev.done(word)
 	}
 	return errors.Join(errs...)
+}
+
+// Build builds the images of the project's services that have build:
+// (the named ones, or all), as docker compose build does, without
+// creating or starting anything.
+func (x *Executor) Build(ctx context.Context, p *spec.Project, services []string) error {
+	pl, err := planner.Compute(p, planner.Observed{}, planner.Intent{Services: services, Build: true})
+	if err != nil {
+		return err
+	}
+	r := &upRun{x: x, p: p, o: x.o, d: x.o.dirs(p.Name), prog: newProgress(x.o.Events), pl: &planner.Plan{Project: pl.Project}}
+	for _, s := range pl.Steps {
+		if s.Kind == planner.KindImage && s.Action == planner.ActionBuild {
+			r.pl.Steps = append(r.pl.Steps, s)
+		}
+	}
+	if len(r.pl.Steps) == 0 {
+		return nil
+	}
+	if r.dc, err = x.engine(); err != nil {
+		return err
+	}
+	return r.images(ctx)
 }

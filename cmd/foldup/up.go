@@ -49,6 +49,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newSSHCmd(g, &rf),
 		newCpCmd(g, &rf),
 		newImagesCmd(g, &rf),
+		newBuildCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),

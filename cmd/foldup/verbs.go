@@ -395,3 +395,25 @@ each VM's disk image or kernel, with its file's size.`,
 	cmd.Flags().StringVar(&format, "format", "table", "table or json")
 	return cmd
 }
+
+func newBuildCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "build [SERVICE...]",
+		Short: "Build the images of services that have build:",
+		Long: `build builds the images of the project's services that have build:, as
+docker compose build does, and creates or starts nothing; up then uses
+them.`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.load(cmd.Context(), cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			o, drawn := rf.options(cmd.ErrOrStderr())
+			defer drawn()
+			x := executor.New(o)
+			defer x.Close()
+			return x.Build(cmd.Context(), p, args)
+		},
+	}
+}
