@@ -36,6 +36,7 @@ type Engine interface {
 	ContainerPause(ctx context.Context, container string) error
 	ContainerUnpause(ctx context.Context, container string) error
 	ContainerTop(ctx context.Context, container string, arguments []string) (container.TopResponse, error)
+	ContainerStats(ctx context.Context, container string, stream bool) (container.StatsResponseReader, error)
 	ContainerWait(ctx context.Context, container string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
 	ContainerInspect(ctx context.Context, container string) (container.InspectResponse, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)

@@ -50,6 +50,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newCpCmd(g, &rf),
 		newImagesCmd(g, &rf),
 		newBuildCmd(g, &rf),
+		newStatsCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),

@@ -417,3 +417,58 @@ them.`,
 		},
 	}
 }
+
+func newStatsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var noStream bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "stats [SERVICE|VM...]",
+		Short: "Show the resources the project's containers and VMs use",
+		Long: `stats shows each running container's CPU and memory, as docker compose
+stats does, and each running VM's: its qemu's CPU over a second, resident
+memory against the guest's memory, and threads. Without --no-stream it
+samples again until Ctrl-C.`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			out := cmd.OutOrStdout()
+			for {
+				list, err := x.Stats(cmd.Context(), name, args)
+				if err != nil {
+					if cmd.Context().Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if format == "json" {
+					enc := json.NewEncoder(out)
+					for _, s := range list {
+						enc.Encode(s)
+					}
+				} else {
+					tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
+					fmt.Fprintln(tw, "NAME\tKIND\tCPU %\tMEM USAGE / LIMIT\tPIDS")
+					for _, s := range list {
+						limit := "-"
+						if s.MemLimit > 0 {
+							limit = units.BytesSize(float64(s.MemLimit))
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%s / %s\t%d\n", s.Name, s.Kind, s.CPU, units.BytesSize(float64(s.Memory)), limit, s.PIDs)
+					}
+					tw.Flush()
+				}
+				if noStream {
+					return nil
+				}
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&noStream, "no-stream", false, "one sample, then exit")
+	cmd.Flags().StringVar(&format, "format", "table", "table or json (one object a line)")
+	return cmd
+}

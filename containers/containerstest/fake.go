@@ -243,6 +243,10 @@ func (e *Engine) ContainerExecStart(context.Context, string, container.ExecStart
 	return errNotFaked
 }
 
+func (e *Engine) ContainerStats(context.Context, string, bool) (container.StatsResponseReader, error) {
+	return container.StatsResponseReader{}, errNotFaked
+}
+
 var errNotFaked = errors.New("the fake engine does not do this")
 
 func (e *Engine) ContainerExecCreate(context.Context, string, container.ExecOptions) (container.ExecCreateResponse, error) {
