@@ -331,7 +331,9 @@ func List(ctx context.Context, dc Engine, project string, all bool) (map[string]
 	}
 	out := map[string]container.Summary{}
 	for _, c := range list {
-		out[c.Labels[LabelMember]] = c
+		if c.Labels[LabelOneOff] == "" { // foldup run's are no member's
+			out[c.Labels[LabelMember]] = c
+		}
 	}
 	return out, nil
 }

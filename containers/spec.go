@@ -37,6 +37,9 @@ const (
 	LabelVolume     = "com.foldup.volume"
 	LabelConfigHash = "com.foldup.config-hash"
 	LabelReplica    = "com.foldup.replica"
+	// LabelOneOff marks a container foldup run made: no member of the
+	// plan, adopted by the firewall as a container joined by hand.
+	LabelOneOff = "com.foldup.oneoff"
 )
 
 // Spec is everything ContainerCreate needs for one member, and the

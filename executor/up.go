@@ -43,6 +43,8 @@ type UpOptions struct {
 	WaitTimeout time.Duration
 	// NoDeps, NoRecreate and AlwaysRecreateDeps are planner.Intent's.
 	NoDeps, NoRecreate, AlwaysRecreateDeps bool
+	// SegmentOnly is planner.Intent's: the segment, no member.
+	SegmentOnly bool
 	// InProcess runs the supervisor as a goroutine of this process (the
 	// foreground `up`) instead of a detached process (`up -d`); Result's
 	// Supervisor then stops it.
@@ -327,7 +329,7 @@ func (r *upRun) run(ctx context.Context, specs map[string]*containers.Spec, unlo
 // Intent is what up with these options asks of the planner.
 func (uo UpOptions) Intent() planner.Intent {
 	return planner.Intent{Services: uo.Services, Build: uo.Build, ForceRecreate: uo.ForceRecreate, RemoveOrphans: uo.RemoveOrphans, Wait: uo.Wait,
-		NoDeps: uo.NoDeps, NoRecreate: uo.NoRecreate, AlwaysRecreateDeps: uo.AlwaysRecreateDeps}
+		NoDeps: uo.NoDeps, NoRecreate: uo.NoRecreate, AlwaysRecreateDeps: uo.AlwaysRecreateDeps, SegmentOnly: uo.SegmentOnly}
 }
 
 // images runs the plan's image steps, all at once: pulls, builds and

@@ -208,7 +208,7 @@ func HandJoined(ctx context.Context, dc containers.Engine, host *network.Host, p
 			if err != nil {
 				return nil, err
 			}
-			if c.State == nil || c.State.Pid == 0 || c.Config != nil && c.Config.Labels[containers.LabelProject] == pl.Project {
+			if c.State == nil || c.State.Pid == 0 || c.Config != nil && c.Config.Labels[containers.LabelProject] == pl.Project && c.Config.Labels[containers.LabelOneOff] == "" {
 				continue
 			}
 			peers, err := host.PeerPorts(c.State.Pid)

@@ -97,6 +97,10 @@ type Intent struct {
 	// --no-recreate); AlwaysRecreateDeps recreates every member another
 	// depends on (up --always-recreate-deps).
 	NoRecreate, AlwaysRecreateDeps bool
+	// SegmentOnly, with no Services, makes the networks, the firewall
+	// and the supervisor, and no member (foldup run of a service that
+	// depends on nothing).
+	SegmentOnly bool
 }
 
 // selected returns the members up acts on: all, or the named ones and
@@ -123,7 +127,7 @@ func (pl *planner) selected() map[string]bool {
 		}
 	}
 	for _, m := range pl.plan.Members {
-		if len(pl.in.Services) == 0 || slices.Contains(pl.in.Services, m.Service) || slices.Contains(pl.in.Services, m.Name) {
+		if (len(pl.in.Services) == 0 && !pl.in.SegmentOnly) || slices.Contains(pl.in.Services, m.Service) || slices.Contains(pl.in.Services, m.Name) {
 			visit(m)
 		}
 	}

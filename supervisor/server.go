@@ -267,7 +267,9 @@ func (s *server) followStarts(ctx context.Context) error {
 		case m := <-joined:
 			// The project's own containers connect too, before they
 			// run: their start is what counts (the other stream).
-			if c, err := dc.ContainerInspect(ctx, m.Actor.Attributes["container"]); err == nil && c.Config != nil && c.Config.Labels[containers.LabelProject] == s.project {
+			// foldup run's are adopted as joined by hand (no member's).
+			if c, err := dc.ContainerInspect(ctx, m.Actor.Attributes["container"]); err == nil && c.Config != nil &&
+				c.Config.Labels[containers.LabelProject] == s.project && c.Config.Labels[containers.LabelOneOff] == "" {
 				continue
 			}
 			if err := resync(); err != nil {

@@ -51,6 +51,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newImagesCmd(g, &rf),
 		newBuildCmd(g, &rf),
 		newStatsCmd(g, &rf),
+		newRunCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),

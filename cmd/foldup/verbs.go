@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/foldup/foldup/executor"
+	"github.com/foldup/foldup/internal/term"
+	"github.com/mattn/go-shellwords"
 	"github.com/spf13/cobra"
 )
 
@@ -470,5 +473,79 @@ samples again until Ctrl-C.`,
 	}
 	cmd.Flags().BoolVar(&noStream, "no-stream", false, "one sample, then exit")
 	cmd.Flags().StringVar(&format, "format", "table", "table or json (one object a line)")
+	return cmd
+}
+
+func newRunCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var ro executor.RunOptions
+	var entrypoint string
+	var noTTY, interactive bool
+	cmd := &cobra.Command{
+		Use:   "run [OPTIONS] SERVICE [COMMAND] [ARG...]",
+		Short: "Run a one-off command in a new container of a service",
+		Long: `run starts a new container of a service with a command, on the project's
+networks, as docker compose run does: what the service depends on comes up
+first (unless --no-deps), the networks and foldup's DNS server always, the
+service's own container not. The container finds the members by name; it
+has Docker's address on each network rather than the plan's, no alias and
+no published port (unless --service-ports), and foldup's firewall holds it
+to that address and MAC as it holds a container joined by hand. run exits
+with the command's code; --rm removes the container then.`,
+		Example: `  foldup run --rm web python manage.py migrate
+  foldup run --rm -T db psql -h db -U postgres -c 'select 1'
+  foldup run -d --name debug web sleep 3600`,
+		Args: cobra.MinimumNArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveDefault
+			}
+			return completeMembers(g)(cmd, args, toComplete)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.load(cmd.Context(), cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			if len(args) > 1 {
+				ro.Command = args[1:]
+			}
+			if cmd.Flags().Changed("entrypoint") {
+				if ro.Entrypoint, err = shellwords.Parse(entrypoint); err != nil {
+					return fmt.Errorf("--entrypoint: %w", err)
+				}
+			}
+			in, isFile := cmd.InOrStdin().(*os.File)
+			ro.Tty = !noTTY && !ro.Detach && isFile && term.Is(in) && term.Is(cmd.OutOrStdout())
+			if interactive && !ro.Detach {
+				ro.Stdin = cmd.InOrStdin()
+			}
+			ro.Stdout, ro.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			o, drawn := rf.options(cmd.ErrOrStderr())
+			x := executor.New(o)
+			defer x.Close()
+			code, err := x.Run(cmd.Context(), p, args[0], ro)
+			drawn()
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitError(code)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	f.BoolVar(&ro.Rm, "rm", false, "remove the container when it ends")
+	f.BoolVarP(&ro.Detach, "detach", "d", false, "start it in the background and print its name")
+	f.StringArrayVarP(&ro.Env, "env", "e", nil, "environment variable KEY=VALUE")
+	f.StringVar(&entrypoint, "entrypoint", "", "replace the image's entrypoint")
+	f.StringVar(&ro.Name, "name", "", "the container's name")
+	f.StringVarP(&ro.User, "user", "u", "", "run as this user")
+	f.StringVarP(&ro.Workdir, "workdir", "w", "", "working directory")
+	f.BoolVar(&ro.NoDeps, "no-deps", false, "start nothing the service depends on")
+	f.BoolVar(&ro.ServicePorts, "service-ports", false, "publish the service's ports")
+	f.BoolVarP(&noTTY, "no-TTY", "T", false, "do not allocate a terminal")
+	f.BoolVarP(&interactive, "interactive", "i", true, "keep stdin attached")
 	return cmd
 }

@@ -247,6 +247,10 @@ func (e *Engine) ContainerStats(context.Context, string, bool) (container.StatsR
 	return container.StatsResponseReader{}, errNotFaked
 }
 
+func (e *Engine) ContainerAttach(context.Context, string, container.AttachOptions) (types.HijackedResponse, error) {
+	return types.HijackedResponse{}, errNotFaked
+}
+
 var errNotFaked = errors.New("the fake engine does not do this")
 
 func (e *Engine) ContainerExecCreate(context.Context, string, container.ExecOptions) (container.ExecCreateResponse, error) {
