@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
@@ -527,4 +528,71 @@ func (x *Executor) Build(ctx context.Context, p *spec.Project, services []string
 		return err
 	}
 	return r.images(ctx)
+}
+
+// Attach attaches to a member's output (and its input, when in is not nil
+// and it takes input), as docker compose attach does: a container's
+// streams, or a VM's serial console (Console). It returns when the
+// container ends or ctx does.
+func (x *Executor) Attach(ctx context.Context, project, member string, index int, in io.Reader, out, errOut io.Writer) error {
+	if plan, _ := state.LoadPlan(x.o.dirs(project).PlanFile()); plan != nil {
+		for _, m := range plan.Members {
+			if m.Kind == planner.VM && (m.Name == member || m.Service == member) {
+				if in == nil {
+					in = strings.NewReader("")
+				}
+				return x.Console(ctx, project, m.Name, in, out)
+			}
+		}
+	}
+	dc, err := x.engine()
+	if err != nil {
+		return err
+	}
+	cs, err := containers.List(ctx, dc, project, false)
+	if err != nil {
+		return err
+	}
+	var id string
+	for _, c := range cs {
+		if c.Labels[containers.LabelMember] == member ||
+			(c.Labels[containers.LabelService] == member && c.Labels[containers.LabelReplica] == strconv.Itoa(max(index, 1))) {
+			id = c.ID
+		}
+	}
+	if id == "" {
+		return fmt.Errorf("service %q is not running", member)
+	}
+	c, err := dc.ContainerInspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	stdin := in != nil && c.Config.OpenStdin
+	hj, err := dc.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: stdin, Stdout: true, Stderr: true})
+	if err != nil {
+		return err
+	}
+	defer hj.Close()
+	if stdin {
+		go func() {
+			io.Copy(hj.Conn, in)
+			hj.CloseWrite()
+		}()
+	}
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		if c.Config.Tty {
+			_, err = io.Copy(out, hj.Reader)
+		} else {
+			_, err = stdcopy.StdCopy(out, errOut, hj.Reader)
+		}
+		done <- err
+	}()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-done:
+		return err
+	}
 }

@@ -52,6 +52,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newBuildCmd(g, &rf),
 		newStatsCmd(g, &rf),
 		newRunCmd(g, &rf),
+		newAttachCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -547,5 +548,36 @@ with the command's code; --rm removes the container then.`,
 	f.BoolVar(&ro.ServicePorts, "service-ports", false, "publish the service's ports")
 	f.BoolVarP(&noTTY, "no-TTY", "T", false, "do not allocate a terminal")
 	f.BoolVarP(&interactive, "interactive", "i", true, "keep stdin attached")
+	return cmd
+}
+
+func newAttachCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var noStdin bool
+	var index int
+	cmd := &cobra.Command{
+		Use:   "attach SERVICE|VM",
+		Short: "Attach to a container's streams or a VM's serial console",
+		Long: `attach attaches to a service's running container, as docker compose attach
+does: its output, and your input when it takes input (stdin_open); it
+returns when the container ends, or on Ctrl-C, which leaves it running. For
+a VM it is foldup console: the serial console, Ctrl-] to detach.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			var in io.Reader
+			if !noStdin {
+				in = cmd.InOrStdin()
+			}
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			return x.Attach(cmd.Context(), name, args[0], index, in, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach the input")
+	cmd.Flags().IntVar(&index, "index", 1, "which replica of the service")
 	return cmd
 }
