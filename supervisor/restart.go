@@ -4,6 +4,7 @@ package supervisor
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/foldup/foldup/qemu"
@@ -95,6 +96,7 @@ func (s *server) recordExit(f vm.Files, pid, code int, how string) *vm.Record {
 		s.log.Error("vm exit", "err", err)
 		return nil
 	}
+	vm.LogEvent(f, "die", map[string]string{"exitCode": strconv.Itoa(code), "exit": how})
 	return rec
 }
 

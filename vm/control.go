@@ -4,6 +4,7 @@ package vm
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/foldup/foldup/qemu"
 	"github.com/foldup/foldup/state"
+	"golang.org/x/sys/unix"
 )
 
 // Kill sends a running VM's qemu a signal, as docker kill sends one to a
@@ -40,6 +42,7 @@ func Kill(ctx context.Context, d state.Dirs, name string, sig syscall.Signal) (b
 			return false, err
 		}
 	}
+	LogEvent(f, "kill", map[string]string{"signal": unix.SignalName(sig)})
 	if sig == syscall.SIGKILL {
 		err := StopQemu(ctx, f, pid, 0)
 		os.Remove(f.PidFile())
@@ -74,7 +77,11 @@ func setRunState(ctx context.Context, d state.Dirs, name, command, want string) 
 	if st, err := q.Status(dctx); err == nil && st == want {
 		return false, nil
 	}
-	return true, q.Execute(dctx, command, nil, nil)
+	if err := q.Execute(dctx, command, nil, nil); err != nil {
+		return true, err
+	}
+	LogEvent(f, map[string]string{"stop": "pause", "cont": "unpause"}[command], nil)
+	return true, nil
 }
 
 // Paused reports whether a running VM's CPUs are stopped by Pause (QMP
@@ -117,4 +124,31 @@ func Remove(d state.Dirs, name string, disk bool) (bool, error) {
 		}
 	}
 	return true, os.RemoveAll(f.Run)
+}
+
+// EventsFile is where a VM's lifecycle events go, one JSON object a line
+// (foldup events tails it).
+func (f Files) EventsFile() string { return filepath.Join(f.Run, "events.jsonl") }
+
+// VMEvent is one line of a VM's events file.
+type VMEvent struct {
+	Time       time.Time         `json:"time"`
+	Action     string            `json:"action"` // start, pause, unpause, kill, die, stop
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// LogEvent appends a lifecycle event to the VM's events file, written by
+// whatever caused it (start, stop, pause, the supervisor seeing qemu end),
+// so that none is missed however short the state it began.
+func LogEvent(f Files, action string, attrs map[string]string) {
+	b, err := json.Marshal(VMEvent{Time: time.Now(), Action: action, Attributes: attrs})
+	if err != nil {
+		return
+	}
+	w, err := os.OpenFile(f.EventsFile(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer w.Close()
+	w.Write(append(b, '\n'))
 }

@@ -245,7 +245,11 @@ func Start(ctx context.Context, host *network.Host, f Files, rec *Record) error 
 	}
 	rec.Exited, rec.ExitCode, rec.Exit = time.Time{}, 0, ""
 	os.Remove(f.HealthFile())
-	return WriteRecord(f, rec)
+	if err := WriteRecord(f, rec); err != nil {
+		return err
+	}
+	LogEvent(f, "start", map[string]string{"pid": strconv.Itoa(pid)})
+	return nil
 }
 
 // Lock takes a VM's own lock, held by whoever starts or stops its qemu
@@ -445,6 +449,7 @@ func StopQemu(ctx context.Context, f Files, pid int, grace time.Duration) error 
 	if rerr != nil || rec.PID != pid {
 		return nil
 	}
+	defer func() { LogEvent(f, "die", map[string]string{"exitCode": strconv.Itoa(rec.ExitCode)}) }()
 	rec.Exited, rec.ExitCode, rec.Exit = time.Now(), ExitGuest, "guest-shutdown"
 	switch {
 	case !graceful && grace == 0:

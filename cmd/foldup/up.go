@@ -53,6 +53,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newStatsCmd(g, &rf),
 		newRunCmd(g, &rf),
 		newAttachCmd(g, &rf),
+		newEventsCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -579,5 +581,41 @@ a VM it is foldup console: the serial console, Ctrl-] to detach.`,
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "do not attach the input")
 	cmd.Flags().IntVar(&index, "index", 1, "which replica of the service")
+	return cmd
+}
+
+func newEventsCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "events [SERVICE|VM...]",
+		Short: "Stream what happens to the project's containers and VMs",
+		Long: `events prints what happens to the project's containers (the engine's
+events) and VMs (start, pause, unpause, die) as it happens, as docker
+compose events does, until Ctrl-C; --json prints one object a line with
+compose's keys: time, type, action, id, service, attributes.`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := g.projectName(cmd)
+			if err != nil {
+				return err
+			}
+			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
+			defer x.Close()
+			out := cmd.OutOrStdout()
+			enc := json.NewEncoder(out)
+			return x.Events(cmd.Context(), name, args, func(ev executor.MemberEvent) {
+				if asJSON {
+					enc.Encode(ev)
+					return
+				}
+				var attrs []string
+				for _, k := range slices.Sorted(maps.Keys(ev.Attributes)) {
+					attrs = append(attrs, k+"="+ev.Attributes[k])
+				}
+				fmt.Fprintf(out, "%s %s %s %s (%s)\n", ev.Time.Format("2006-01-02 15:04:05.000000"), ev.Type, ev.Action, ev.ID, strings.Join(attrs, ", "))
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object a line")
 	return cmd
 }
