@@ -17,7 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
@@ -595,4 +597,33 @@ func (x *Executor) Attach(ctx context.Context, project, member string, index int
 	case err := <-done:
 		return err
 	}
+}
+
+// RemoveImages removes images by name, as down --rmi does after the
+// containers are gone; one that is not there is no error, one still in
+// use (by another project) is.
+func (x *Executor) RemoveImages(ctx context.Context, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	dc, err := x.engine()
+	if err != nil {
+		return err
+	}
+	prog := newProgress(x.o.Events)
+	var errs []error
+	for _, n := range names {
+		ev := prog.start("Image", n)
+		ev.update("Removing")
+		if _, err := dc.ImageRemove(ctx, n, image.RemoveOptions{PruneChildren: true}); err != nil {
+			if errdefs.IsNotFound(err) {
+				ev.done("Removed")
+				continue
+			}
+			errs = append(errs, ev.fail(err))
+			continue
+		}
+		ev.done("Removed")
+	}
+	return errors.Join(errs...)
 }

@@ -318,6 +318,7 @@ type foregroundOptions struct {
 func newDownCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var do executor.DownOptions
 	var timeout int
+	var rmi string
 	cmd := &cobra.Command{
 		Use:   "down [SERVICE|VM...]",
 		Short: "Stop and remove everything up made",
@@ -340,13 +341,36 @@ as compose's down, only those are stopped and removed (a VM's disk too with
 			defer drawn()
 			x := executor.New(o)
 			defer x.Close()
+			var images []string
+			if rmi != "" {
+				o := g.options(cmd.InOrStdin())
+				o.NameOnly = true
+				p, err := spec.Load(cmd.Context(), o)
+				if err != nil {
+					return fmt.Errorf("--rmi needs the project's file: %w", err)
+				}
+				for _, svc := range p.Compose.Services {
+					if len(args) > 0 && !slices.Contains(args, svc.Name) {
+						continue
+					}
+					if rmi == "all" || svc.Image == "" { // local: those up built and named
+						images = append(images, planner.ImageName(p, svc))
+					}
+				}
+				slices.Sort(images)
+				images = slices.Compact(images)
+			}
 			if len(args) > 0 {
 				if err := x.Stop(cmd.Context(), name, args, do.Timeout); err != nil {
 					return err
 				}
-				return x.Rm(cmd.Context(), name, args, executor.RmOptions{Volumes: do.Volumes})
+				if err := x.Rm(cmd.Context(), name, args, executor.RmOptions{Volumes: do.Volumes}); err != nil {
+					return err
+				}
+			} else if err := x.Down(cmd.Context(), name, do); err != nil {
+				return err
 			}
-			return x.Down(cmd.Context(), name, do)
+			return x.RemoveImages(cmd.Context(), images)
 		},
 	}
 	f := cmd.Flags()
@@ -354,6 +378,7 @@ as compose's down, only those are stopped and removed (a VM's disk too with
 	f.BoolVar(&do.RemoveOrphans, "remove-orphans", false, "remove containers of services not in the file (down always does)")
 	f.IntVarP(&timeout, "timeout", "t", 10, "seconds to wait for containers to stop")
 	f.BoolVar(&do.Force, "force", false, "remove by labels and names even when the journal is unreadable")
+	f.Var(&oneOf{&rmi, []string{"local", "all"}}, "rmi", "also remove images: local (those up built, with no image: name) or all")
 	return cmd
 }
 

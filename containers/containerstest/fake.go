@@ -251,6 +251,10 @@ func (e *Engine) ContainerAttach(context.Context, string, container.AttachOption
 	return types.HijackedResponse{}, errNotFaked
 }
 
+func (e *Engine) ImageRemove(context.Context, string, image.RemoveOptions) ([]image.DeleteResponse, error) {
+	return nil, errNotFaked
+}
+
 var errNotFaked = errors.New("the fake engine does not do this")
 
 func (e *Engine) ContainerExecCreate(context.Context, string, container.ExecOptions) (container.ExecCreateResponse, error) {
