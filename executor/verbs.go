@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
@@ -626,4 +627,39 @@ func (x *Executor) RemoveImages(ctx context.Context, names []string) error {
 		ev.done("Removed")
 	}
 	return errors.Join(errs...)
+}
+
+// Pull fetches what the project's services and VMs run from (the named
+// ones, or all), as docker compose pull does, and makes nothing else:
+// each service's image (a service that only builds is skipped), pulled
+// whatever its pull_policy, and each VM's image downloaded from its URL
+// into the image cache (and verified), unless the cache has it.
+func (x *Executor) Pull(ctx context.Context, p *spec.Project, services []string) error {
+	for name, s := range p.Compose.Services {
+		if s.Image != "" {
+			s.PullPolicy = types.PullPolicyAlways
+			p.Compose.Services[name] = s
+		}
+	}
+	pl, err := planner.Compute(p, planner.Observed{}, planner.Intent{Services: services})
+	if err != nil {
+		return err
+	}
+	r := &upRun{x: x, p: p, o: x.o, d: x.o.dirs(p.Name), prog: newProgress(x.o.Events), pl: &planner.Plan{Project: pl.Project}}
+	containersToo := false
+	for _, s := range pl.Steps {
+		switch {
+		case s.Kind == planner.KindVMImage:
+			r.pl.Steps = append(r.pl.Steps, s)
+		case s.Kind == planner.KindImage && p.Compose.Services[s.Name].Image != "":
+			r.pl.Steps = append(r.pl.Steps, s)
+			containersToo = true
+		}
+	}
+	if containersToo {
+		if r.dc, err = x.engine(); err != nil {
+			return err
+		}
+	}
+	return r.images(ctx)
 }

@@ -167,3 +167,39 @@ func TestVMImageURL(t *testing.T) {
 		t.Errorf("down -v left the VM's disk: %v", err)
 	}
 }
+
+// TestPull: pull downloads a VM's image into the cache, verified, and
+// makes nothing else; a second pull finds it there; a wrong digest is a
+// positioned error.
+func TestPull(t *testing.T) {
+	img := make([]byte, 64<<10)
+	copy(img, "FOLDUP-PULL\n")
+	sum := sha256.Sum256(img)
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.ServeContent(w, r, "disk.img", time.Time{}, bytes.NewReader(img))
+	}))
+	defer srv.Close()
+	e := newTestEnv(t)
+	e.o.ImageCache = filepath.Join(e.dir, "images")
+	const project = "name: pull\nvms:\n  vm1:\n    image: %s\n    sha256: %q\n"
+	p := e.load(t, "pull", fmt.Sprintf(project, srv.URL+"/disk.img", hex.EncodeToString(sum[:])))
+	if err := New(e.o).Pull(t.Context(), p, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.o.ImageCache, "sha256-"+hex.EncodeToString(sum[:]))); err != nil || !bytes.Equal(b, img) {
+		t.Errorf("the cached image: %v", err)
+	}
+	if err := New(e.o).Pull(t.Context(), p, nil); err != nil || requests.Load() != 1 {
+		t.Errorf("a second pull: %v, %d requests in all; want 1", err, requests.Load())
+	}
+	if _, err := os.Stat(e.o.withDefaults().dirs("pull").PlanFile()); err == nil {
+		t.Error("pull left a plan: it made the project")
+	}
+	bad := e.load(t, "pull", fmt.Sprintf(project, srv.URL+"/disk.img", strings.Repeat("0", 64)))
+	err := New(e.o).Pull(t.Context(), bad, nil)
+	if err == nil || !strings.Contains(err.Error(), "vms.vm1.image") {
+		t.Errorf("pull of an image with the wrong digest: %v", err)
+	}
+}

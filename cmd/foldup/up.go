@@ -54,6 +54,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newRunCmd(g, &rf),
 		newAttachCmd(g, &rf),
 		newEventsCmd(g, &rf),
+		newPullCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),

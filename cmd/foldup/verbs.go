@@ -619,3 +619,26 @@ compose's keys: time, type, action, id, service, attributes.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object a line")
 	return cmd
 }
+
+func newPullCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pull [SERVICE|VM...]",
+		Short: "Pull the services' images and download the VMs' images",
+		Long: `pull pulls each service's image whatever its pull_policy, as docker compose
+pull does (a service that only builds is skipped), and downloads each VM's
+image from its URL into the image cache, verified against its sha256:,
+unless the cache has it. It creates and starts nothing.`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.load(cmd.Context(), cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			o, drawn := rf.options(cmd.ErrOrStderr())
+			defer drawn()
+			x := executor.New(o)
+			defer x.Close()
+			return x.Pull(cmd.Context(), p, args)
+		},
+	}
+}
