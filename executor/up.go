@@ -45,6 +45,10 @@ type UpOptions struct {
 	NoDeps, NoRecreate, AlwaysRecreateDeps bool
 	// SegmentOnly is planner.Intent's: the segment, no member.
 	SegmentOnly bool
+	// NoStart creates the members and starts none (up --no-start,
+	// create): containers created, VMs' disks, seeds and taps made and
+	// their records written.
+	NoStart bool
 	// InProcess runs the supervisor as a goroutine of this process (the
 	// foreground `up`) instead of a detached process (`up -d`); Result's
 	// Supervisor then stops it.
@@ -628,6 +632,10 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *containers.S
 		ev.done("Running")
 		return r.registerPorts(ctx, m)
 	case planner.ActionStart:
+		if r.uo.NoStart {
+			ev.done("Created")
+			return nil
+		}
 		ev.update("Starting")
 		if err := r.dc.ContainerStart(ctx, cs.Name, container.StartOptions{}); err != nil {
 			return ev.fail(err)
@@ -650,6 +658,10 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *containers.S
 	}
 	if _, err := containers.Create(ctx, r.dc, cs); err != nil {
 		return ev.fail(err)
+	}
+	if r.uo.NoStart {
+		ev.done("Created")
+		return nil
 	}
 	ev.update("Starting")
 	if err := r.dc.ContainerStart(ctx, cs.Name, container.StartOptions{}); err != nil {

@@ -202,7 +202,7 @@ func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
 	if err := r.j.Record(state.KindVM, m.Name); err != nil {
 		return ev.fail(err)
 	}
-	ev.update("Starting")
+	ev.update(map[bool]string{true: "Creating", false: "Starting"}[r.uo.NoStart])
 	image := cmp.Or(v.Image, v.Kernel)
 	rec := vm.Record{Member: m.Name, Image: image, Health: v.HealthCheck, Grace: vm.Grace(v), Restart: v.Restart, Launch: l, ConfigHash: m.ConfigHash}
 	for _, nic := range m.NICs {
@@ -211,6 +211,16 @@ func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
 				rec.Addrs = append(rec.Addrs, a)
 			}
 		}
+	}
+	if r.uo.NoStart {
+		// Created, as a container up --no-start creates: start (or up)
+		// starts it from this record.
+		rec.Stopped = true
+		if err := vm.WriteRecord(f, &rec); err != nil {
+			return ev.fail(err)
+		}
+		ev.done("Created")
+		return nil
 	}
 	if err := vm.Start(ctx, r.host, f, &rec); err != nil {
 		return ev.fail(err)
@@ -239,7 +249,11 @@ func vmStatuses(d state.Dirs, plan *planner.Plan, all bool) []MemberStatus {
 		if pid == 0 && !all && !vm.WantsRestart(rec) {
 			continue // docker ps lists restarting containers too
 		}
-		st := MemberStatus{Name: m.Name, Member: m.Name, Service: m.Service, Kind: planner.VM, Image: rec.Image, State: "exited", Status: "Exited",
+		state, status := "exited", "Exited"
+		if rec.Started.IsZero() {
+			state, status = "created", "Created" // up --no-start, create
+		}
+		st := MemberStatus{Name: m.Name, Member: m.Name, Service: m.Service, Kind: planner.VM, Image: rec.Image, State: state, Status: status,
 			Project: plan.Project, Created: cmp.Or(rec.Created, rec.Started), Publishers: publishers(m)}
 		for _, nic := range m.NICs {
 			if n := plan.Network(nic.Network); n != nil {

@@ -55,6 +55,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newAttachCmd(g, &rf),
 		newEventsCmd(g, &rf),
 		newPullCmd(g, &rf),
+		newCreateCmd(g, &rf),
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),
@@ -228,6 +229,12 @@ service's code: a test suite in a container against a server in a VM.`,
 			if detach && (fo.abort || len(fo.attach) > 0) {
 				return fmt.Errorf("-d cannot be combined with --abort-on-container-exit, --exit-code-from or --attach")
 			}
+			if uo.NoStart {
+				if fo.abort || uo.Wait {
+					return fmt.Errorf("--no-start cannot be combined with --wait or --abort-on-container-exit")
+				}
+				detach = true // nothing runs to follow
+			}
 			if uo.NoRecreate && (uo.ForceRecreate || uo.AlwaysRecreateDeps) {
 				return fmt.Errorf("--no-recreate cannot be combined with --force-recreate or --always-recreate-deps")
 			}
@@ -266,6 +273,7 @@ service's code: a test suite in a container against a server in a VM.`,
 	f.BoolVar(&uo.NoRecreate, "no-recreate", false, "start what exists as it is, even if its configuration changed")
 	f.BoolVar(&uo.AlwaysRecreateDeps, "always-recreate-deps", false, "recreate the members others depend on")
 	f.BoolVar(&uo.NoDeps, "no-deps", false, "leave what the named services depend on alone")
+	f.BoolVar(&uo.NoStart, "no-start", false, "create the members and start none")
 	f.BoolVar(&uo.RemoveOrphans, "remove-orphans", false, "remove containers of services not in the file")
 	f.BoolVar(&uo.Wait, "wait", false, "wait until members are running, and healthy if they have a health check")
 	f.IntVar(&waitTimeout, "wait-timeout", 0, "seconds --wait waits at most (0: no limit)")

@@ -642,3 +642,34 @@ unless the cache has it. It creates and starts nothing.`,
 		},
 	}
 }
+
+func newCreateCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var uo executor.UpOptions
+	cmd := &cobra.Command{
+		Use:   "create [SERVICE|VM...]",
+		Short: "Create the project's networks and members without starting them",
+		Long: `create is up --no-start, as docker compose create is: the networks, the
+firewall and the DNS server, the containers created and the VMs' disks,
+seeds and taps made, none of them started; start (or up) starts them.`,
+		ValidArgsFunction: completeMembers(g),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := g.load(cmd.Context(), cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			uo.Services, uo.NoStart = args, true
+			o, drawn := rf.options(cmd.ErrOrStderr())
+			defer drawn()
+			x := executor.New(o)
+			defer x.Close()
+			_, err = x.Up(cmd.Context(), p, uo)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&uo.Build, "build", false, "build images first")
+	f.BoolVar(&uo.ForceRecreate, "force-recreate", false, "recreate containers even if nothing changed")
+	f.BoolVar(&uo.NoRecreate, "no-recreate", false, "leave what exists as it is")
+	f.BoolVar(&uo.RemoveOrphans, "remove-orphans", false, "remove containers of services not in the file")
+	return cmd
+}
