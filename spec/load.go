@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -285,7 +286,12 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 	p := &Project{
 		WorkingDir:  cfg.workingDir,
 		ServiceDeps: map[string]types.DependsOnConfig{},
+		Environment: cfg.env,
+		Variables:   map[string]template.Variable{},
 		srcs:        srcs,
+	}
+	for _, src := range srcs {
+		maps.Copy(p.Variables, template.ExtractVariables(src.raw, template.DefaultPattern))
 	}
 	for _, s := range srcs {
 		if len(p.Files) == 0 || p.Files[len(p.Files)-1] != s.path {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
@@ -33,6 +34,12 @@ type Project struct {
 	// compose-go knows nothing of VMs, so these are kept here and removed
 	// from Compose.Services[].DependsOn.
 	ServiceDeps map[string]types.DependsOnConfig
+
+	// Environment is what variables were interpolated from: the process's
+	// environment, then the env files'. Variables are the ${...} the files
+	// use, with their defaults (config --environment, --variables).
+	Environment map[string]string
+	Variables   map[string]template.Variable
 
 	srcs []*source
 }

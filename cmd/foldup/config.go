@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
@@ -20,6 +21,7 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 		format, output, hash                string
 		services, vms, quiet, all           bool
 		images, networks, volumes, profiles bool
+		environment, variables              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "config [SERVICE|VM...]",
@@ -104,6 +106,19 @@ them.`,
 					names = append(names, v.Profiles...)
 				}
 				return lines(names)
+			case environment:
+				for _, k := range slices.Sorted(maps.Keys(p.Environment)) {
+					fmt.Fprintf(out, "%s=%s\n", k, p.Environment[k])
+				}
+				return nil
+			case variables:
+				tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tREQUIRED\tDEFAULT VALUE\tALTERNATE VALUE")
+				for _, k := range slices.Sorted(maps.Keys(p.Variables)) {
+					v := p.Variables[k]
+					fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", v.Name, v.Required, v.DefaultValue, v.PresenceValue)
+				}
+				return tw.Flush()
 			case hash != "":
 				pl, err := planner.Compute(p, planner.Observed{}, planner.Intent{})
 				if err != nil {
@@ -138,6 +153,8 @@ them.`,
 	f.BoolVar(&profiles, "profiles", false, "print the profile names, one a line")
 	f.StringVar(&hash, "hash", "", `print the configuration hash of these services and VMs ("*": all)`)
 	f.StringVarP(&output, "output", "o", "", "write to this file instead of the standard output")
+	f.BoolVar(&environment, "environment", false, "print the environment variables are interpolated from, KEY=VALUE")
+	f.BoolVar(&variables, "variables", false, "print the variables the files use, whether required, and their defaults")
 	f.BoolVarP(&quiet, "quiet", "q", false, "only validate, print nothing")
 	f.BoolVar(&all, "all-resources", false, "keep the networks, volumes, secrets and configs no active service or VM uses")
 	return cmd
