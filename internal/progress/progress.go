@@ -26,8 +26,11 @@ import (
 //
 // tty draws a block of one line per object under a "[+] Running 2/3"
 // header and redraws it in place ten times a second, with a spinner and a
-// timer. json prints one JSON object per change of state ({"kind", "name",
-// "status", "time"[, "error"]}), for tools. quiet prints warnings only.
+// timer. json prints one JSON object per change of state, for tools, with
+// compose's keys ({"id": "Container web-1", "text": "Started", "status":
+// the error if any}; messages {"tail": true, "text"}) and foldup's beside
+// them ("kind", "name", "foldup_status", "time", "error"; "level",
+// "message"). quiet prints warnings only.
 //
 // Mode "auto" (or "") is tty when the writer is a terminal, plain when not.
 // A Renderer in tty mode must be closed, which draws its final state.
@@ -36,6 +39,23 @@ type Renderer struct {
 	w    io.Writer
 	mode string
 	tty  *ttyView // mode tty only
+}
+
+// jsonLine is one line of --progress json: compose's keys (its
+// jsonMessage: tail, id, text, status), then foldup's own.
+type jsonLine struct {
+	Tail   bool   `json:"tail,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Text   string `json:"text,omitempty"`
+	Status string `json:"status,omitempty"`
+
+	Kind         string `json:"kind,omitempty"`
+	Name         string `json:"name,omitempty"`
+	FoldupStatus string `json:"foldup_status,omitempty"`
+	Time         string `json:"time,omitempty"`
+	Error        string `json:"error,omitempty"`
+	Level        string `json:"level,omitempty"`
+	Message      string `json:"message,omitempty"`
 }
 
 // Modes are the values --progress takes.
@@ -95,7 +115,8 @@ func (p *Renderer) message(msg, prefix, level string, evenQuiet bool) {
 	defer p.mu.Unlock()
 	switch {
 	case p.mode == "json":
-		json.NewEncoder(p.w).Encode(map[string]string{"level": level, "message": msg})
+		// compose's tail message, foldup's level and message beside it.
+		json.NewEncoder(p.w).Encode(jsonLine{Tail: true, Text: msg, Level: level, Message: msg})
 	case p.mode == "tty" && !p.tty.closed:
 		// Above the block, which is drawn again under it.
 		p.drawLocked(prefix + msg + "\n")
@@ -110,11 +131,9 @@ func (p *Renderer) print(kind, name, status, errText string, state lineState, st
 	switch p.mode {
 	case "quiet":
 	case "json":
-		m := map[string]string{"kind": kind, "name": name, "status": status, "time": time.Now().UTC().Format(time.RFC3339Nano)}
-		if errText != "" {
-			m["error"] = errText
-		}
-		json.NewEncoder(p.w).Encode(m)
+		// compose v5's keys (id, text, status), foldup's beside them.
+		json.NewEncoder(p.w).Encode(jsonLine{ID: kind + " " + name, Text: status, Status: errText,
+			Kind: kind, Name: name, FoldupStatus: status, Time: time.Now().UTC().Format(time.RFC3339Nano), Error: errText})
 	case "tty":
 		if p.tty.closed {
 			// Late news, after the final frame: as plain prints it.

@@ -150,7 +150,8 @@ func TestProgressModes(t *testing.T) {
 	p := New(&b, "json")
 	start(p, "VM", "vm1").fail(errors.New("no kernel"))
 	p.Close()
-	if got := b.String(); !strings.Contains(got, `"error":"no kernel"`) || strings.Contains(got, "\x1b") {
+	if got := b.String(); !strings.Contains(got, `{"id":"VM vm1","text":"Error","status":"no kernel","kind":"VM","name":"vm1","foldup_status":"Error",`) ||
+		!strings.Contains(got, `"error":"no kernel"`) || strings.Contains(got, "\x1b") {
 		t.Errorf("json printed %q", got)
 	}
 	b.Reset()
