@@ -5,10 +5,14 @@ package executor
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -131,4 +135,94 @@ func (x *Executor) Console(ctx context.Context, project, member string, in io.Re
 		}
 	}
 	return nil
+}
+
+// execConsole runs a command through a VM's serial console, for a guest
+// with a shell there and no way in over SSH (a kernel and initrd): it
+// types the command between two markers and reads what comes between
+// them, and the exit status after the second. The output is stdout and
+// stderr together, as a terminal shows them; nothing is read from opts'
+// Stdin. A guest whose console has no shell at a prompt fails after ten
+// seconds with what it needs.
+func (x *Executor) execConsole(ctx context.Context, d state.Dirs, m *planner.Member, cmd []string, opts ExecOptions) (int, error) {
+	f := vm.For(d, m.Name)
+	if vm.Running(f) == 0 {
+		return -1, fmt.Errorf("vm %s is not running", m.Name)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	conn, err := (&net.Dialer{}).DialContext(dctx, "unix", f.Console())
+	cancel()
+	if err != nil {
+		return -1, fmt.Errorf("vm %s's console: %w", m.Name, err)
+	}
+	defer conn.Close()
+	tok := make([]byte, 6)
+	rand.Read(tok)
+	token := hex.EncodeToString(tok)
+	line := vm.ShellQuote(cmd)
+	if len(opts.Env) > 0 {
+		line = "env " + vm.ShellQuote(opts.Env) + " " + line
+	}
+	if opts.Workdir != "" {
+		line = "cd " + vm.ShellQuote([]string{opts.Workdir}) + " && " + line
+	}
+	if opts.Detach {
+		line = "(" + line + ") >/dev/null 2>&1 </dev/null &"
+	}
+	// The markers are typed split ("FX""S-"), so the terminal's echo of
+	// the line does not hold them as the shell prints them.
+	start, end := "FXS-"+token, "FXE-"+token+" "
+	script := fmt.Sprintf("\x15echo \"FX\"\"S-%s\"; %s; echo \"FX\"\"E-%s $?\"\n", token, line, token)
+	if _, err := conn.Write([]byte(script)); err != nil {
+		return -1, err
+	}
+	var buf bytes.Buffer
+	chunk := make([]byte, 32<<10)
+	started := false
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if !started {
+			conn.SetReadDeadline(deadline)
+		} else {
+			conn.SetReadDeadline(time.Now().Add(time.Second))
+		}
+		n, err := conn.Read(chunk)
+		buf.Write(bytes.ReplaceAll(chunk[:n], []byte("\r"), nil))
+		text := buf.String()
+		if !started {
+			if i := strings.Index(text, "\n"+start+"\n"); i >= 0 {
+				started = true
+				buf.Reset()
+				buf.WriteString(text[i+len(start)+2:])
+				text = buf.String()
+			}
+		}
+		if started {
+			if i := strings.Index(text, end); i >= 0 && (i == 0 || text[i-1] == '\n') {
+				rest := text[i+len(end):]
+				if j := strings.IndexByte(rest, '\n'); j >= 0 {
+					code, perr := strconv.Atoi(strings.TrimSpace(rest[:j]))
+					if perr != nil {
+						return -1, fmt.Errorf("vm %s: exit status %q on the console", m.Name, rest[:j])
+					}
+					if opts.Stdout != nil {
+						opts.Stdout.Write([]byte(text[:i]))
+					}
+					return code, nil
+				}
+			}
+		}
+		if err != nil {
+			var ne net.Error
+			switch {
+			case ctx.Err() != nil:
+				return -1, ctx.Err()
+			case errors.As(err, &ne) && ne.Timeout() && !started:
+				return -1, fmt.Errorf("%w; no shell answered on its serial console in 10 seconds", noWayIn(m.Name))
+			case errors.As(err, &ne) && ne.Timeout():
+				continue // a command that prints nothing for a while
+			}
+			return -1, fmt.Errorf("vm %s's console: %w", m.Name, err)
+		}
+	}
 }

@@ -340,6 +340,9 @@ func (x *Executor) Projects(ctx context.Context, all bool) ([]ProjectStatus, err
 func (x *Executor) execVM(ctx context.Context, project string, plan *planner.Plan, m *planner.Member, cmd []string, opts ExecOptions) (int, error) {
 	d := x.o.dirs(project)
 	addr, err := x.wayIn(d, m)
+	if errors.Is(err, errNoWayIn) && opts.User == "" && !opts.Privileged {
+		return x.execConsole(ctx, d, m, cmd, opts)
+	}
 	if err != nil {
 		return -1, err
 	}
@@ -387,10 +390,20 @@ func (x *Executor) wayIn(d state.Dirs, m *planner.Member) (netip.Addr, error) {
 	return vmAddr(m)
 }
 
+// errNoWayIn: a VM has no seed of foldup's, so no user foldup to reach
+// over SSH.
+var errNoWayIn = errors.New("no way in")
+
 func noWayIn(name string) error {
 	return fmt.Errorf("vm %s has no way in: foldup reaches a VM over SSH as the user foldup that its cloud-init seed adds "+
-		"(give the VM cloud_init:, and a guest with cloud-init, sshd and sudo); a guest without them has its serial console: foldup console %s", name, name)
+		"(give the VM cloud_init:, and a guest with cloud-init, sshd and sudo); a guest without them has its serial console: foldup console %s%w", name, name, wrapQuiet{errNoWayIn})
 }
+
+// wrapQuiet wraps an error for errors.Is and adds nothing to the message.
+type wrapQuiet struct{ err error }
+
+func (w wrapQuiet) Error() string { return "" }
+func (w wrapQuiet) Unwrap() error { return w.err }
 
 // vmAddr is the address foldup reaches a VM at: its first planned IPv4
 // address, else its first IPv6 one.

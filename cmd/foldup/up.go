@@ -490,8 +490,10 @@ exec does, or in a running VM. A VM is reached over SSH as the user foldup,
 which foldup's cloud-init seed adds to the guest with the project's key and
 passwordless sudo (see foldup ssh): -u and --privileged become sudo, -e
 env, -w a cd. A guest without cloud-init and sshd (a kernel and initrd with
-a shell on the console) has no way in for exec: foldup console attaches to
-its serial console.`,
+a shell on its serial console) is reached through that console: the
+command is typed there between two markers, and its output (stdout and
+stderr together, as a terminal shows them) and exit status read back; no
+input, no -u. A guest with neither gets an error saying what it needs.`,
 		Example: `  foldup exec db psql -U postgres -c 'select 1'
   foldup exec web uname -a
   foldup exec -u root web cat /etc/shadow`,
