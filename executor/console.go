@@ -159,13 +159,7 @@ func (x *Executor) execConsole(ctx context.Context, d state.Dirs, m *planner.Mem
 	tok := make([]byte, 6)
 	rand.Read(tok)
 	token := hex.EncodeToString(tok)
-	line := vm.ShellQuote(cmd)
-	if len(opts.Env) > 0 {
-		line = "env " + vm.ShellQuote(opts.Env) + " " + line
-	}
-	if opts.Workdir != "" {
-		line = "cd " + vm.ShellQuote([]string{opts.Workdir}) + " && " + line
-	}
+	line := shellLine(cmd, opts)
 	if opts.Detach {
 		line = "(" + line + ") >/dev/null 2>&1 </dev/null &"
 	}

@@ -346,13 +346,7 @@ func (x *Executor) execVM(ctx context.Context, project string, plan *planner.Pla
 	if err != nil {
 		return -1, err
 	}
-	line := vm.ShellQuote(cmd)
-	if len(opts.Env) > 0 {
-		line = "env " + vm.ShellQuote(opts.Env) + " " + line
-	}
-	if opts.Workdir != "" {
-		line = "cd " + vm.ShellQuote([]string{opts.Workdir}) + " && " + line
-	}
+	line := shellLine(cmd, opts)
 	if opts.Detach {
 		line = "nohup sh -c " + vm.ShellQuote([]string{line}) + " >/dev/null 2>&1 </dev/null &"
 	}
@@ -374,6 +368,19 @@ func (x *Executor) execVM(ctx context.Context, project string, plan *planner.Pla
 		}
 	}
 	return vm.Exec(ctx, d, addr, line, eo)
+}
+
+// shellLine is cmd as a shell command line, with exec's -e as env and -w
+// as a cd.
+func shellLine(cmd []string, opts ExecOptions) string {
+	line := vm.ShellQuote(cmd)
+	if len(opts.Env) > 0 {
+		line = "env " + vm.ShellQuote(opts.Env) + " " + line
+	}
+	if opts.Workdir != "" {
+		line = "cd " + vm.ShellQuote([]string{opts.Workdir}) + " && " + line
+	}
+	return line
 }
 
 // wayIn is where foldup reaches a running VM over SSH, if its guest has

@@ -25,11 +25,8 @@ import (
 // ran.
 func Kill(ctx context.Context, d state.Dirs, name string, sig syscall.Signal) (bool, error) {
 	f := For(d, name)
-	if _, err := os.Stat(filepath.Dir(f.Run)); err != nil {
-		return false, nil // never started here
-	}
-	unlock, err := Lock(f)
-	if err != nil {
+	unlock, err := lockMade(f)
+	if unlock == nil {
 		return false, err
 	}
 	defer unlock()

@@ -404,16 +404,22 @@ func imageInfo(ctx context.Context, path string) (diskInfo, error) {
 	return info, json.Unmarshal(out, &info)
 }
 
+// lockMade takes a VM's lock, if up ever made the VM here; nil and no
+// error when it did not.
+func lockMade(f Files) (func(), error) {
+	if _, err := os.Stat(filepath.Dir(f.Run)); err != nil {
+		return nil, nil // never started here
+	}
+	return Lock(f)
+}
+
 // Stop stops a VM's qemu, if it runs: power button, grace (a negative
 // one: the VM's own stop_grace_period), quit, kill. It stays stopped: no
 // restart policy brings it back.
 func Stop(ctx context.Context, d state.Dirs, name string, grace time.Duration) (bool, error) {
 	f := For(d, name)
-	if _, err := os.Stat(filepath.Dir(f.Run)); err != nil {
-		return false, nil // never started here
-	}
-	unlock, err := Lock(f)
-	if err != nil {
+	unlock, err := lockMade(f)
+	if unlock == nil {
 		return false, err
 	}
 	defer unlock()

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/foldup/foldup/executor"
 	"github.com/foldup/foldup/internal/term"
+	"github.com/foldup/foldup/spec"
 	"github.com/mattn/go-shellwords"
 	"github.com/spf13/cobra"
 )
@@ -403,12 +404,22 @@ each VM's disk image or kernel, with its file's size.`,
 }
 
 func newBuildCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "build [SERVICE...]",
-		Short: "Build the images of services that have build:",
-		Long: `build builds the images of the project's services that have build:, as
+	return newProjectCmd(g, rf, "build [SERVICE...]", "Build the images of services that have build:",
+		`build builds the images of the project's services that have build:, as
 docker compose build does, and creates or starts nothing; up then uses
 them.`,
+		func(cmd *cobra.Command, x *executor.Executor, p *spec.Project, args []string) error {
+			return x.Build(cmd.Context(), p, args)
+		})
+}
+
+// newProjectCmd is a verb that loads the whole project and acts on it
+// through one executor method, drawing its progress.
+func newProjectCmd(g *globalFlags, rf *runtimeFlags, use, short, long string, act func(*cobra.Command, *executor.Executor, *spec.Project, []string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Long:              long,
 		ValidArgsFunction: completeMembers(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := g.load(cmd.Context(), cmd.InOrStdin())
@@ -419,7 +430,7 @@ them.`,
 			defer drawn()
 			x := executor.New(o)
 			defer x.Close()
-			return x.Build(cmd.Context(), p, args)
+			return act(cmd, x, p, args)
 		},
 	}
 }
@@ -621,51 +632,27 @@ compose's keys: time, type, action, id, service, attributes.`,
 }
 
 func newPullCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "pull [SERVICE|VM...]",
-		Short: "Pull the services' images and download the VMs' images",
-		Long: `pull pulls each service's image whatever its pull_policy, as docker compose
+	return newProjectCmd(g, rf, "pull [SERVICE|VM...]", "Pull the services' images and download the VMs' images",
+		`pull pulls each service's image whatever its pull_policy, as docker compose
 pull does (a service that only builds is skipped), and downloads each VM's
 image from its URL into the image cache, verified against its sha256:,
 unless the cache has it. It creates and starts nothing.`,
-		ValidArgsFunction: completeMembers(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := g.load(cmd.Context(), cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			o, drawn := rf.options(cmd.ErrOrStderr())
-			defer drawn()
-			x := executor.New(o)
-			defer x.Close()
+		func(cmd *cobra.Command, x *executor.Executor, p *spec.Project, args []string) error {
 			return x.Pull(cmd.Context(), p, args)
-		},
-	}
+		})
 }
 
 func newCreateCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var uo executor.UpOptions
-	cmd := &cobra.Command{
-		Use:   "create [SERVICE|VM...]",
-		Short: "Create the project's networks and members without starting them",
-		Long: `create is up --no-start, as docker compose create is: the networks, the
+	cmd := newProjectCmd(g, rf, "create [SERVICE|VM...]", "Create the project's networks and members without starting them",
+		`create is up --no-start, as docker compose create is: the networks, the
 firewall and the DNS server, the containers created and the VMs' disks,
 seeds and taps made, none of them started; start (or up) starts them.`,
-		ValidArgsFunction: completeMembers(g),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := g.load(cmd.Context(), cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
+		func(cmd *cobra.Command, x *executor.Executor, p *spec.Project, args []string) error {
 			uo.Services, uo.NoStart = args, true
-			o, drawn := rf.options(cmd.ErrOrStderr())
-			defer drawn()
-			x := executor.New(o)
-			defer x.Close()
-			_, err = x.Up(cmd.Context(), p, uo)
+			_, err := x.Up(cmd.Context(), p, uo)
 			return err
-		},
-	}
+		})
 	f := cmd.Flags()
 	f.BoolVar(&uo.Build, "build", false, "build images first")
 	f.BoolVar(&uo.ForceRecreate, "force-recreate", false, "recreate containers even if nothing changed")
