@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/api/types/volume"
@@ -261,6 +263,58 @@ func Create(ctx context.Context, dc Engine, cs *Spec) (string, error) {
 		}
 	}
 	return resp.ID, nil
+}
+
+// KeepAnonymousVolumes returns cs with the anonymous volumes of the
+// container of its name (those its spec mounts with no source, and those
+// its image declares) mounted again by their names, so that the container
+// that replaces it keeps their data, as compose's recreate does. No such
+// container: cs as it is.
+func KeepAnonymousVolumes(ctx context.Context, dc Engine, cs *Spec) (*Spec, error) {
+	anon, err := AnonymousVolumes(ctx, dc, cs)
+	if err != nil || len(anon) == 0 {
+		return cs, err
+	}
+	host := *cs.Host
+	host.Mounts = slices.Clone(host.Mounts)
+	for target, name := range anon {
+		i := slices.IndexFunc(host.Mounts, func(hm mount.Mount) bool { return hm.Target == target })
+		if i < 0 { // the image's VOLUME
+			host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeVolume, Source: name, Target: target})
+		} else {
+			host.Mounts[i].Source = name
+		}
+	}
+	out := *cs
+	out.Host = &host
+	return &out, nil
+}
+
+// AnonymousVolumes are the anonymous volumes of the container of cs's name,
+// by where they are mounted: the volumes it mounts where cs mounts a
+// volume with no source, or mounts nothing (the image's VOLUMEs). Once
+// carried over by name (KeepAnonymousVolumes), Docker counts them as
+// named; they stay the service's anonymous volumes here. No container:
+// none.
+func AnonymousVolumes(ctx context.Context, dc Engine, cs *Spec) (map[string]string, error) {
+	old, err := dc.ContainerInspect(ctx, cs.Name)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range old.Mounts {
+		if m.Type != mount.TypeVolume || m.Name == "" {
+			continue
+		}
+		i := slices.IndexFunc(cs.Host.Mounts, func(hm mount.Mount) bool { return hm.Target == m.Destination })
+		if i < 0 || (cs.Host.Mounts[i].Type == mount.TypeVolume && cs.Host.Mounts[i].Source == "") {
+			out[m.Destination] = m.Name
+		}
+	}
+	return out, nil
 }
 
 // Remove stops (with the container's own timeout unless given)

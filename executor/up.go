@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/foldup/foldup/containers"
@@ -45,6 +46,10 @@ type UpOptions struct {
 	NoDeps, NoRecreate, AlwaysRecreateDeps bool
 	// SegmentOnly is planner.Intent's: the segment, no member.
 	SegmentOnly bool
+	// RenewAnonVolumes gives a recreated container new anonymous volumes
+	// and removes the old ones (up -V); without it the new container
+	// keeps the old one's, as compose's does.
+	RenewAnonVolumes bool
 	// NoStart creates the members and starts none (up --no-start,
 	// create): containers created, VMs' disks, seeds and taps made and
 	// their records written.
@@ -644,8 +649,25 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *containers.S
 		return r.registerPorts(ctx, m)
 	case planner.ActionRecreate:
 		ev.update("Recreating")
-		if err := containers.Remove(ctx, r.dc, cs.Name, nil, false); err != nil {
+		var anon map[string]string
+		var err error
+		if r.uo.RenewAnonVolumes {
+			anon, err = containers.AnonymousVolumes(ctx, r.dc, cs)
+		} else {
+			// As compose: the new container keeps the old one's
+			// anonymous volumes, and so their data.
+			cs, err = containers.KeepAnonymousVolumes(ctx, r.dc, cs)
+		}
+		if err != nil {
 			return ev.fail(err)
+		}
+		if err := containers.Remove(ctx, r.dc, cs.Name, nil, r.uo.RenewAnonVolumes); err != nil {
+			return ev.fail(err)
+		}
+		for _, v := range anon { // -V: the old ones go
+			if err := r.dc.VolumeRemove(ctx, v, false); err != nil && !errdefs.IsNotFound(err) {
+				return ev.fail(err)
+			}
 		}
 	default:
 		ev.update("Creating")

@@ -274,6 +274,7 @@ service's code: a test suite in a container against a server in a VM.`,
 	f.BoolVar(&uo.AlwaysRecreateDeps, "always-recreate-deps", false, "recreate the members others depend on")
 	f.BoolVar(&uo.NoDeps, "no-deps", false, "leave what the named services depend on alone")
 	f.BoolVar(&uo.NoStart, "no-start", false, "create the members and start none")
+	f.BoolVarP(&uo.RenewAnonVolumes, "renew-anon-volumes", "V", false, "give recreated containers new anonymous volumes (the old ones removed) instead of keeping the old ones'")
 	f.BoolVar(&uo.RemoveOrphans, "remove-orphans", false, "remove containers of services not in the file")
 	f.BoolVar(&uo.Wait, "wait", false, "wait until members are running, and healthy if they have a health check")
 	f.IntVar(&waitTimeout, "wait-timeout", 0, "seconds --wait waits at most (0: no limit)")
