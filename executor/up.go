@@ -46,6 +46,9 @@ type UpOptions struct {
 	NoDeps, NoRecreate, AlwaysRecreateDeps bool
 	// SegmentOnly is planner.Intent's: the segment, no member.
 	SegmentOnly bool
+	// NoBuild builds no image: a service with build: runs the image it
+	// has, or up fails (up --no-build).
+	NoBuild bool
 	// RenewAnonVolumes gives a recreated container new anonymous volumes
 	// and removes the old ones (up -V); without it the new container
 	// keeps the old one's, as compose's does.
@@ -361,6 +364,19 @@ func (r *upRun) images(ctx context.Context) error {
 				return nil
 			})
 		case planner.KindImage:
+			if svc := r.p.Compose.Services[s.Name]; r.uo.NoBuild && svc.Build != nil {
+				// up --no-build: the image as it is, or an error.
+				img := planner.ImageName(r.p, svc)
+				g.Go(func() error {
+					if _, err := r.dc.ImageInspect(gctx, img); errdefs.IsNotFound(err) {
+						return r.p.Errorf([]string{"services", s.Name, "build"}, "image %s is not in the engine, and up --no-build builds nothing; nothing was changed", img)
+					} else if err != nil {
+						return r.p.Errorf([]string{"services", s.Name, "build"}, "image %s: %w; nothing was changed", img, err)
+					}
+					return nil
+				})
+				continue
+			}
 			g.Go(func() error {
 				if err := containers.EnsureImage(gctx, r.dc, r.p, s.Name, s.Action == planner.ActionBuild, r.o.Out); err != nil {
 					key := "image"

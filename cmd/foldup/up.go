@@ -235,6 +235,9 @@ service's code: a test suite in a container against a server in a VM.`,
 				}
 				detach = true // nothing runs to follow
 			}
+			if uo.NoBuild && uo.Build {
+				return fmt.Errorf("--no-build cannot be combined with --build")
+			}
 			if uo.NoRecreate && (uo.ForceRecreate || uo.AlwaysRecreateDeps) {
 				return fmt.Errorf("--no-recreate cannot be combined with --force-recreate or --always-recreate-deps")
 			}
@@ -269,6 +272,7 @@ service's code: a test suite in a container against a server in a VM.`,
 	f := cmd.Flags()
 	f.BoolVarP(&detach, "detach", "d", false, "run in the background")
 	f.BoolVar(&uo.Build, "build", false, "build images before starting containers")
+	f.BoolVar(&uo.NoBuild, "no-build", false, "build no image: a service with build: runs the image it has, or up fails")
 	f.BoolVar(&uo.ForceRecreate, "force-recreate", false, "recreate containers even if nothing changed")
 	f.BoolVar(&uo.NoRecreate, "no-recreate", false, "start what exists as it is, even if its configuration changed")
 	f.BoolVar(&uo.AlwaysRecreateDeps, "always-recreate-deps", false, "recreate the members others depend on")
