@@ -17,6 +17,7 @@ import (
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/vm"
 )
 
 // RunOptions are foldup run's.
@@ -81,15 +82,22 @@ func (x *Executor) Run(ctx context.Context, p *spec.Project, service string, ro 
 		return -1, fmt.Errorf("service %s has no member to run (scale 0?)", service)
 	}
 	d := x.o.dirs(p.Name)
+	dc, err := x.engine()
+	if err != nil {
+		return -1, err
+	}
+	if !ro.NoDeps {
+		// What it depends on, as its depends_on says: started, healthy
+		// or completed, as up waits before it starts the service's own.
+		if err := x.waitDeps(ctx, d, res.Plan, m, dc); err != nil {
+			return -1, err
+		}
+	}
 	cs, err := containers.SpecFor(p, res.Plan, m, d.State)
 	if err != nil {
 		return -1, err
 	}
 	oneOff(cs, p, service, ro)
-	dc, err := x.engine()
-	if err != nil {
-		return -1, err
-	}
 	if err := recordContainer(d, cs.Name); err != nil {
 		return -1, err
 	}
@@ -151,6 +159,31 @@ func (x *Executor) Run(ctx context.Context, p *spec.Project, service string, ro 
 	<-copied // the output, to its end
 	remove()
 	return code, err
+}
+
+// waitDeps waits until each member m depends on meets its condition.
+func (x *Executor) waitDeps(ctx context.Context, d state.Dirs, pl *planner.Plan, m *planner.Member, dc containers.Engine) error {
+	for _, dep := range m.DependsOn {
+		var dm *planner.Member
+		for _, o := range pl.Members {
+			if o.Name == dep.Member {
+				dm = o
+			}
+		}
+		if dm == nil {
+			continue
+		}
+		var err error
+		if dm.Kind == planner.VM {
+			err = vm.Wait(ctx, vm.For(d, dm.Name), dm.Name, dep.Condition)
+		} else {
+			err = containers.WaitCondition(ctx, dc, dm.Container, dep.Condition)
+		}
+		if err != nil && dep.Required {
+			return fmt.Errorf("%s depends on %s: %w", m.Service, dm.Name, err)
+		}
+	}
+	return nil
 }
 
 // oneOff turns a service member's container spec into a one-off's:
