@@ -92,7 +92,9 @@ func TestFollowVMsJoins(t *testing.T) {
 		plans: newFileSignals(),
 		plan:  &planner.Plan{Members: []*planner.Member{{Name: "vm1", Service: "vm1", Kind: planner.VM}, {Name: "vm2", Service: "vm2", Kind: planner.VM}}},
 	}
-	before := goruntime.NumGoroutine()
+	// Counted once the count holds still: goroutines of earlier tests
+	// may still be ending (CI once counted one that ended during the test).
+	before := stableGoroutines()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); s.followVMs(ctx) }()
@@ -122,4 +124,19 @@ func TestFollowVMsJoins(t *testing.T) {
 	if n := settle(before); n != before {
 		t.Errorf("%d goroutines after followVMs returned, want %d as before", n, before)
 	}
+}
+
+// stableGoroutines is the number of goroutines once it has not changed
+// for 100 ms (2 s at most).
+func stableGoroutines() int {
+	n, same := goruntime.NumGoroutine(), 0
+	for deadline := time.Now().Add(2 * time.Second); same < 5 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		if m := goruntime.NumGoroutine(); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
 }
