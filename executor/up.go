@@ -648,11 +648,7 @@ func (r *upRun) applyFirewall() error {
 func (r *upRun) container(ctx context.Context, s *planner.Step, cs *containers.Spec) error {
 	m := r.member(s.Name)
 	ev := r.prog.start("Container", cs.Name)
-	switch s.Action {
-	case planner.ActionNone:
-		ev.done("Running")
-		return r.registerPorts(ctx, m)
-	case planner.ActionStart:
+	start := func() error {
 		if r.uo.NoStart {
 			ev.done("Created")
 			return nil
@@ -663,6 +659,13 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *containers.S
 		}
 		ev.done("Started")
 		return r.registerPorts(ctx, m)
+	}
+	switch s.Action {
+	case planner.ActionNone:
+		ev.done("Running")
+		return r.registerPorts(ctx, m)
+	case planner.ActionStart:
+		return start()
 	case planner.ActionRecreate:
 		ev.update("Recreating")
 		var anon map[string]string
@@ -697,16 +700,7 @@ func (r *upRun) container(ctx context.Context, s *planner.Step, cs *containers.S
 	if _, err := containers.Create(ctx, r.dc, cs); err != nil {
 		return ev.fail(err)
 	}
-	if r.uo.NoStart {
-		ev.done("Created")
-		return nil
-	}
-	ev.update("Starting")
-	if err := r.dc.ContainerStart(ctx, cs.Name, container.StartOptions{}); err != nil {
-		return ev.fail(err)
-	}
-	ev.done("Started")
-	return r.registerPorts(ctx, m)
+	return start()
 }
 
 // volume makes a named volume unless it exists.
