@@ -60,6 +60,18 @@ func (x *Executor) Down(ctx context.Context, project string, do DownOptions) err
 	if (jerr != nil || perr != nil) && !do.Force {
 		return errors.Join(jerr, perr)
 	}
+	if o.DryRun {
+		// What down would remove: the journal's objects, newest first.
+		prog.note("DRY-RUN MODE: nothing is changed")
+		slices.Reverse(entries)
+		for _, e := range entries {
+			if e.Kind == state.KindVolume && !do.Volumes {
+				continue
+			}
+			prog.event(dryRunKind(e.Kind), e.Name, "Would remove")
+		}
+		return nil
+	}
 
 	var errs []error
 	if err := supervisor.NewClient(d).Stop(ctx); err != nil {
@@ -191,6 +203,21 @@ func planEntries(p *planner.Plan) []state.Entry {
 
 // downByLabel removes the Docker objects that carry the project's label:
 // what down does for a project whose state directory is gone.
+// dryRunKind is how a journal entry's kind reads in progress.
+func dryRunKind(k string) string {
+	switch k {
+	case state.KindContainer:
+		return "Container"
+	case state.KindDockerNetwork:
+		return "Network"
+	case state.KindVolume:
+		return "Volume"
+	case state.KindVM:
+		return "VM"
+	}
+	return strings.ToUpper(k[:1]) + k[1:]
+}
+
 func (x *Executor) downByLabel(ctx context.Context, project string, do DownOptions, o Options, prog *progress, dc containers.Engine) error {
 	if dc == nil {
 		var err error

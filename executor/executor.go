@@ -31,6 +31,10 @@ type Options struct {
 	// Parallel, when > 0, bounds how many of up's steps run at once
 	// (--parallel).
 	Parallel int
+	// DryRun: down and the lifecycle verbs (stop, start, restart, kill,
+	// pause, unpause, rm) report what they would act on and change
+	// nothing (--dry-run).
+	DryRun bool
 	// SupervisorCommand is how to run foldup, for `up -d` to start a
 	// detached supervisor as `<cmd> supervise ...`. Default: this
 	// executable.

@@ -472,13 +472,15 @@ func (x *Executor) lifecycle(ctx context.Context, project string, members []stri
 		unlock()
 		return err
 	}
-	if a.stops && len(members) == 0 {
+	switch {
+	case o.DryRun:
+	case a.stops && len(members) == 0:
 		state.WriteFileAtomic(d.StoppedFile(), nil)
-	} else if a.starts {
+	case a.starts:
 		os.Remove(d.StoppedFile())
 	}
 	unlock()
-	if a.starts {
+	if a.starts && !o.DryRun {
 		ensureSupervisor(ctx, o, project, plan)
 	}
 	var dc containers.Engine
@@ -505,14 +507,25 @@ func (x *Executor) lifecycle(ctx context.Context, project string, members []stri
 	var host *network.Host
 	if a.starts && o.Host != nil {
 		host = o.Host
-	} else if a.starts {
+	} else if a.starts && !o.DryRun {
 		if host, err = network.OpenCurrent(); err != nil {
 			return err
 		}
 		defer host.Close()
 	}
 	var errs []error
+	if o.DryRun {
+		prog.note("DRY-RUN MODE: nothing is changed")
+	}
 	for _, t := range order {
+		if o.DryRun {
+			if t.kind == planner.VM {
+				prog.event("VM", t.name, "Would be "+strings.ToLower(a.did))
+			} else if c, ok := cs[t.name]; ok {
+				prog.event("Container", strings.TrimPrefix(c.Names[0], "/"), "Would be "+strings.ToLower(a.did))
+			}
+			continue
+		}
 		if t.kind == planner.VM {
 			ev := prog.start("VM", t.name)
 			ev.update(a.doing)
@@ -543,7 +556,7 @@ func (x *Executor) lifecycle(ctx context.Context, project string, members []stri
 			ev.done(a.did)
 		}
 	}
-	if a.stops && len(members) == 0 {
+	if a.stops && len(members) == 0 && !o.DryRun {
 		errs = append(errs, supervisor.NewClient(d).Stop(ctx))
 	}
 	return errors.Join(errs...)

@@ -70,6 +70,7 @@ type runtimeFlags struct {
 	progress   string
 	parallel   int
 	ansi       string
+	dryRun     bool
 }
 
 // colors says whether output to a terminal (or not) is coloured, as
@@ -85,12 +86,21 @@ func (rf *runtimeFlags) colors(terminal bool) bool {
 }
 
 func (rf *runtimeFlags) register(cmd *cobra.Command) {
+	// --dry-run changes nothing: a verb that cannot show what it would do
+	// refuses it rather than act.
+	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if rf.dryRun && slices.Contains([]string{"run", "create", "build", "pull", "exec", "cp", "ssh", "attach", "console"}, c.Name()) {
+			return fmt.Errorf("--dry-run: %s cannot show what it would do, and would act; leave --dry-run out", c.Name())
+		}
+		return nil
+	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&rf.dockerHost, "docker-host", "", "Docker engine to use (default: $DOCKER_HOST, else the engine's socket)")
 	pf.StringVar(&rf.stateRoot, "state-root", envOr("FOLDUP_STATE_ROOT", executor.DefaultStateRoot), "where projects keep their journal, plan and leases")
 	pf.StringVar(&rf.runRoot, "run-root", envOr("FOLDUP_RUN_ROOT", executor.DefaultRunRoot), "where supervisors keep their sockets")
 	rf.progress = "auto"
 	pf.Var((*progressMode)(&rf.progress), "progress", "progress output: auto (tty on a terminal, else plain), tty, plain, json or quiet")
+	pf.BoolVar(&rf.dryRun, "dry-run", false, "show what up, down, start, stop, restart, kill, pause, unpause and rm would do, and change nothing")
 	pf.IntVar(&rf.parallel, "parallel", -1, "how many of up's steps run at once (-1: as many as the graph allows)")
 	rf.ansi = "auto"
 	pf.Var(&oneOf{&rf.ansi, []string{"never", "always", "auto"}}, "ansi", "control characters: never, always or auto (on a terminal)")
@@ -149,6 +159,7 @@ func (rf *runtimeFlags) options(out io.Writer) (o executor.Options, done func())
 	r := progress.New(out, mode)
 	return executor.Options{
 		Parallel:   max(rf.parallel, 0),
+		DryRun:     rf.dryRun,
 		StateRoot:  rf.stateRoot,
 		RunRoot:    rf.runRoot,
 		DockerHost: rf.dockerHost,
@@ -244,7 +255,7 @@ service's code: a test suite in a container against a server in a VM.`,
 			uo.Services = args
 			uo.InProcess = !detach
 			uo.WaitTimeout = time.Duration(waitTimeout) * time.Second
-			if dryRun {
+			if dryRun || rf.dryRun {
 				return printUpPlan(cmd, rf, p, uo)
 			}
 			o, drawn := rf.options(cmd.ErrOrStderr())
