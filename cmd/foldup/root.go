@@ -113,6 +113,15 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// exitStatus is a command's outcome as foldup's: err, else its exit code
+// as foldup's own (exec, run, wait).
+func exitStatus(code int, err error) error {
+	if err == nil && code != 0 {
+		return exitError(code)
+	}
+	return err
+}
+
 // version is set by the build (-ldflags "-X main.version=...").
 var version = "dev"
 

@@ -531,14 +531,7 @@ input, no -u. A guest with neither gets an error saying what it needs.`,
 				eo.Stdin = cmd.InOrStdin()
 			}
 			eo.Stdout, eo.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			code, err := executor.New(rf.quietOptions(cmd.ErrOrStderr())).Exec(cmd.Context(), name, args[0], args[1:], eo)
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitError(code)
-			}
-			return nil
+			return exitStatus(executor.New(rf.quietOptions(cmd.ErrOrStderr())).Exec(cmd.Context(), name, args[0], args[1:], eo))
 		},
 	}
 	f := cmd.Flags()

@@ -135,10 +135,7 @@ then.`,
 					return err
 				}
 			}
-			if code != 0 {
-				return exitError(code)
-			}
-			return nil
+			return exitStatus(code, nil)
 		},
 	}
 	cmd.Flags().BoolVar(&downProject, "down-project", false, "take the project down once one has stopped")
@@ -539,13 +536,7 @@ with the command's code; --rm removes the container then.`,
 			defer x.Close()
 			code, err := x.Run(cmd.Context(), p, args[0], ro)
 			drawn()
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return exitError(code)
-			}
-			return nil
+			return exitStatus(code, err)
 		},
 	}
 	f := cmd.Flags()
