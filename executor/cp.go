@@ -24,7 +24,8 @@ import (
 // compose cp does for a container: one of src and dst is MEMBER:PATH.
 // dst, when it is a directory, receives the copy under src's name;
 // otherwise the copy becomes dst. It goes as a tar stream over SSH (the
-// guest needs tar and sh, as the user foldup's seed makes).
+// guest needs tar and sh, as the user foldup's seed makes), or through
+// qemu-guest-agent (whole, up to the agent's 16 MiB of output).
 func (x *Executor) Copy(ctx context.Context, project, src, dst string) error {
 	plan, err := state.LoadPlan(x.o.dirs(project).PlanFile())
 	if err != nil {
@@ -64,7 +65,7 @@ func (x *Executor) copyTo(ctx context.Context, project string, plan *planner.Pla
 	if m.Kind != planner.VM {
 		return fmt.Errorf("%s is a container: docker cp copies to it", m.Name)
 	}
-	if _, err := x.wayIn(x.o.dirs(project), m); err != nil {
+	if err := x.canCopy(ctx, project, m); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
@@ -81,6 +82,9 @@ t=$(mktemp -d "$(dirname "$d")/.foldup-cp.XXXXXX"); tar -C "$t" -xf -; mv "$t/$b
 func (x *Executor) copyFrom(ctx context.Context, project string, plan *planner.Plan, m *planner.Member, src, dst string) error {
 	if m.Kind != planner.VM {
 		return fmt.Errorf("%s is a container: docker cp copies from it", m.Name)
+	}
+	if err := x.canCopy(ctx, project, m); err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	src = path.Clean(src)
@@ -99,6 +103,17 @@ func (x *Executor) copyFrom(ctx context.Context, project string, plan *planner.P
 		return err
 	}
 	return os.Rename(filepath.Join(tmp, path.Base(src)), dst)
+}
+
+// canCopy: a copy needs SSH or the guest agent; the serial console
+// carries no binary stream.
+func (x *Executor) canCopy(ctx context.Context, project string, m *planner.Member) error {
+	d := x.o.dirs(project)
+	_, err := x.wayIn(d, m)
+	if errors.Is(err, errNoWayIn) && vm.AgentOpen(ctx, vm.For(d, m.Name)) {
+		return nil
+	}
+	return err
 }
 
 // vmRun runs argv in a VM as exec does, its stderr in the error.

@@ -174,7 +174,7 @@ func (r *upRun) qemu(ctx context.Context, s *planner.Step) error {
 	l := vm.Launch{Config: qemu.Config{
 		Name: m.Name, Arch: v.Arch, KVM: acc.KVM, CPUs: v.CPUs, Memory: v.Memory,
 		Kernel: v.Kernel, Initrd: v.Initrd, Cmdline: r.cmdline(m, v),
-		QMP: f.QMP(), Events: f.Events(), Console: f.Console(), ConsoleLog: f.ConsoleLog(), PidFile: f.PidFile(),
+		QMP: f.QMP(), Events: f.Events(), Console: f.Console(), ConsoleLog: f.ConsoleLog(), Agent: f.Agent(), PidFile: f.PidFile(),
 		Extra: v.QemuArgs,
 	}}
 	switch {

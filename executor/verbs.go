@@ -23,8 +23,10 @@ import (
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/foldup/foldup/containers"
+	"github.com/foldup/foldup/internal/term"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/qemu"
 	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
 	"github.com/foldup/foldup/vm"
@@ -340,8 +342,13 @@ func (x *Executor) Projects(ctx context.Context, all bool) ([]ProjectStatus, err
 func (x *Executor) execVM(ctx context.Context, project string, plan *planner.Plan, m *planner.Member, cmd []string, opts ExecOptions) (int, error) {
 	d := x.o.dirs(project)
 	addr, err := x.wayIn(d, m)
-	if errors.Is(err, errNoWayIn) && opts.User == "" && !opts.Privileged {
-		return x.execConsole(ctx, d, m, cmd, opts)
+	if errors.Is(err, errNoWayIn) {
+		if code, err := x.execAgent(ctx, d, m, cmd, opts); !errors.Is(err, errNoAgent) {
+			return code, err
+		}
+		if opts.User == "" && !opts.Privileged {
+			return x.execConsole(ctx, d, m, cmd, opts)
+		}
 	}
 	if err != nil {
 		return -1, err
@@ -368,6 +375,54 @@ func (x *Executor) execVM(ctx context.Context, project string, plan *planner.Pla
 		}
 	}
 	return vm.Exec(ctx, d, addr, line, eo)
+}
+
+// errNoAgent: the VM has no guest agent listening on its channel.
+var errNoAgent = errors.New("no guest agent")
+
+// execAgent runs a command in a VM through qemu-guest-agent, for a guest
+// that runs it on foldup's channel and has no seed of foldup's: as root
+// (the agent's user), as sh -c, -u through su. The agent has no terminal
+// and no streams: input is read whole before the command starts (unless
+// it is a terminal, which is not read), and the output comes when the
+// command ends. errNoAgent when the guest holds the channel closed.
+func (x *Executor) execAgent(ctx context.Context, d state.Dirs, m *planner.Member, cmd []string, opts ExecOptions) (int, error) {
+	f := vm.For(d, m.Name)
+	if !vm.AgentOpen(ctx, f) {
+		return -1, errNoAgent
+	}
+	line := shellLine(cmd, opts)
+	if opts.User != "" {
+		line = "exec su -s /bin/sh " + vm.ShellQuote([]string{opts.User}) + " -c " + vm.ShellQuote([]string{line})
+	}
+	c := qemu.AgentCommand{Path: "/bin/sh", Args: []string{"-c", line}, Detach: opts.Detach}
+	if in := opts.Stdin; in != nil && !opts.Detach {
+		if !term.Is(in) {
+			b, err := io.ReadAll(in)
+			if err != nil {
+				return -1, fmt.Errorf("vm %s: reading the input: %w", m.Name, err)
+			}
+			c.Input = b
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	a, err := qemu.DialAgent(dctx, f.Agent())
+	cancel()
+	if err != nil {
+		return -1, fmt.Errorf("vm %s: %w", m.Name, err)
+	}
+	defer a.Close()
+	res, err := a.Exec(ctx, c)
+	if opts.Stdout != nil {
+		opts.Stdout.Write(res.Stdout)
+	}
+	if opts.Stderr != nil {
+		opts.Stderr.Write(res.Stderr)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("vm %s: %w", m.Name, err)
+	}
+	return res.ExitCode, nil
 }
 
 // shellLine is cmd as a shell command line, with exec's -e as env and -w
@@ -403,7 +458,8 @@ var errNoWayIn = errors.New("no way in")
 
 func noWayIn(name string) error {
 	return fmt.Errorf("vm %s has no way in: foldup reaches a VM over SSH as the user foldup that its cloud-init seed adds "+
-		"(give the VM cloud_init:, and a guest with cloud-init, sshd and sudo); a guest without them has its serial console: foldup console %s%w", name, name, wrapQuiet{errNoWayIn})
+		"(give the VM cloud_init:, and a guest with cloud-init, sshd and sudo), or through qemu-guest-agent on the channel %s "+
+		"(a guest that runs qemu-ga); a guest without them has its serial console: foldup console %s%w", name, qemu.AgentPort, name, wrapQuiet{errNoWayIn})
 }
 
 // wrapQuiet wraps an error for errors.Is and adds nothing to the message.

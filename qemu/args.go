@@ -36,7 +36,10 @@ type Config struct {
 	Events     string // a second QMP socket, for a watcher that stays connected
 	Console    string // serial console socket
 	ConsoleLog string // the console's output, appended
-	PidFile    string
+	// Agent is the socket of a virtio-serial channel for qemu-guest-agent
+	// (the port AgentPort, the chardev AgentChardev); "" for none.
+	Agent   string
+	PidFile string
 
 	Extra []string // qemu_args, appended last
 }
@@ -139,6 +142,13 @@ func Args(c Config) []string {
 	// the first.
 	if c.Events != "" {
 		a = append(a, "-chardev", "socket,id=events,path="+escape(c.Events)+",server=on,wait=off", "-mon", "chardev=events,mode=control")
+	}
+	// As libvirt and Lima do: the channel costs nothing in a guest
+	// without an agent, and lets one that runs it be reached without SSH.
+	if c.Agent != "" {
+		a = append(a, "-device", "virtio-serial-pci,id=vser0",
+			"-chardev", "socket,id="+AgentChardev+",path="+escape(c.Agent)+",server=on,wait=off",
+			"-device", "virtserialport,bus=vser0.0,chardev="+AgentChardev+",name="+AgentPort)
 	}
 	a = append(a,
 		"-pidfile", c.PidFile,

@@ -16,7 +16,7 @@ func TestArgs(t *testing.T) {
 			Name: "vm1", CPUs: 2, Memory: 512 << 20,
 			Kernel: "/k/vmlinux", Initrd: "/k/initrd", Cmdline: "console=ttyS0 quiet",
 			NICs: []NIC{{Tap: "fu1a2b3c0", MAC: "52:54:00:12:34:56"}, {Tap: "fu1a2b3c1", MAC: "52:54:00:12:34:57"}},
-			QMP:  "/run/foldup/p/vm1/qmp", Events: "/run/foldup/p/vm1/events", Console: "/run/foldup/p/vm1/console", ConsoleLog: "/var/lib/foldup/p/vm1/console.log",
+			QMP:  "/run/foldup/p/vm1/qmp", Events: "/run/foldup/p/vm1/events", Console: "/run/foldup/p/vm1/console", ConsoleLog: "/var/lib/foldup/p/vm1/console.log", Agent: "/run/foldup/p/vm1/qga",
 			PidFile: "/run/foldup/p/vm1/pid",
 		},
 		"kvm-disk-seed": {

@@ -11,6 +11,10 @@
 #                      on the kernel command line it also
 #                      looks NAME up and fetches its page (FOLDUP-DNS,
 #                      FOLDUP-HTTP) and prints a TXT record (FOLDUP-TXT)
+#   DIR/initrd-agent.img  the same with qemu-guest-agent (Debian's qemu-ga
+#                      and the host's libraries it links), which /init
+#                      starts on the port org.qemu.guest_agent.0 when the
+#                      VM has one (amd64 only)
 #
 # ARCH is a Debian architecture: amd64 (the default) builds the above;
 # another one builds the same guest from that architecture's packages into
@@ -86,7 +90,8 @@ fi
 kver=${kpkg#linux-image-}
 kver=${kver%:*}
 key=$(printf '%s\n%s\n' "$kver" "$bbver" | cat - "$0" "$lib" | sha256sum | cut -c1-16)
-if [ -f "$dir/.key" ] && [ "$(cat "$dir/.key")" = "$key" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/initrd.img" ]; then
+if [ -f "$dir/.key" ] && [ "$(cat "$dir/.key")" = "$key" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/initrd.img" ] &&
+	{ [ "$arch" != amd64 ] || [ -f "$dir/initrd-agent.img" ]; }; then
 	exit 0
 fi
 mkdir -p "$dir"
@@ -158,6 +163,14 @@ for kv in $(tr ' ' '\n' </proc/cmdline | sed -n 's/^foldup\.stable_secret=//p');
 	done
 done
 ip link set eth0 up
+# qemu-guest-agent, where the initramfs has it and the VM has its port.
+if [ -x /usr/sbin/qemu-ga ]; then
+	for p in /sys/class/virtio-ports/*; do
+		[ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] || continue
+		mkdir -p /var/run
+		/usr/sbin/qemu-ga -m virtio-serial -p "/dev/${p##*/}" -t /tmp </dev/null >/dev/console 2>&1 &
+	done
+fi
 udhcpc -i eth0 -s /etc/udhcpc.sh -t 60 -T 1 -A 1 -b -q -x hostname:"$(hostname)" >/dev/null 2>&1
 echo "hello from $(hostname)" >/www/index.html
 httpd -p 80 -h /www
@@ -187,6 +200,26 @@ SCRIPT
 chmod +x "$root/init"
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) >"$dir/initrd.img.tmp"
+if [ "$arch" = amd64 ]; then
+	# The agent's initramfs: a second archive after the first (the kernel
+	# unpacks both), with qemu-ga and what it links, from the host (the
+	# same Debian release and architecture).
+	deb_unpack qemu-guest-agent "$work/qga"
+	agent="$work/agent"
+	mkdir -p "$agent/usr/sbin"
+	cp "$work/qga/usr/sbin/qemu-ga" "$agent/usr/sbin/"
+	if ldd "$agent/usr/sbin/qemu-ga" | grep -q 'not found'; then
+		echo "images.sh: qemu-ga links libraries this host lacks:" >&2
+		ldd "$agent/usr/sbin/qemu-ga" | grep 'not found' >&2
+		exit 1
+	fi
+	for l in $(ldd "$agent/usr/sbin/qemu-ga" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+		mkdir -p "$agent$(dirname "$l")"
+		cp -L "$l" "$agent$l"
+	done
+	(cd "$agent" && find . | cpio -o -H newc --quiet | gzip -9) | cat "$dir/initrd.img.tmp" - >"$dir/initrd-agent.img.tmp"
+	mv "$dir/initrd-agent.img.tmp" "$dir/initrd-agent.img"
+fi
 mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
 mv "$dir/initrd.img.tmp" "$dir/initrd.img"
 echo "$key" >"$dir/.key"

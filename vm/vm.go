@@ -35,6 +35,7 @@ func For(d state.Dirs, name string) Files {
 
 func (f Files) QMP() string        { return filepath.Join(f.Run, "qmp") }
 func (f Files) Events() string     { return filepath.Join(f.Run, "events") }
+func (f Files) Agent() string      { return filepath.Join(f.Run, "qga") }
 func (f Files) LockFile() string   { return f.Run + ".lock" }
 func (f Files) Console() string    { return filepath.Join(f.Run, "console") }
 func (f Files) PidFile() string    { return filepath.Join(f.Run, "qemu.pid") }
@@ -589,6 +590,26 @@ func RunningAccel(f Files, rec *Record) string {
 		return "kvm"
 	}
 	return "tcg"
+}
+
+// AgentOpen reports whether a running VM's guest holds its
+// qemu-guest-agent channel open: an agent listens there. A qemu started
+// without the channel, or one that does not answer in two seconds, has
+// none.
+func AgentOpen(ctx context.Context, f Files) bool {
+	rec, err := ReadRecord(f)
+	if err != nil || rec.Launch.Config.Agent == "" || Running(f) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	q, err := qemu.DialQMP(ctx, f.QMP())
+	if err != nil {
+		return false
+	}
+	defer q.Close()
+	open, err := q.AgentOpen(ctx)
+	return err == nil && open
 }
 
 // WantsRestart applies a stopped VM's restart policy to how it ended.

@@ -75,6 +75,7 @@ func TestEngineScripts(t *testing.T) {
 			env.Setenv("BUSYBOX_IMAGE", dockertest.Image)
 			env.Setenv("TEST_KERNEL", filepath.Join(vmtest.Dir(), "vmlinuz"))
 			env.Setenv("TEST_INITRD", filepath.Join(vmtest.Dir(), "initrd.img"))
+			env.Setenv("TEST_INITRD_AGENT", filepath.Join(vmtest.Dir(), "initrd-agent.img"))
 			env.Defer(func() {
 				projects, _ := os.ReadDir(state)
 				for _, p := range projects {

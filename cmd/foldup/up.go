@@ -505,11 +505,16 @@ func newExecCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 exec does, or in a running VM. A VM is reached over SSH as the user foldup,
 which foldup's cloud-init seed adds to the guest with the project's key and
 passwordless sudo (see foldup ssh): -u and --privileged become sudo, -e
-env, -w a cd. A guest without cloud-init and sshd (a kernel and initrd with
-a shell on its serial console) is reached through that console: the
-command is typed there between two markers, and its output (stdout and
-stderr together, as a terminal shows them) and exit status read back; no
-input, no -u. A guest with neither gets an error saying what it needs.`,
+env, -w a cd. Without a seed of foldup's, a guest that runs
+qemu-guest-agent (qemu-ga) is reached through it, on the virtio-serial
+channel org.qemu.guest_agent.0 every VM gets: the command runs as root (-u
+through su), its input is read whole before it starts and its output comes
+when it ends (up to 16 MiB), with no terminal. A guest with neither (a
+kernel and initrd with a shell on its serial console) is reached through
+that console: the command is typed there between two markers, and its
+output (stdout and stderr together, as a terminal shows them) and exit
+status read back; no input, no -u. A guest with none of these gets an
+error saying what it needs.`,
 		Example: `  foldup exec db psql -U postgres -c 'select 1'
   foldup exec web uname -a
   foldup exec -u root web cat /etc/shadow`,

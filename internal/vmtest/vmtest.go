@@ -62,7 +62,7 @@ func Have() bool {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		return false
 	}
-	for _, f := range []string{"vmlinuz", "initrd.img"} {
+	for _, f := range []string{"vmlinuz", "initrd.img", "initrd-agent.img"} {
 		if _, err := os.Stat(filepath.Join(Dir(), f)); err != nil {
 			return false
 		}
