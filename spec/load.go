@@ -289,6 +289,7 @@ func load(ctx context.Context, srcs []*source, cfg loadConfig) (*Project, error)
 		Environment: cfg.env,
 		Variables:   map[string]template.Variable{},
 		srcs:        srcs,
+		cfg:         cfg,
 	}
 	for _, src := range srcs {
 		maps.Copy(p.Variables, template.ExtractVariables(src.raw, template.DefaultPattern))

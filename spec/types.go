@@ -42,6 +42,7 @@ type Project struct {
 	Variables   map[string]template.Variable
 
 	srcs []*source
+	cfg  loadConfig
 }
 
 // VMNames returns the names of the active VMs, sorted.

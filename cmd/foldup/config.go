@@ -22,6 +22,7 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 		services, vms, quiet, all           bool
 		images, networks, volumes, profiles bool
 		environment, variables              bool
+		mo                                  spec.ModelOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "config [SERVICE|VM...]",
@@ -33,7 +34,9 @@ column, all of them at once. With SERVICE or VM names, only those, what
 they depend on, and what those use. --services, --vms, --images,
 --networks, --volumes and --profiles print names, one a line; --hash the
 configuration hash of each service and VM ("*" for all), as up compares
-them.`,
+them. --no-interpolate and --no-normalize print the files merged, with
+${VAR} as written or without the defaults normalising adds (the project
+is checked as it is loaded for up all the same).`,
 		Example: `  foldup config -q && echo valid
   foldup config web --images
   foldup config | foldup -f - config`,
@@ -132,6 +135,21 @@ them.`,
 				}
 				return nil
 			}
+			if mo.NoInterpolate || mo.NoNormalize {
+				model, err := p.Model(cmd.Context(), mo)
+				if err != nil {
+					return err
+				}
+				b, err := renderModel(model, format)
+				if err != nil {
+					return err
+				}
+				if !mo.NoInterpolate {
+					b = bytes.ReplaceAll(b, []byte("$"), []byte("$$"))
+				}
+				_, err = out.Write(b)
+				return err
+			}
 			b, err := render(p, format)
 			if err != nil {
 				return err
@@ -155,9 +173,55 @@ them.`,
 	f.StringVarP(&output, "output", "o", "", "write to this file instead of the standard output")
 	f.BoolVar(&environment, "environment", false, "print the environment variables are interpolated from, KEY=VALUE")
 	f.BoolVar(&variables, "variables", false, "print the variables the files use, whether required, and their defaults")
+	f.BoolVar(&mo.NoInterpolate, "no-interpolate", false, "print ${VAR} as the files have it (the project is still checked with it interpolated)")
+	f.BoolVar(&mo.NoNormalize, "no-normalize", false, "print the files merged, without the defaults and long forms normalising adds")
 	f.BoolVarP(&quiet, "quiet", "q", false, "only validate, print nothing")
 	f.BoolVar(&all, "all-resources", false, "keep the networks, volumes, secrets and configs no active service or VM uses")
 	return cmd
+}
+
+// renderModel prints a model (spec.Project.Model) in compose's key order
+// at the top: name, services, networks, volumes, secrets, configs, then
+// the others, vms and dns last.
+func renderModel(model map[string]any, format string) ([]byte, error) {
+	if format == "json" {
+		b, err := json.MarshalIndent(model, "", "  ")
+		return append(b, '\n'), err
+	}
+	if format != "yaml" {
+		return nil, fmt.Errorf("--format %q: yaml or json", format)
+	}
+	rank := func(k string) int {
+		if i := slices.Index([]string{"name", "services", "networks", "volumes", "secrets", "configs"}, k); i >= 0 {
+			return i
+		}
+		if i := slices.Index([]string{"vms", "dns"}, k); i >= 0 {
+			return 100 + i
+		}
+		return 50
+	}
+	keys := slices.SortedFunc(maps.Keys(model), func(a, b string) int {
+		if c := rank(a) - rank(b); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	for _, k := range keys {
+		var kn, vn yaml.Node
+		kn.SetString(k)
+		if err := vn.Encode(model[k]); err != nil {
+			return nil, err
+		}
+		root.Content = append(root.Content, &kn, &vn)
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(root); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), enc.Close()
 }
 
 func cmpOrImage(a, b string) string {

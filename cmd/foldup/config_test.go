@@ -51,6 +51,14 @@ func TestConfigFixedPoint(t *testing.T) {
 			if first != second {
 				t.Errorf("config of config differs:\nfirst:\n%s\nsecond:\n%s", first, second)
 			}
+			// The files merged but not interpolated, or not normalised,
+			// load as the same project.
+			for _, flag := range []string{"--no-interpolate", "--no-normalize"} {
+				raw := runConfig(t, nil, append(args, "config", flag)...)
+				if again := runConfig(t, strings.NewReader(raw), "--project-directory", dir, "-f", "-", "config"); again != first {
+					t.Errorf("config of config %s differs:\nconfig:\n%s\nconfig %s:\n%s\nits config:\n%s", flag, first, flag, raw, again)
+				}
+			}
 		})
 	}
 }

@@ -71,6 +71,7 @@ type runtimeFlags struct {
 	parallel   int
 	ansi       string
 	dryRun     bool
+	operation  string // the verb running: progress's header names it
 }
 
 // colors says whether output to a terminal (or not) is coloured, as
@@ -89,6 +90,7 @@ func (rf *runtimeFlags) register(cmd *cobra.Command) {
 	// --dry-run changes nothing: a verb that cannot show what it would do
 	// refuses it rather than act.
 	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		rf.operation = c.Name()
 		if rf.dryRun && slices.Contains([]string{"run", "create", "build", "pull", "exec", "cp", "ssh", "attach", "console"}, c.Name()) {
 			return fmt.Errorf("--dry-run: %s cannot show what it would do, and would act; leave --dry-run out", c.Name())
 		}
@@ -157,6 +159,7 @@ func (rf *runtimeFlags) options(out io.Writer) (o executor.Options, done func())
 		mode = "tty"
 	}
 	r := progress.New(out, mode)
+	r.Operation = rf.operation
 	return executor.Options{
 		Parallel:   max(rf.parallel, 0),
 		DryRun:     rf.dryRun,

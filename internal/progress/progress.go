@@ -24,7 +24,7 @@ import (
 //	Network demo_lan  Creating
 //	Network demo_lan  Created
 //
-// tty draws a block of one line per object under a "[+] Running 2/3"
+// tty draws a block of one line per object under a "[+] up 2/3"
 // header and redraws it in place ten times a second, with a spinner and a
 // timer. json prints one JSON object per change of state, for tools, with
 // compose's keys ({"id": "Container web-1", "text": "Started", "status":
@@ -35,6 +35,11 @@ import (
 // Mode "auto" (or "") is tty when the writer is a terminal, plain when not.
 // A Renderer in tty mode must be closed, which draws its final state.
 type Renderer struct {
+	// Operation is the verb tty mode's header names, as compose v5's
+	// does: "[+] up 2/3". Set it before the first event; "" is "Running",
+	// compose v2's word.
+	Operation string
+
 	mu   sync.Mutex
 	w    io.Writer
 	mode string
@@ -140,6 +145,7 @@ func (p *Renderer) print(kind, name, status, errText string, state lineState, st
 			p.plainLocked(kind, name, status, errText)
 			return
 		}
+		p.tty.operation = cmpOr(p.Operation, "Running")
 		p.tty.set(kind, name, status, errText, state, started)
 		if p.tty.ticker == nil {
 			p.tty.ticker = time.NewTicker(ttyRefresh)
@@ -214,15 +220,16 @@ const (
 // ttyView is the state tty mode draws: one line per object (kind and
 // name), in the order they first reported.
 type ttyView struct {
-	size   term.Size
-	color  bool
-	lines  []*ttyLine
-	index  map[string]*ttyLine
-	drawn  int // lines of the block on the screen
-	frame  int // of the spinner
-	closed bool
-	ticker *time.Ticker
-	stop   chan struct{}
+	operation string // the header's: up, down, start, ...
+	size      term.Size
+	color     bool
+	lines     []*ttyLine
+	index     map[string]*ttyLine
+	drawn     int // lines of the block on the screen
+	frame     int // of the spinner
+	closed    bool
+	ticker    *time.Ticker
+	stop      chan struct{}
 }
 
 type ttyLine struct {
@@ -255,15 +262,32 @@ func (v *ttyView) set(kind, name, status, errText string, state lineState, start
 
 var spinner = []string{"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"}
 
-// render returns the block's lines at now:
+// The SGR codes of compose v5's colours: yellow spinner, green done,
+// bold red error, blue timer.
+const (
+	colorWorking = "33"
+	colorDone    = "32"
+	colorError   = "1;31"
+	colorTimer   = "34"
+)
+
+// render returns the block's lines at now, laid out as compose v5 lays
+// out its own (cmd/display's tty layout):
 //
-//	[+] Running 2/3
-//	 ✔ Network demo_lan        Created     0.1s
-//	 ⠹ Container demo-web-1    Starting    1.2s
+//	[+] up 2/3
+//	 ✔ Network demo_lan     Created    0.1s
+//	 ⠹ Container demo-web-1 Starting   1.2s
 //
-// No line is wider than the terminal, and while the block is live it is
-// shorter than the terminal (the cursor cannot go back above the top):
-// finished lines give way first, then the oldest running ones.
+// the header names the operation; each row is the object's kind and
+// name, padded to the widest, one space, its status (and an error's
+// words), and its timer at the right edge. Names are cut ("...") before
+// statuses are, to keep room for a status of up to 20 characters. One
+// column is left free at the right, where compose writes to the last: a
+// terminal without deferred wrap would scroll there, and the cursor
+// arithmetic with it. While the block is live it is shorter than the
+// terminal (the cursor cannot go back above the top): finished lines
+// give way first, then the oldest running ones, and " ... N more" says
+// how many are not shown; the final frame shows them all.
 func (v *ttyView) render(now time.Time) []string {
 	done := 0
 	for _, l := range v.lines {
@@ -271,10 +295,11 @@ func (v *ttyView) render(now time.Time) []string {
 			done++
 		}
 	}
-	shown := v.lines
+	shown, more := v.lines, 0
 	if room := v.size.Height - 2; !v.closed && len(shown) > room {
+		keep := max(room-1, 1) // and a line for " ... N more"
 		shown = nil
-		skip := len(v.lines) - max(room, 1)
+		skip := len(v.lines) - keep
 		for _, l := range v.lines {
 			if skip > 0 && l.state != lineRunning {
 				skip--
@@ -282,48 +307,90 @@ func (v *ttyView) render(now time.Time) []string {
 			}
 			shown = append(shown, l)
 		}
-		shown = shown[max(len(shown)-max(room, 1), 0):]
+		shown = shown[max(len(shown)-keep, 0):]
+		more = len(v.lines) - len(shown)
 	}
-	nameW, statusW := 0, 0
-	for _, l := range shown {
-		nameW = max(nameW, utf8.RuneCountInString(l.kind+" "+l.name))
-		statusW = max(statusW, utf8.RuneCountInString(l.status))
+	width := v.size.Width - 1
+	type row struct {
+		icon, color, id, status, details, timer string
 	}
-	// A long name does not push every status off the screen: names are
-	// cut to leave room for the icon, the status and the timer.
-	nameW = min(nameW, max(v.size.Width-1-utf8.RuneCountInString(" ✔ ")-2-statusW-len("  99.9s"), 12))
-	out := []string{v.paint(fmt.Sprintf("[+] Running %d/%d", done, len(v.lines)), "1")}
+	rows := make([]row, 0, len(shown))
+	idW, statusW, timerW := 0, 0, 0
 	for _, l := range shown {
-		icon, color := spinner[v.frame%len(spinner)], ""
+		r := row{icon: spinner[v.frame%len(spinner)], color: colorWorking, id: l.kind + " " + l.name, status: l.status}
 		end := now
 		switch l.state {
 		case lineDone:
-			icon, color, end = "✔", "32", l.ended
+			r.icon, r.color, end = "✔", colorDone, l.ended
 		case lineFailed:
-			icon, color, end = "✘", "31", l.ended
+			r.icon, r.color, end = "✘", colorError, l.ended
 		}
-		name := l.kind + " " + l.name
-		if utf8.RuneCountInString(name) > nameW {
-			name = truncate(name, nameW-1) + "…"
+		r.details = strings.Join(strings.Fields(l.err), " ")
+		r.timer = fmt.Sprintf("%.1fs", end.Sub(l.started).Seconds())
+		idW = max(idW, utf8.RuneCountInString(r.id))
+		statusW = max(statusW, utf8.RuneCountInString(r.status))
+		timerW = max(timerW, len(r.timer))
+		rows = append(rows, r)
+	}
+	const margin = 3 // " ✔ "
+	idW = min(idW, max(width-margin-min(statusW, 20)-2-timerW, 10))
+
+	out := []string{truncate(fmt.Sprintf("[+] %s %d/%d", v.operation, done, len(v.lines)), width)}
+	for _, r := range rows {
+		var b strings.Builder
+		used := 0
+		add := func(text, color string) {
+			if text == "" {
+				return
+			}
+			text = truncate(text, width-used)
+			used += utf8.RuneCountInString(text)
+			if color != "" {
+				text = v.paint(text, color)
+			}
+			b.WriteString(text)
 		}
-		text := fmt.Sprintf(" %s %-*s  %-*s", icon, nameW, name, statusW, l.status)
-		if l.err != "" {
-			text = strings.TrimRight(text, " ") + ": " + strings.Join(strings.Fields(l.err), " ")
+		add(" ", "")
+		add(r.icon, r.color)
+		add(" ", "")
+		id := cut(r.id, idW)
+		add(id+strings.Repeat(" ", idW-utf8.RuneCountInString(id)), "")
+		statusColor := r.color
+		if statusColor == colorWorking {
+			statusColor = ""
 		}
-		timer := fmt.Sprintf("%.1fs", end.Sub(l.started).Seconds())
-		// The timer at the right edge, if it fits after the text.
-		if pad := v.size.Width - 1 - utf8.RuneCountInString(text) - len(timer); pad >= 1 {
-			text += strings.Repeat(" ", pad) + timer
+		if budget := width - used - timerW - 2; budget > 0 {
+			add(" ", "")
+			add(cut(r.status, budget), statusColor)
 		}
-		text = truncate(text, v.size.Width-1)
-		if color != "" {
-			// The icon in colour.
-			i := strings.Index(text, icon)
-			text = text[:i] + v.paint(icon, color) + text[i+len(icon):]
+		if budget := width - used - timerW - 2; r.details != "" && budget >= 5 {
+			add(" ", "")
+			add(cut(r.details, budget-1), "")
 		}
-		out = append(out, text)
+		if fill := width - used - len(r.timer); fill > 0 {
+			add(strings.Repeat(" ", fill), "")
+			add(r.timer, colorTimer)
+		}
+		out = append(out, b.String())
+	}
+	if more > 0 {
+		out = append(out, truncate(fmt.Sprintf(" ... %d more", more), width))
 	}
 	return out
+}
+
+// cut shortens s to n characters, ending in "..." when it cut something
+// and there is room, as compose does.
+func cut(s string, n int) string {
+	switch {
+	case n <= 0:
+		return ""
+	case utf8.RuneCountInString(s) <= n:
+		return s
+	case n <= 3:
+		return truncate(s, n)
+	}
+	return truncate(s, n-3) + "..."
 }
 
 // paint wraps s in the SGR attribute code, if colours are on.
@@ -344,4 +411,11 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n])
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

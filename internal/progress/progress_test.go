@@ -47,6 +47,7 @@ func TestProgressTTY(t *testing.T) {
 	t.Setenv("NO_COLOR", "1")
 	s := vtscreen.New(t)
 	p := New(s, "tty")
+	p.Operation = "up"
 	p.tty.size = term.Size{Width: 60, Height: 24}
 	net := start(p, "Network", "demo_lan")
 	net.update("Creating")
@@ -66,11 +67,11 @@ func TestProgressTTY(t *testing.T) {
 	event(p, "Volume", "late", "Removed")
 
 	want := `Waiting for another foldup to finish with project demo
-[+] Running 4/4
- ✔ Network demo_lan                          Created
- ✔ Container demo-db-1                       Started
- ✘ Container demo-web-1-with-a-name-far-to…  Error: exit st
- ✔ Volume demo_data                          Created
+[+] up 4/4
+ ✔ Network demo_lan                            Created
+ ✔ Container demo-db-1                         Started
+ ✘ Container demo-web-1-with-a-name-far-too... Error
+ ✔ Volume demo_data                            Created
 Volume late  Removed
 `
 	got := regexp.MustCompile(` +[0-9]+\.[0-9]s\n`).ReplaceAllString(s.Text(), "\n")
@@ -160,5 +161,45 @@ func TestProgressModes(t *testing.T) {
 	warn(p, "x-foldup.foo is not supported")
 	if got := b.String(); got != "warning: x-foldup.foo is not supported\n" {
 		t.Errorf("quiet printed %q", got)
+	}
+}
+
+// TestProgressTTYLayout: rows as compose v5 lays them out: kind and name
+// padded to the widest, one space, the status and an error's words, the
+// timer at the right edge; colours as compose's (green done, bold red
+// error, yellow spinner, blue timer); a live block too tall for the
+// terminal says how many rows it leaves out.
+func TestProgressTTYLayout(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	v := newTTYView(term.Size{Width: 61, Height: 24}, false)
+	v.operation = "down"
+	v.lines = []*ttyLine{
+		{kind: "Container", name: "demo-web-1", status: "Removed", state: lineDone, started: t0, ended: t0.Add(600 * time.Millisecond)},
+		{kind: "Network", name: "demo_default", status: "Removing", state: lineRunning, started: t0.Add(time.Second)},
+		{kind: "VM", name: "box", status: "Error", err: "qemu:\nexited 1", state: lineFailed, started: t0, ended: t0.Add(12300 * time.Millisecond)},
+	}
+	got := strings.Join(v.render(t0.Add(3500*time.Millisecond)), "\n")
+	want := `[+] down 2/3
+ ✔ Container demo-web-1 Removed                         0.6s
+ ⠋ Network demo_default Removing                        2.5s
+ ✘ VM box               Error qemu: exited 1           12.3s`
+	if got != want {
+		t.Errorf("frame:\n%s\nwant:\n%s", got, want)
+	}
+
+	v.color = true
+	got = strings.Join(v.render(t0.Add(3500*time.Millisecond)), "\n")
+	for _, w := range []string{"\x1b[32m✔\x1b[0m", "\x1b[32mRemoved\x1b[0m", "\x1b[33m⠋\x1b[0m", "\x1b[1;31m✘\x1b[0m",
+		"\x1b[1;31mError\x1b[0m", "\x1b[34m12.3s\x1b[0m"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("no %q in the coloured frame %q", w, got)
+		}
+	}
+
+	v.color = false
+	v.size.Height = 4
+	got = strings.Join(v.render(t0.Add(3500*time.Millisecond)), "\n")
+	if want := "[+] down 2/3\n ⠋ Network demo_default Removing                        2.5s\n ... 2 more"; got != want {
+		t.Errorf("tall frame:\n%s\nwant:\n%s", got, want)
 	}
 }
