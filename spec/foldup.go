@@ -829,6 +829,10 @@ func (d *foldupDecoder) settings(docs []map[string]any) Settings {
 			d.errorf(at("upstream", strconv.Itoa(i)), "%q is not IP or IP:PORT", u)
 		}
 	}
+	if k, ok := merged["kube"].(map[string]any); ok {
+		s.Kube.Registry, _ = k["registry"].(string)
+		s.Kube.Image, _ = k["image"].(string)
+	}
 	pools, _ := merged["address_pools"].([]any)
 	for i, e := range pools {
 		m, _ := e.(map[string]any)
@@ -891,6 +895,20 @@ func (d *foldupDecoder) networkExt(name string, n types.NetworkConfig) NetworkEx
 			ext.Outbound = v
 		default:
 			d.errorf(at("outbound"), "%q is not nat, drop or an nftables chain name", v)
+		}
+	}
+	if k, ok := m["kube"].(map[string]any); ok {
+		ext.Kube.CNI, _ = k["cni"].(string)
+		ext.Kube.Bridge, _ = k["bridge"].(string)
+		ext.Kube.Master, _ = k["master"].(string)
+		switch ext.Kube.CNI {
+		case "", CNIBridge, CNIOVN:
+		case CNIMacvlan:
+			if ext.Kube.Master == "" {
+				d.errorf(at("kube", "cni"), "macvlan needs kube.master, the nodes' parent interface")
+			}
+		default:
+			d.errorf(at("kube", "cni"), "%q is not a CNI plugin foldup kube writes: bridge, macvlan or ovn-k8s-cni-overlay", ext.Kube.CNI)
 		}
 	}
 	for i, g := range stringList(m["multicast"]) {

@@ -233,6 +233,30 @@ type NetworkExt struct {
 	DHCP      bool         `yaml:"dhcp" json:"dhcp"`
 	// Outbound is nat, drop, or the name of an nftables chain to jump to.
 	Outbound string `yaml:"outbound" json:"outbound"`
+	// Kube is how foldup kube makes the network on Kubernetes.
+	Kube KubeNetwork `yaml:"kube,omitzero" json:"kube,omitzero"`
+}
+
+// KubeNetwork is a network's x-foldup.kube: the CNI plugin of its
+// NetworkAttachmentDefinition, and the plugin's bridge or master.
+type KubeNetwork struct {
+	CNI    string `yaml:"cni,omitempty" json:"cni,omitempty"` // bridge (""), macvlan or ovn-k8s-cni-overlay
+	Bridge string `yaml:"bridge,omitempty" json:"bridge,omitempty"`
+	Master string `yaml:"master,omitempty" json:"master,omitempty"`
+}
+
+// CNI plugins foldup kube writes networks for.
+const (
+	CNIBridge  = "bridge"
+	CNIMacvlan = "macvlan"
+	CNIOVN     = "ovn-k8s-cni-overlay"
+)
+
+// KubeSettings are x-foldup.kube: where foldup kube names the VMs' images,
+// and the image it runs the DNS/DHCP server from.
+type KubeSettings struct {
+	Registry string `yaml:"registry,omitempty" json:"registry,omitempty"`
+	Image    string `yaml:"image,omitempty" json:"image,omitempty"`
 }
 
 // Settings is the top-level x-foldup block.
@@ -243,6 +267,7 @@ type Settings struct {
 	EnvAccel     string        `yaml:"-" json:"-"`
 	Upstream     []string      `yaml:"upstream,omitempty" json:"upstream,omitempty"`
 	AddressPools []AddressPool `yaml:"address_pools" json:"address_pools"`
+	Kube         KubeSettings  `yaml:"kube,omitzero" json:"kube,omitzero"`
 }
 
 // Accelerators a VM may ask for.

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/foldup/foldup/kube"
+	"github.com/foldup/foldup/planner"
+	"github.com/foldup/foldup/spec"
+	"github.com/spf13/cobra"
+)
+
+func newKubeCmd(g *globalFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "kube [-o DIR|-]",
+		Short: "Write the project as Kubernetes objects, for KubeVirt and Multus",
+		Long: `kube writes the project as Kubernetes objects, from its plan, so that the
+addresses, MACs, ports and DNS records are the ones foldup up uses: a
+Namespace; a NetworkAttachmentDefinition for each network (Multus: the
+bridge CNI with static IPAM by default, macvlan or OVN-Kubernetes' layer-2
+network as the network's x-foldup.kube says; and one without IPAM for
+VMs); a Deployment for each service replica, with its planned addresses
+and MAC (a Job for restart: "no" or on-failure); a KubeVirt VirtualMachine
+for each VM (kernel boot from an image foldup kube build makes, or a disk),
+with its planned MACs, cloud-init and readiness probe; foldup's DNS, DHCP
+and RA server as a Deployment on every network at the gateway addresses,
+fed the plan from a ConfigMap; a Service for published ports; a
+PersistentVolumeClaim for each named volume; NetworkPolicies for members
+of isolated networks. What has no faithful Kubernetes equivalent is
+dropped with a warning saying where it is written and what to use instead.
+
+The objects go to the standard output as one YAML stream (-o -, the
+default), or to DIR a file each, in the order they apply in.`,
+		Example: `  foldup kube > project.yaml
+  foldup kube -o k8s/ && kubectl apply -f k8s/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := g.kubeObjects(cmd)
+			if err != nil {
+				return err
+			}
+			if output == "" || output == "-" {
+				return kube.Write(cmd.OutOrStdout(), res.Objects)
+			}
+			return kube.WriteDir(output, res.Objects)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "-", `a directory to write a file an object into, or "-" for the standard output`)
+	return cmd
+}
+
+// kubeObjects loads and plans the project, as up would on an empty host,
+// and writes it as Kubernetes objects; the warnings go to stderr.
+func (g *globalFlags) kubeObjects(cmd *cobra.Command) (*kube.Result, error) {
+	o := g.options(cmd.InOrStdin())
+	// The kernels, initrds and disks are the images' (foldup kube build),
+	// not needed here; cloud-init's files are read.
+	o.NameOnly = true
+	p, err := spec.Load(cmd.Context(), o)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planner.Compute(p, planner.Observed{}, planner.Intent{})
+	if err != nil {
+		return nil, err
+	}
+	res, err := kube.Build(p, plan, kube.Options{Version: version})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w.String())
+	}
+	return res, nil
+}
