@@ -172,7 +172,7 @@ func (b *builder) container(m *planner.Member) error {
 		case types.VolumeTypeTmpfs:
 			pod.Volumes = append(pod.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
 		default:
-			b.warn(vpath, "a %s mount of the host's %s has no place on a cluster's nodes: dropped; use a named volume, or a ConfigMap for files", v.Type, v.Source)
+			b.warn(vpath, "a %s mount of a host path has no place on a cluster's nodes: dropped; use a named volume, or a ConfigMap for files", v.Type)
 			continue
 		}
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: v.Target, ReadOnly: v.ReadOnly})
