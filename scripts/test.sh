@@ -28,6 +28,9 @@ fi
 scripts/images.sh /var/cache/foldup-test >/dev/null
 scripts/images.sh /var/cache/foldup-test arm64 >/dev/null
 scripts/cloudimage.sh /var/cache/foldup-test >/dev/null
+# The kube tests' API server (etcd, kube-apiserver) and KubeVirt's checks,
+# built once from the Go module proxy.
+scripts/kubeapi.sh /var/cache/foldup-test/kube >/dev/null
 # The example's images (the demo test brings the example up with them),
 # checked first on their own, without foldup (a private engine, dnsmasq,
 # qemu in a namespace of the script's).

@@ -46,6 +46,59 @@ default), or to DIR a file each, in the order they apply in.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "-", `a directory to write a file an object into, or "-" for the standard output`)
+	cmd.AddCommand(newKubeApplyCmd(g, "apply"), newKubeApplyCmd(g, "delete"))
+	return cmd
+}
+
+// newKubeApplyCmd is kube apply and kube delete: the objects kube writes,
+// sent to the cluster of a kubeconfig.
+func newKubeApplyCmd(g *globalFlags, verb string) *cobra.Command {
+	var kubeconfig, context string
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:  verb,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := g.kubeObjects(cmd)
+			if err != nil {
+				return err
+			}
+			cfg, err := kube.RESTConfig(kubeconfig, context)
+			if err != nil {
+				return err
+			}
+			o := kube.ApplyOptions{DryRun: dryRun, Out: cmd.OutOrStdout()}
+			if verb == "apply" {
+				return kube.Apply(cmd.Context(), cfg, res.Objects, o)
+			}
+			return kube.Delete(cmd.Context(), cfg, res.Objects, o)
+		},
+	}
+	if verb == "apply" {
+		cmd.Short = "Server-side apply the project's Kubernetes objects to a cluster"
+		cmd.Long = `kube apply sends the objects foldup kube writes to the cluster of a
+kubeconfig (--kubeconfig, else KUBECONFIG, else ~/.kube/config; its
+current context unless --context), in order, by server-side apply as the
+field manager foldup, with strict field validation: a field the API
+server does not know is an error, not dropped. --dry-run has the server
+admit and validate every object and keep none (the Namespace excepted:
+nothing is admitted into a namespace that does not exist). The cluster
+needs KubeVirt for VMs, Multus for the networks, and CDI for disks from
+URLs.`
+		cmd.Example = `  foldup kube apply --dry-run
+  KUBECONFIG=~/.kube/lab foldup kube apply`
+	} else {
+		cmd.Short = "Delete the project's Kubernetes objects from a cluster"
+		cmd.Long = `kube delete deletes the objects foldup kube writes from the cluster of a
+kubeconfig, the last applied first and the namespace last; what is gone
+already is no error. Pods, VM instances and DataVolumes go with their
+owners.`
+		cmd.Example = `  foldup kube delete`
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
+	f.StringVar(&context, "context", "", "the kubeconfig's context (default: its current one)")
+	f.BoolVar(&dryRun, "dry-run", false, "have the server check everything and keep nothing")
 	return cmd
 }
 
