@@ -23,6 +23,7 @@ import (
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/foldup/foldup/containers"
+	"github.com/foldup/foldup/kube"
 	"github.com/foldup/foldup/internal/term"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
@@ -738,4 +739,34 @@ func (x *Executor) Pull(ctx context.Context, p *spec.Project, services []string)
 		}
 	}
 	return r.images(ctx)
+}
+
+// KubeBuild builds the container images foldup kube names for the
+// project's VMs (kube.Images): a kernel and initrd for KubeVirt's
+// kernelBoot, or a disk for a containerDisk, each FROM scratch; with
+// push, it pushes each to its registry.
+func (x *Executor) KubeBuild(ctx context.Context, project string, images []kube.Image, push bool) error {
+	dc, err := x.engine()
+	if err != nil {
+		return err
+	}
+	prog := newProgress(x.o.Events)
+	for _, im := range images {
+		o := prog.start("Image", im.Ref)
+		o.update("Building")
+		labels := map[string]string{containers.LabelProject: project, "foldup.dev/vm": im.VM, "foldup.dev/image": im.Kind}
+		if err := containers.BuildFiles(ctx, dc, im.Ref, im.File, labels, nil); err != nil {
+			return o.fail(err)
+		}
+		if !push {
+			o.done("Built")
+			continue
+		}
+		o.update("Pushing")
+		if err := containers.Push(ctx, dc, im.Ref, nil); err != nil {
+			return o.fail(err)
+		}
+		o.done("Pushed")
+	}
+	return nil
 }

@@ -3,13 +3,14 @@ package main
 import (
 	"fmt"
 
+	"github.com/foldup/foldup/executor"
 	"github.com/foldup/foldup/kube"
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
 	"github.com/spf13/cobra"
 )
 
-func newKubeCmd(g *globalFlags) *cobra.Command {
+func newKubeCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "kube [-o DIR|-]",
@@ -46,15 +47,14 @@ default), or to DIR a file each, in the order they apply in.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "-", `a directory to write a file an object into, or "-" for the standard output`)
-	cmd.AddCommand(newKubeApplyCmd(g, "apply"), newKubeApplyCmd(g, "delete"))
+	cmd.AddCommand(newKubeApplyCmd(g, rf, "apply"), newKubeApplyCmd(g, rf, "delete"), newKubeBuildCmd(g, rf))
 	return cmd
 }
 
 // newKubeApplyCmd is kube apply and kube delete: the objects kube writes,
 // sent to the cluster of a kubeconfig.
-func newKubeApplyCmd(g *globalFlags, verb string) *cobra.Command {
+func newKubeApplyCmd(g *globalFlags, rf *runtimeFlags, verb string) *cobra.Command {
 	var kubeconfig, context string
-	var dryRun bool
 	cmd := &cobra.Command{
 		Use:  verb,
 		Args: cobra.NoArgs,
@@ -67,7 +67,7 @@ func newKubeApplyCmd(g *globalFlags, verb string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			o := kube.ApplyOptions{DryRun: dryRun, Out: cmd.OutOrStdout()}
+			o := kube.ApplyOptions{DryRun: rf.dryRun, Out: cmd.OutOrStdout()}
 			if verb == "apply" {
 				return kube.Apply(cmd.Context(), cfg, res.Objects, o)
 			}
@@ -98,7 +98,42 @@ owners.`
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)")
 	f.StringVar(&context, "context", "", "the kubeconfig's context (default: its current one)")
-	f.BoolVar(&dryRun, "dry-run", false, "have the server check everything and keep nothing")
+	return cmd
+}
+
+func newKubeBuildCmd(g *globalFlags, rf *runtimeFlags) *cobra.Command {
+	var push bool
+	cmd := &cobra.Command{
+		Use:   "build [--push]",
+		Short: "Build the container images foldup kube names for the VMs",
+		Long: `kube build builds, with the Docker engine, the images the VirtualMachines
+foldup kube writes boot from: for a VM with kernel:, an image holding its
+kernel at /boot/vmlinuz and its initrd at /boot/initrd.img (KubeVirt's
+kernelBoot container); for a VM with a local disk image, an image holding
+the disk under /disk (a containerDisk). Each is FROM scratch, its files
+owned by 107:107 (KubeVirt's qemu), tagged in x-foldup.kube.registry
+(default localhost:5000) with the VM's configuration hash, as foldup kube
+names it. --push pushes them there. A disk from a URL needs no image: CDI
+imports it.`,
+		Example: `  foldup kube build --push && foldup kube apply`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := spec.Load(cmd.Context(), g.options(cmd.InOrStdin()))
+			if err != nil {
+				return err
+			}
+			plan, err := planner.Compute(p, planner.Observed{}, planner.Intent{})
+			if err != nil {
+				return err
+			}
+			o, done := rf.options(cmd.ErrOrStderr())
+			defer done()
+			x := executor.New(o)
+			defer x.Close()
+			return x.KubeBuild(cmd.Context(), p.Name, kube.Images(p, plan), push)
+		},
+	}
+	cmd.Flags().BoolVar(&push, "push", false, "push the images to their registry")
 	return cmd
 }
 

@@ -103,7 +103,6 @@ vms:, dns: and x-foldup: added. See https://foldup.dev/schema/foldup.schema.json
 		newPlanCmd(&g, observe),
 		newVersionCmd(),
 		newManCmd(),
-		newKubeCmd(&g),
 	)
 	root.AddCommand(verbs...)
 	return root

@@ -59,6 +59,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newPsCmd(g, &rf),
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),
+		newKubeCmd(g, &rf),
 	}, observe
 }
 
@@ -102,7 +103,7 @@ func (rf *runtimeFlags) register(cmd *cobra.Command) {
 	pf.StringVar(&rf.runRoot, "run-root", envOr("FOLDUP_RUN_ROOT", executor.DefaultRunRoot), "where supervisors keep their sockets")
 	rf.progress = "auto"
 	pf.Var((*progressMode)(&rf.progress), "progress", "progress output: auto (tty on a terminal, else plain), tty, plain, json or quiet")
-	pf.BoolVar(&rf.dryRun, "dry-run", false, "show what up, down, start, stop, restart, kill, pause, unpause and rm would do, and change nothing")
+	pf.BoolVar(&rf.dryRun, "dry-run", false, "show what up, down, start, stop, restart, kill, pause, unpause and rm would do, and change nothing (kube apply and delete: a server dry run)")
 	pf.IntVar(&rf.parallel, "parallel", -1, "how many of up's steps run at once (-1: as many as the graph allows)")
 	rf.ansi = "auto"
 	pf.Var(&oneOf{&rf.ansi, []string{"never", "always", "auto"}}, "ansi", "control characters: never, always or auto (on a terminal)")

@@ -277,6 +277,10 @@ func (e *Engine) Events(ctx context.Context, _ events.ListOptions) (<-chan event
 	return make(chan events.Message), errs
 }
 
+func (e *Engine) ImagePush(context.Context, string, image.PushOptions) (io.ReadCloser, error) {
+	return nil, errNotFaked
+}
+
 func (e *Engine) ImageBuild(context.Context, io.Reader, build.ImageBuildOptions) (build.ImageBuildResponse, error) {
 	return build.ImageBuildResponse{}, errNotFaked
 }
