@@ -282,6 +282,14 @@ func (b *builder) network(n *planner.Network) error {
 	if ext.Kube.CNI == "" || ext.Kube.CNI == spec.CNIBridge {
 		b.warn(append(path, "x-foldup", "kube", "cni"), "a bridge CNI network is one node's bridge, which does not span nodes: members on other nodes do not meet; give kube.bridge an admin's uplinked bridge, or use macvlan or ovn-k8s-cni-overlay")
 	}
+	guard := "the bridge plugin's macspoofchk holds each pod to its MAC"
+	switch ext.Kube.CNI {
+	case spec.CNIMacvlan:
+		guard = "macvlan holds no member to its MAC"
+	case spec.CNIOVN:
+		guard = "OVN's port security holds each member to its MAC"
+	}
+	b.warn(path, "foldup's anti-spoofing beyond the MAC (each member's own addresses in IP, ARP and neighbour discovery; no DHCP server or router advertisement but foldup's) is not enforced on Kubernetes, and %s; use MultiNetworkPolicy or OVN's port security where the cluster has them", guard)
 	if len(n.Multicast) > 0 {
 		b.warn(append(path, "x-foldup", "multicast"), "Kubernetes has no multicast filtering on a secondary network: every member receives every group")
 	}
