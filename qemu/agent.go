@@ -84,8 +84,12 @@ func (a *Agent) deadline(ctx context.Context) (stop func()) {
 }
 
 func agentErr(command string, ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	if dl, ok := ctx.Deadline(); ctx.Err() != nil {
 		err = ctx.Err()
+	} else if ok && !time.Now().Before(dl) {
+		// The connection's deadline is ctx's: it can pass a moment
+		// before ctx says so.
+		err = context.DeadlineExceeded
 	}
 	return fmt.Errorf("guest agent: %s: %w", command, err)
 }

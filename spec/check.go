@@ -167,7 +167,7 @@ func (d *foldupDecoder) checkEnvFileFormats(docs []map[string]any) {
 
 // checkServicePorts reports, positioned, each port of a service that
 // compose-go would refuse naming neither the service nor the file
-// ("Invalid hostPort: 99999").
+// ("invalid hostPort: 99999").
 func (d *foldupDecoder) checkServicePorts(src *source, name string, svc map[string]any) {
 	ports, _ := svc["ports"].([]any)
 	for j, p := range ports {
