@@ -770,3 +770,9 @@ func (x *Executor) KubeBuild(ctx context.Context, project string, images []kube.
 	}
 	return nil
 }
+
+// Applied is the plan up applied last for the project, and nil when the
+// project is not up here.
+func (x *Executor) Applied(project string) (*planner.Plan, error) {
+	return state.LoadPlan(x.o.dirs(project).PlanFile())
+}

@@ -13,7 +13,7 @@ missing=""
 for c in ip:iproute2 unshare:util-linux sysctl:procps git:git ping:iputils-ping python3:python3 nft:nftables dig:dnsutils \
 	busybox:busybox-static dhclient:isc-dhcp-client rdisc6:ndisc6 dockerd:docker.io \
 	qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm qemu-img:qemu-utils xz:xz-utils cpio:cpio gzip:gzip curl:curl \
-	dnsmasq:dnsmasq-base podman:podman dnsperf:dnsperf ssh:openssh-client; do
+	dnsmasq:dnsmasq-base podman:podman dnsperf:dnsperf ssh:openssh-client dot:graphviz tcpdump:tcpdump; do
 	command -v "${c%%:*}" >/dev/null 2>&1 || missing="$missing ${c#*:}"
 done
 # UEFI for aarch64 disk images: a firmware file, no command.
