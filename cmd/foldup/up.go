@@ -60,6 +60,8 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newSuperviseCmd(g, &rf),
 		newUpCmd(g, &rf),
 		newKubeCmd(g, &rf),
+		newGraphCmd(g, &rf),
+		newCaptureCmd(g, &rf),
 	}, observe
 }
 
