@@ -146,7 +146,7 @@ func (x *Executor) Down(ctx context.Context, project string, do DownOptions) err
 			if stopped, err = vm.Stop(ctx, d, e.Name, grace); stopped && err == nil {
 				ev.done("Removed")
 			}
-		case state.KindTap:
+		case state.KindTap, state.KindIfb:
 			err = host.LinkDel(e.Name)
 		case state.KindDockerAccept:
 			err = host.DockerAcceptRemove(e.Name)
@@ -190,6 +190,13 @@ func planEntries(p *planner.Plan) []state.Entry {
 		out = append(out, state.Entry{Kind: state.KindVM, Name: m.Name})
 		for _, nic := range m.NICs {
 			out = append(out, state.Entry{Kind: state.KindTap, Name: nic.Tap})
+		}
+	}
+	for _, m := range p.Members {
+		for _, nic := range m.NICs {
+			if nic.Ifb != "" {
+				out = append(out, state.Entry{Kind: state.KindIfb, Name: nic.Ifb})
+			}
 		}
 	}
 	for _, n := range p.Networks {

@@ -147,6 +147,9 @@ func (e *testEnv) assertGone(t *testing.T, project string) {
 	if out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
 		t.Errorf("taps left:\n%s", out)
 	}
+	if out := e.ns.MustRun(t, "ip", "-o", "link", "show", "type", "ifb"); strings.TrimSpace(out) != "" {
+		t.Errorf("ifb devices left:\n%s", out)
+	}
 	if out, _ := exec.Command("pgrep", "-af", "qemu-system.*"+e.dir).Output(); len(out) > 0 {
 		t.Errorf("qemu processes left: %s", out)
 	}

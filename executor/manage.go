@@ -43,6 +43,7 @@ type MemberStatus struct {
 	ID        string   `json:"ID,omitempty"`      // Docker's container ID
 	Command   string   `json:"Command,omitempty"` // as Docker shows it
 	Accel     string   `json:"Accel,omitempty"`   // a running VM's accelerator: kvm or tcg (QMP query-kvm)
+	Netem     string   `json:"Netem,omitempty"`   // its links' impairments: "lan: delay 50ms loss 1%"
 
 	Project    string            `json:"Project"`
 	Created    time.Time         `json:"Created"` // a container's creation; a VM's first start
@@ -135,6 +136,15 @@ func (x *Executor) Ps(ctx context.Context, project string, all bool) ([]MemberSt
 			}
 		}
 		out = append(out, st)
+	}
+	if plan != nil {
+		for i := range out {
+			for _, m := range plan.Members {
+				if m.Name == out[i].Member {
+					out[i].Netem = NetemStatus(m)
+				}
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

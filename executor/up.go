@@ -206,6 +206,10 @@ func (x *Executor) Up(ctx context.Context, p *spec.Project, uo UpOptions) (*Resu
 	if err != nil {
 		return res, err
 	}
+	// The links' impairments (x-foldup.netem), once every port is there.
+	if err := firewall.ApplyNetem(ctx, r.host, r.dc, pl, r.j.Record, nil); err != nil {
+		return res, err
+	}
 	if len(pl.Orphans) > 0 {
 		prog.note(fmt.Sprintf("Found orphan containers (%s) for this project. If you removed or renamed this service in your file, run up with --remove-orphans to remove them.", strings.Join(pl.Orphans, ", ")))
 	}

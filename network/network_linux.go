@@ -41,7 +41,10 @@ func Open(ns netns.NsHandle) (*Host, error) {
 		return nil, fmt.Errorf("dup netns: %w", err)
 	}
 	own := netns.NsHandle(fd)
-	nl, err := netlink.NewHandleAt(own)
+	// Routing only: foldup asks nothing else of netlink here (nftables
+	// has its own connection), and a kernel without xfrm or nfnetlink
+	// loaded would refuse a handle for all families.
+	nl, err := netlink.NewHandleAt(own, unix.NETLINK_ROUTE)
 	if err != nil {
 		own.Close()
 		return nil, fmt.Errorf("netlink handle: %w", err)
@@ -346,6 +349,12 @@ func (h *Host) LinkDel(name string) error {
 		return fmt.Errorf("deleting %s: %w", name, err)
 	}
 	return nil
+}
+
+// HasLink reports whether the namespace has a link of that name.
+func (h *Host) HasLink(name string) bool {
+	_, err := h.nl.LinkByName(name)
+	return err == nil
 }
 
 // Links returns the names of the links in the namespace.

@@ -3,6 +3,7 @@ package planner
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math/big"
 	"net/netip"
 )
@@ -10,6 +11,12 @@ import (
 // hash64 is the planner's source of stable "randomness": the first eight
 // bytes of SHA-256 over the parts, separated so that ("ab","c") and
 // ("a","bc") differ.
+// LinkName is a link's name as the planner makes them: prefix and eight
+// hex digits of a hash of parts.
+func LinkName(prefix string, parts ...string) string {
+	return fmt.Sprintf("%s%08x", prefix, uint32(hash64(parts...)))
+}
+
 func hash64(parts ...string) uint64 {
 	h := sha256.New()
 	for _, p := range parts {

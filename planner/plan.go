@@ -72,6 +72,7 @@ func Compute(p *spec.Project, obs Observed, in Intent) (*Plan, error) {
 	pl.addresses()
 	pl.ports()
 	pl.configHashes()
+	pl.netem()
 	if err := pl.errs.Err(); err != nil {
 		return nil, err
 	}
@@ -741,6 +742,23 @@ func (pl *planner) ports() {
 				}
 			}
 			holders[k] = append(holders[k], holder{port.HostIP, m.Name})
+		}
+	}
+}
+
+// netem gives each NIC its impairment, after the configuration hashes:
+// changing one changes qdiscs, never the member.
+func (pl *planner) netem() {
+	for _, m := range pl.plan.Members {
+		for _, nic := range m.NICs {
+			n := pl.p.NetemFor(m.Service, nic.Network)
+			if n == nil || (*n == spec.Netem{Direction: n.Direction}) {
+				continue
+			}
+			nic.Netem = n
+			if n.Direction == spec.NetemFrom || n.Direction == spec.NetemBoth {
+				nic.Ifb = pl.linkName("fui", pl.p.Name, "ifb", m.Name, nic.Network)
+			}
 		}
 	}
 }

@@ -102,6 +102,12 @@ type NIC struct {
 	IPv6    netip.Addr `json:"ipv6,omitzero"`
 	Tap     string     `json:"tap,omitempty"` // VMs only
 	Aliases []string   `json:"aliases,omitempty"`
+	// Netem is the impairment of the member's port on the network (the
+	// member's x-foldup.netem, else the network's); Ifb is the device
+	// that carries what the member sends through it, when it applies
+	// to that direction. Neither is in the configuration hash.
+	Netem *spec.Netem `json:"netem,omitempty"`
+	Ifb   string      `json:"ifb,omitempty"`
 }
 
 // Port is a host port forwarded to a member.

@@ -11,6 +11,11 @@
 #                      on the kernel command line it also
 #                      looks NAME up and fetches its page (FOLDUP-DNS,
 #                      FOLDUP-HTTP) and prints a TXT record (FOLDUP-TXT)
+#   DIR/initrd-netem.img  the same with the kernel's netem, ifb, veth, u32,
+#                      mirred and ingress modules and /netem-init (boot
+#                      with rdinit=/netem-init): it loads them, runs
+#                      /nettest (a test binary appended as a third
+#                      archive) and powers off (amd64 only)
 #   DIR/initrd-agent.img  the same with qemu-guest-agent (Debian's qemu-ga
 #                      and the host's libraries it links), which /init
 #                      starts on the port org.qemu.guest_agent.0 when the
@@ -91,7 +96,7 @@ kver=${kpkg#linux-image-}
 kver=${kver%:*}
 key=$(printf '%s\n%s\n' "$kver" "$bbver" | cat - "$0" "$lib" | sha256sum | cut -c1-16)
 if [ -f "$dir/.key" ] && [ "$(cat "$dir/.key")" = "$key" ] && [ -f "$dir/vmlinuz" ] && [ -f "$dir/initrd.img" ] &&
-	{ [ "$arch" != amd64 ] || [ -f "$dir/initrd-agent.img" ]; }; then
+	{ [ "$arch" != amd64 ] || { [ -f "$dir/initrd-agent.img" ] && [ -f "$dir/initrd-netem.img" ]; }; }; then
 	exit 0
 fi
 mkdir -p "$dir"
@@ -219,6 +224,26 @@ if [ "$arch" = amd64 ]; then
 	done
 	(cd "$agent" && find . | cpio -o -H newc --quiet | gzip -9) | cat "$dir/initrd.img.tmp" - >"$dir/initrd-agent.img.tmp"
 	mv "$dir/initrd-agent.img.tmp" "$dir/initrd-agent.img"
+	# The netem guest: what tc's netem, ifb redirects and veths need,
+	# for tests of foldup's qdiscs on a kernel that has them.
+	nt="$work/netem"
+	copy_modules "$work/k" "$kver" "$nt/lib/modules/netem" veth ifb sch_netem sch_ingress cls_u32 act_mirred
+	cat >"$nt/netem-init" <<'SCRIPT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /lib/modules/netem/order); do
+	[ -f /lib/modules/netem/$m.ko ] && insmod /lib/modules/netem/$m.ko
+done
+ip link set lo up
+FOLDUP_NETEM_GUEST=1 /nettest -test.run "$(sed -n 's/.*foldup\.run=\([^ ]*\).*/\1/p' /proc/cmdline)" -test.v >/dev/console 2>&1
+echo "FOLDUP-NETTEST-EXIT $?" >/dev/console
+poweroff -f
+SCRIPT
+	chmod +x "$nt/netem-init"
+	(cd "$nt" && find . | cpio -o -H newc --quiet | gzip -9) | cat "$dir/initrd.img.tmp" - >"$dir/initrd-netem.img.tmp"
+	mv "$dir/initrd-netem.img.tmp" "$dir/initrd-netem.img"
 fi
 mv "$dir/vmlinuz.tmp" "$dir/vmlinuz"
 mv "$dir/initrd.img.tmp" "$dir/initrd.img"

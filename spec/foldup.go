@@ -116,6 +116,14 @@ func (d *foldupDecoder) decodeWithCompose(docs []map[string]any, profiles []stri
 	for name, n := range p.Compose.Networks {
 		p.Networks[name] = d.networkExt(name, n)
 	}
+	p.ServiceNetem = map[string]*Netem{}
+	for name, s := range p.Compose.Services {
+		if x, ok := s.Extensions["x-foldup"].(map[string]any); ok {
+			if v, ok := x["netem"]; ok {
+				p.ServiceNetem[name] = d.netem([]string{"services", name, "x-foldup", "netem"}, v)
+			}
+		}
+	}
 	p.VMs = map[string]*VM{}
 	p.Disabled = map[string]*VM{}
 	for name, vm := range d.all {
@@ -224,6 +232,11 @@ func (d *foldupDecoder) vm(name string, raw map[string]any) *VM {
 		vm.Initrd = d.file(at("initrd"), v)
 	}
 	vm.Cmdline, _ = raw["cmdline"].(string)
+	if x, ok := raw["x-foldup"].(map[string]any); ok {
+		if v, ok := x["netem"]; ok {
+			vm.XFoldup = &VMExt{Netem: d.netem(at("x-foldup", "netem"), v)}
+		}
+	}
 	switch {
 	case vm.Image == "" && vm.Kernel == "":
 		d.keyErrorf(at(), "needs an image or a kernel to boot")
@@ -896,6 +909,9 @@ func (d *foldupDecoder) networkExt(name string, n types.NetworkConfig) NetworkEx
 		default:
 			d.errorf(at("outbound"), "%q is not nat, drop or an nftables chain name", v)
 		}
+	}
+	if v, ok := m["netem"]; ok {
+		ext.Netem = d.netem(at("netem"), v)
 	}
 	if k, ok := m["kube"].(map[string]any); ok {
 		ext.Kube.CNI, _ = k["cni"].(string)

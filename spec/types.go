@@ -41,6 +41,9 @@ type Project struct {
 	Environment map[string]string
 	Variables   map[string]template.Variable
 
+	// ServiceNetem is each service's x-foldup.netem.
+	ServiceNetem map[string]*Netem
+
 	srcs []*source
 	cfg  loadConfig
 }
@@ -129,6 +132,15 @@ type VM struct {
 	Environment map[string]string `yaml:"environment,omitempty" json:"environment,omitempty"`
 	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
 	Profiles    []string          `yaml:"profiles,omitempty" json:"profiles,omitempty"`
+
+	// XFoldup is the VM's x-foldup: its link impairment. Not part of the
+	// configuration hash: changing it changes qdiscs, not the VM.
+	XFoldup *VMExt `yaml:"x-foldup,omitempty" json:"-"`
+}
+
+// VMExt is a VM's x-foldup.
+type VMExt struct {
+	Netem *Netem `yaml:"netem,omitempty"`
 }
 
 // VMNetwork is a VM's attachment to one network. Empty fields are assigned
@@ -235,6 +247,8 @@ type NetworkExt struct {
 	Outbound string `yaml:"outbound" json:"outbound"`
 	// Kube is how foldup kube makes the network on Kubernetes.
 	Kube KubeNetwork `yaml:"kube,omitzero" json:"kube,omitzero"`
+	// Netem impairs every member's port on the network.
+	Netem *Netem `yaml:"netem,omitempty" json:"netem,omitempty"`
 }
 
 // KubeNetwork is a network's x-foldup.kube: the CNI plugin of its
@@ -375,4 +389,17 @@ func (p *Project) Select(names []string) error {
 	}
 	p.withoutUnused()
 	return nil
+}
+
+// NetemFor is the impairment of a member's port on a network: the
+// member's own (its service's or VM's x-foldup.netem), else the
+// network's; nil for none.
+func (p *Project) NetemFor(service, network string) *Netem {
+	if v := p.VMs[service]; v != nil && v.XFoldup != nil && v.XFoldup.Netem != nil {
+		return v.XFoldup.Netem
+	}
+	if n := p.ServiceNetem[service]; n != nil {
+		return n
+	}
+	return p.Networks[network].Netem
 }

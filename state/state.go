@@ -182,6 +182,7 @@ const (
 	KindContainer     = "container"      // Name: the container's name
 	KindImage         = "image"          // Name: an image foldup built
 	KindTap           = "tap"            // Name: a VM's tap
+	KindIfb           = "ifb"            // Name: the ifb device of a member's netem on what it sends
 	KindVM            = "vm"             // Name: the VM (member) whose qemu it is
 )
 

@@ -246,7 +246,11 @@ func (s *server) followStarts(ctx context.Context) error {
 		s.mu.Lock()
 		pl := s.plan
 		s.mu.Unlock()
-		return firewall.SyncContainers(ctx, dc, s.host, s.project, pl)
+		if err := firewall.SyncContainers(ctx, dc, s.host, s.project, pl); err != nil {
+			return err
+		}
+		// A container that starts again has a new veth: its netem too.
+		return firewall.ApplyNetem(ctx, s.host, dc, pl, nil, nil)
 	}
 	if err := resync(); err != nil {
 		return err

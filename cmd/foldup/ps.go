@@ -162,6 +162,7 @@ type psRow struct {
 	Member    string
 	Addresses []string
 	Accel     string `json:",omitempty"`
+	Netem     string `json:",omitempty"`
 }
 
 func newPsRow(m executor.MemberStatus, noTrunc bool) psRow {
@@ -169,7 +170,7 @@ func newPsRow(m executor.MemberStatus, noTrunc bool) psRow {
 		ID: m.ID, Name: m.Name, Names: m.Name, Image: m.Image, Command: strconv.Quote(m.Command), Project: m.Project,
 		Service: m.Service, State: m.State, Status: m.Status, Health: m.Health, ExitCode: m.ExitCode,
 		Publishers: m.Publishers, Ports: strings.Join(m.Ports, ", "), Networks: strings.Join(m.Networks, ","),
-		LocalVolumes: "0", Kind: m.Kind, Member: m.Member, Addresses: m.Addresses, Accel: m.Accel,
+		LocalVolumes: "0", Kind: m.Kind, Member: m.Member, Addresses: m.Addresses, Accel: m.Accel, Netem: m.Netem,
 	}
 	if m.Command == "" {
 		r.Command = ""
@@ -201,7 +202,13 @@ func newPsRow(m executor.MemberStatus, noTrunc bool) psRow {
 // is its file's base name.
 func psTable(out io.Writer, rows []psRow) error {
 	tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tIMAGE\tKIND\tSERVICE\tCREATED\tSTATUS\tADDRESSES\tPORTS")
+	// NETEM, when a member's links are impaired.
+	netem := slices.ContainsFunc(rows, func(r psRow) bool { return r.Netem != "" })
+	header := "NAME\tIMAGE\tKIND\tSERVICE\tCREATED\tSTATUS\tADDRESSES\tPORTS"
+	if netem {
+		header += "\tNETEM"
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range rows {
 		kind, image := r.Kind, r.Image
 		if r.Accel != "" {
@@ -210,8 +217,12 @@ func psTable(out io.Writer, rows []psRow) error {
 		if kind != "container" && strings.Contains(image, "/") && !strings.Contains(image, "://") {
 			image = filepath.Base(image)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, image, kind, r.Service, r.RunningFor, r.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", r.Name, image, kind, r.Service, r.RunningFor, r.Status,
 			strings.Join(r.Addresses, ","), r.Ports)
+		if netem {
+			fmt.Fprintf(tw, "\t%s", r.Netem)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -62,6 +62,7 @@ func runtimeCommands(root *cobra.Command, g *globalFlags) ([]*cobra.Command, obs
 		newKubeCmd(g, &rf),
 		newGraphCmd(g, &rf),
 		newCaptureCmd(g, &rf),
+		newNetemCmd(g, &rf),
 	}, observe
 }
 
