@@ -2,7 +2,6 @@ package kube
 
 import (
 	"encoding/json"
-	"net/netip"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -38,14 +37,7 @@ func (b *builder) dns() error {
 		if n.External || len(n.DNSAddrs()) == 0 {
 			continue
 		}
-		ref := nadRef{Name: Name(n.Name), Namespace: b.ns, Interface: n.Bridge}
-		if n.Gateway4.IsValid() {
-			ref.IPs = append(ref.IPs, netip.PrefixFrom(n.Gateway4, n.Subnet4.Bits()).String())
-		}
-		if n.Gateway6.IsValid() {
-			ref.IPs = append(ref.IPs, netip.PrefixFrom(n.Gateway6, n.Subnet6.Bits()).String())
-		}
-		refs = append(refs, ref)
+		refs = append(refs, nadRef{Name: Name(n.Name), Namespace: b.ns, Interface: n.Bridge, IPs: ips(n, n.Gateway4, n.Gateway6)})
 	}
 	if len(refs) == 0 {
 		return nil

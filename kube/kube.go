@@ -104,33 +104,20 @@ type builder struct {
 // refer to first.
 func (b *builder) objects() []Object {
 	out := []Object{b.namespace}
-	add := func(objs ...Object) { out = append(out, objs...) }
-	for _, o := range b.configs {
-		add(o)
-	}
-	for _, o := range b.secrets {
-		add(o)
-	}
-	for _, o := range b.nads {
-		add(o)
-	}
-	for _, o := range b.pvcs {
-		add(o)
-	}
-	for _, o := range b.deploys {
-		add(o)
-	}
-	for _, o := range b.jobs {
-		add(o)
-	}
-	for _, o := range b.vms {
-		add(o)
-	}
-	for _, o := range b.services {
-		add(o)
-	}
-	for _, o := range b.policies {
-		add(o)
+	out = appendObjects(out, b.configs)
+	out = appendObjects(out, b.secrets)
+	out = appendObjects(out, b.nads)
+	out = appendObjects(out, b.pvcs)
+	out = appendObjects(out, b.deploys)
+	out = appendObjects(out, b.jobs)
+	out = appendObjects(out, b.vms)
+	out = appendObjects(out, b.services)
+	return appendObjects(out, b.policies)
+}
+
+func appendObjects[T Object](out []Object, objs []T) []Object {
+	for _, o := range objs {
+		out = append(out, o)
 	}
 	return out
 }
@@ -318,20 +305,26 @@ func (b *builder) attachments(m *planner.Member) (string, error) {
 		if n == nil {
 			continue
 		}
-		ref := nadRef{Name: Name(nic.Network), Namespace: b.ns, MAC: nic.MAC}
-		if nic.IPv4.IsValid() {
-			ref.IPs = append(ref.IPs, netip.PrefixFrom(nic.IPv4, n.Subnet4.Bits()).String())
-		}
-		if nic.IPv6.IsValid() {
-			ref.IPs = append(ref.IPs, netip.PrefixFrom(nic.IPv6, n.Subnet6.Bits()).String())
-		}
-		refs = append(refs, ref)
+		refs = append(refs, nadRef{Name: Name(nic.Network), Namespace: b.ns, MAC: nic.MAC, IPs: ips(n, nic.IPv4, nic.IPv6)})
 	}
 	if len(refs) == 0 {
 		return "", nil
 	}
 	raw, err := json.Marshal(refs)
 	return string(raw), err
+}
+
+// ips are the addresses a pod asks for on network n, with the subnets'
+// prefix lengths.
+func ips(n *planner.Network, v4, v6 netip.Addr) []string {
+	var out []string
+	if v4.IsValid() {
+		out = append(out, netip.PrefixFrom(v4, n.Subnet4.Bits()).String())
+	}
+	if v6.IsValid() {
+		out = append(out, netip.PrefixFrom(v6, n.Subnet6.Bits()).String())
+	}
+	return out
 }
 
 // dnsConfig is what a pod resolves with: foldup's server on the gateway
