@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/docker/docker/errdefs"
 	"github.com/foldup/foldup/containers"
 	"github.com/foldup/foldup/network"
 	"github.com/foldup/foldup/planner"
@@ -47,6 +48,9 @@ func MemberPorts(ctx context.Context, host *network.Host, dc containers.Engine, 
 		return out, nil
 	}
 	ports, err := ContainerPorts(ctx, dc, host, pl, m, m.Container)
+	if errdefs.IsNotFound(err) {
+		return out, nil // not created (up of other services, run): no port
+	}
 	if err != nil {
 		return nil, err
 	}
