@@ -277,6 +277,9 @@ func (b *builder) network(n *planner.Network) error {
 		guard = "OVN's port security holds each member to its MAC"
 	}
 	b.warn(path, "foldup's anti-spoofing beyond the MAC (each member's own addresses in IP, ARP and neighbour discovery; no DHCP server or router advertisement but foldup's) is not enforced on Kubernetes, and %s; use MultiNetworkPolicy or OVN's port security where the cluster has them", guard)
+	if ext.Netem != nil {
+		b.warn(append(path, "x-foldup", "netem"), noNetem)
+	}
 	if len(n.Multicast) > 0 {
 		b.warn(append(path, "x-foldup", "multicast"), "Kubernetes has no multicast filtering on a secondary network: every member receives every group")
 	}

@@ -172,6 +172,7 @@ func TestWarnings(t *testing.T) {
 		"vms.probe.healthcheck.test: KubeVirt cannot read a guest's serial console",
 		"networks.quiet.x-foldup.multicast: Kubernetes has no multicast filtering",
 		"vms.db.image: imported by CDI into a DataVolume of 10Gi",
+		"services.worker.x-foldup.netem: Kubernetes has no link impairment",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("no warning %q in:\n%s", want, text)

@@ -113,6 +113,11 @@ func (b *builder) vm(m *planner.Member) error {
 			b.warn(append(base, k), "KubeVirt uses KVM, or emulation where the cluster's KubeVirt sets useEmulation: dropped")
 		case k == "depends_on":
 			b.warn(append(base, k), "KubeVirt starts every VM at once: a guest must wait for what it needs itself")
+		case k == "x-foldup":
+			if v.XFoldup != nil && v.XFoldup.Netem != nil {
+				b.warn(append(base, k, "netem"), noNetem)
+			}
+		case strings.HasPrefix(k, "x-"): // extensions: the user's own
 		default:
 			b.warn(append(base, k), "no KubeVirt field for it in what foldup kube writes; dropped")
 		}

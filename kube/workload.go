@@ -34,6 +34,9 @@ var containerKeys = map[string]bool{
 	"annotations": true, "sysctls": true,
 }
 
+// noNetem is the warning of an x-foldup.netem.
+const noNetem = "Kubernetes has no link impairment of its own: dropped; a chaos tool (Chaos Mesh's NetworkChaos, Litmus) can impair a pod's network where the cluster has one"
+
 // DefaultVolumeSize is what a named volume's claim asks for: Compose
 // volumes have no size.
 const DefaultVolumeSize = "1Gi"
@@ -68,7 +71,13 @@ func (b *builder) container(m *planner.Member) error {
 	}
 	base := []string{"services", m.Service}
 	for _, k := range b.p.Keys(base...) {
-		if !containerKeys[k] {
+		switch {
+		case k == "x-foldup":
+			if b.p.ServiceNetem[m.Service] != nil {
+				b.warn(append(base, k, "netem"), noNetem)
+			}
+		case strings.HasPrefix(k, "x-"): // extensions: the user's own
+		case !containerKeys[k]:
 			b.warn(append(base, k), "no Kubernetes field for it in what foldup kube writes; dropped")
 		}
 	}
