@@ -5,6 +5,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/foldup/foldup/containers"
@@ -12,6 +13,7 @@ import (
 	"github.com/foldup/foldup/planner"
 	"github.com/foldup/foldup/spec"
 	"github.com/foldup/foldup/state"
+	"github.com/foldup/foldup/supervisor"
 )
 
 // NetemStatus is a member's impairment on each of its networks, in tc's
@@ -86,6 +88,10 @@ func (x *Executor) Netem(ctx context.Context, project, member, net string, n *sp
 	if err := state.SavePlan(d.PlanFile(), pl); err != nil {
 		return err
 	}
+	// The supervisor gives a container that starts again its impairment
+	// from its copy of the plan: the new one. A project whose supervisor
+	// does not run (up in the foreground has ended) has nobody to tell.
+	supervisor.NewClient(d).Reload(ctx)
 	ports, err := firewall.MemberPorts(ctx, host, dc, pl, m)
 	if err != nil {
 		return err
@@ -105,9 +111,13 @@ func ifbName(pl *planner.Plan, m *planner.Member, nic *planner.NIC) string {
 			taken[n.Ifb] = true
 		}
 	}
+	parts := []string{pl.Project, "ifb", m.Name, nic.Network} // the planner's
 	for salt := 0; ; salt++ {
-		name := planner.LinkName("fui", pl.Project, "ifb", m.Name, nic.Network, fmt.Sprint(salt))
-		if !taken[name] {
+		ps := parts
+		if salt > 0 {
+			ps = append(slices.Clip(parts), fmt.Sprint(salt))
+		}
+		if name := planner.LinkName("fui", ps...); !taken[name] {
 			return name
 		}
 	}

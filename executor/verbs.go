@@ -397,14 +397,12 @@ func (x *Executor) execAgent(ctx context.Context, d state.Dirs, m *planner.Membe
 		line = "exec su -s /bin/sh " + vm.ShellQuote([]string{opts.User}) + " -c " + vm.ShellQuote([]string{line})
 	}
 	c := qemu.AgentCommand{Path: "/bin/sh", Args: []string{"-c", line}, Detach: opts.Detach}
-	if in := opts.Stdin; in != nil && !opts.Detach {
-		if !term.Is(in) {
-			b, err := io.ReadAll(in)
-			if err != nil {
-				return -1, fmt.Errorf("vm %s: reading the input: %w", m.Name, err)
-			}
-			c.Input = b
+	if in := opts.Stdin; in != nil && !opts.Detach && !term.Is(in) {
+		b, err := readInput(ctx, in, maxAgentInput)
+		if err != nil {
+			return -1, fmt.Errorf("vm %s: reading the input: %w", m.Name, err)
 		}
+		c.Input = b
 	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	a, err := qemu.DialAgent(dctx, f.Agent())
@@ -424,6 +422,34 @@ func (x *Executor) execAgent(ctx context.Context, d state.Dirs, m *planner.Membe
 		return -1, fmt.Errorf("vm %s: %w", m.Name, err)
 	}
 	return res.ExitCode, nil
+}
+
+// maxAgentInput is the most input the agent takes in one guest-exec
+// (its JSON parser's 64 MiB token limit, less base64's third).
+const maxAgentInput = 48 << 20
+
+// readInput reads in whole, up to max bytes, until ctx ends: an input
+// that never closes (a pipe a parent holds open) waits for an interrupt,
+// not forever.
+func readInput(ctx context.Context, in io.Reader, max int64) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(in, max+1))
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err == nil && int64(len(r.b)) > max {
+			r.err = fmt.Errorf("over the %d MiB the guest agent takes", max>>20)
+		}
+		return r.b, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // shellLine is cmd as a shell command line, with exec's -e as env and -w

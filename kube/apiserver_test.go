@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
+
 	"github.com/foldup/foldup/internal/kubetest"
 	"github.com/foldup/foldup/kube"
 	"github.com/foldup/foldup/planner"
@@ -113,6 +115,16 @@ func TestAPIServer(t *testing.T) {
 		// A second apply changes nothing and is no conflict.
 		if err := kube.Apply(t.Context(), s.Config, res.Objects, kube.ApplyOptions{}); err != nil {
 			t.Fatal(err)
+		}
+		// A Job whose command changed (its pod template, which
+		// Kubernetes keeps immutable) is made again.
+		for _, o := range res.Objects {
+			if j, ok := o.(*batchv1.Job); ok && j.Name == "migrate" {
+				j.Spec.Template.Spec.Containers[0].Args = []string{"migrate", "--again"}
+			}
+		}
+		if err := kube.Apply(t.Context(), s.Config, res.Objects, kube.ApplyOptions{}); err != nil {
+			t.Fatalf("applying a changed Job: %v", err)
 		}
 		there, err := kube.Exists(t.Context(), s.Config, res.Objects)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -103,16 +104,22 @@ func provider(group string) string {
 
 // Apply server-side applies the objects in order, as FieldManager, with
 // strict field validation: a field the server does not know is an error.
-// It stops at the first object refused.
+// An object refused does not stop the others (its error is returned with
+// theirs); a Job whose pod template changed, which Kubernetes keeps
+// immutable, is deleted and made again, as compose recreates a changed
+// container. Objects the project no longer has are not pruned: kube
+// delete with the old file removes them.
 func Apply(ctx context.Context, cfg *rest.Config, objs []Object, o ApplyOptions) error {
 	c, err := connect(cfg)
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, obj := range objs {
 		ri, err := c.resource(obj)
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		data, err := json.Marshal(obj)
 		if err != nil {
@@ -123,8 +130,13 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []Object, o ApplyOptions)
 		if o.DryRun && kind != "Namespace" {
 			opts.DryRun = []string{metav1.DryRunAll}
 		}
-		if _, err := ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts); err != nil {
-			return fmt.Errorf("%s %s: %w", kind, obj.GetName(), err)
+		_, err = ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
+		if err != nil && kind == "Job" && apierrors.IsInvalid(err) && strings.Contains(err.Error(), "immutable") && !o.DryRun {
+			err = recreate(ctx, ri, obj.GetName(), data, opts)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", kind, obj.GetName(), err))
+			continue
 		}
 		if o.Out != nil {
 			verb := "applied"
@@ -134,7 +146,32 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []Object, o ApplyOptions)
 			fmt.Fprintf(o.Out, "%s %s %s\n", kind, obj.GetName(), verb)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// recreate deletes an object (its dependents go after it, by the
+// cluster's garbage collector), waits until it is gone, and applies it
+// again.
+func recreate(ctx context.Context, ri dynamic.ResourceInterface, name string, data []byte, opts metav1.PatchOptions) error {
+	if err := ri.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: ptrTo(metav1.DeletePropagationBackground)}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := ri.Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still there two minutes after its deletion, to be made again")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	_, err := ri.Patch(ctx, name, types.ApplyPatchType, data, opts)
+	return err
 }
 
 // Delete deletes the objects, the last applied first, and the namespace

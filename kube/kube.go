@@ -76,7 +76,30 @@ func Build(p *spec.Project, plan *planner.Plan, o Options) (*Result, error) {
 	if err := b.build(); err != nil {
 		return nil, err
 	}
-	return &Result{Namespace: b.ns, Objects: b.objects(), Warnings: b.warnings}, nil
+	objs := b.objects()
+	if err := checkNames(objs); err != nil {
+		return nil, err
+	}
+	return &Result{Namespace: b.ns, Objects: objs, Warnings: b.warnings}, nil
+}
+
+// checkNames refuses what Kubernetes would: an empty name, and two
+// objects of a kind under one name (web_1 and web-1 are both web-1 there,
+// and the second would overwrite the first).
+func checkNames(objs []Object) error {
+	seen := map[string]bool{}
+	for _, o := range objs {
+		kind := o.GetObjectKind().GroupVersionKind().Kind
+		if o.GetName() == "" {
+			return fmt.Errorf("a %s would have no name: name the project, its networks, services and VMs with letters or digits", kind)
+		}
+		key := kind + "/" + o.GetName()
+		if seen[key] {
+			return fmt.Errorf("two %ss would be named %s in Kubernetes (names there are lower case, with - for _ and .): rename one", kind, o.GetName())
+		}
+		seen[key] = true
+	}
+	return nil
 }
 
 type builder struct {
@@ -164,6 +187,9 @@ func (b *builder) build() error {
 		ObjectMeta: metav1.ObjectMeta{Name: b.ns, Labels: map[string]string{LabelProject: Name(b.plan.Project)}},
 	}
 	for _, n := range b.plan.Networks {
+		if Name(n.Name) == PodInterface {
+			return fmt.Errorf("network %s: its Kubernetes name %s is the one foldup kube gives a VM's pod network: rename it", n.Name, PodInterface)
+		}
 		if err := b.network(n); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -196,4 +197,87 @@ func TestName(t *testing.T) {
 			t.Errorf("Name(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// buildYAML builds the objects of a project written in a file of t's.
+func buildYAML(t *testing.T, content string) (*Result, error) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "foldup.yaml")
+	if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := spec.Load(t.Context(), spec.Options{Files: []string{f}, NameOnly: true, Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := planner.Compute(p, planner.Observed{}, planner.Intent{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Build(p, plan, Options{})
+}
+
+// TestNames: what Kubernetes would refuse or overwrite is refused here; a
+// Service's name starts with a letter.
+func TestNames(t *testing.T) {
+	res, err := buildYAML(t, "name: n\nservices:\n  3proxy: {image: busybox, ports: [\"8080:80\"]}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, o := range res.Objects {
+		if svc, ok := o.(*corev1.Service); ok {
+			found = svc.Name == "m-3proxy"
+		}
+	}
+	if !found {
+		t.Errorf("no Service m-3proxy for the service 3proxy")
+	}
+	if _, err := buildYAML(t, "name: n\nservices:\n  web_1: {image: busybox}\n  web-1: {image: busybox}\n"); err == nil || !strings.Contains(err.Error(), "two Deployments would be named web-1") {
+		t.Errorf("web_1 beside web-1: %v", err)
+	}
+	if _, err := buildYAML(t, "name: n\nnetworks:\n  kube-pod: {}\nservices:\n  a: {image: busybox, networks: [kube-pod]}\n"); err == nil || !strings.Contains(err.Error(), "kube-pod") {
+		t.Errorf("a network named kube-pod: %v", err)
+	}
+}
+
+// TestVMKernelAndDisk: a VM that boots a kernel with a disk keeps both;
+// its probe's port is forwarded beside its published ones.
+func TestVMKernelAndDisk(t *testing.T) {
+	res, err := buildYAML(t, `name: kd
+vms:
+  db:
+    kernel: ./vmlinuz
+    image: ./disk.qcow2
+    cmdline: root=/dev/vda
+    ports: ["2222:22"]
+    healthcheck: {test: [http, "80/"]}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range res.Objects {
+		vm, ok := o.(*kubevirtv1.VirtualMachine)
+		if !ok {
+			continue
+		}
+		s := vm.Spec.Template.Spec
+		if s.Domain.Firmware == nil || s.Domain.Firmware.KernelBoot == nil || !strings.Contains(s.Domain.Firmware.KernelBoot.Container.Image, "-boot:") {
+			t.Errorf("no kernelBoot: %+v", s.Domain.Firmware)
+		}
+		if len(s.Volumes) != 1 || s.Volumes[0].ContainerDisk == nil || !strings.Contains(s.Volumes[0].ContainerDisk.Image, "-disk:") {
+			t.Errorf("the disk is lost: %+v", s.Volumes)
+		}
+		var ports []int32
+		for _, i := range s.Domain.Devices.Interfaces {
+			for _, p := range i.Ports {
+				ports = append(ports, p.Port)
+			}
+		}
+		if !slices.Contains(ports, 22) || !slices.Contains(ports, 80) {
+			t.Errorf("masquerade forwards %v, want 22 (published) and 80 (the probe's)", ports)
+		}
+		return
+	}
+	t.Fatal("no VirtualMachine")
 }

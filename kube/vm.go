@@ -2,7 +2,11 @@ package kube
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -65,25 +69,39 @@ func Images(p *spec.Project, plan *planner.Plan) []Image {
 		if m.Kind != planner.VM || v == nil || m.Replica > 1 {
 			continue
 		}
-		tag := m.ConfigHash
-		if len(tag) > 12 {
-			tag = tag[:12]
+		ref := func(kind string, files map[string]string) string {
+			return fmt.Sprintf("%s/%s-%s-%s:%s", registry, Name(plan.Project), Name(m.Service), kind, contentTag(m.ConfigHash, files))
 		}
-		ref := func(kind string) string {
-			return fmt.Sprintf("%s/%s-%s-%s:%s", registry, Name(plan.Project), Name(m.Service), kind, cmp.Or(tag, "latest"))
-		}
-		switch {
-		case v.Kernel != "":
+		if v.Kernel != "" {
 			files := map[string]string{BootKernelPath: v.Kernel}
 			if v.Initrd != "" {
 				files[BootInitrdPath] = v.Initrd
 			}
-			out = append(out, Image{Ref: ref("boot"), VM: m.Service, Kind: "boot", File: files})
-		case v.Image != "" && !isURL(v.Image):
-			out = append(out, Image{Ref: ref("disk"), VM: m.Service, Kind: "disk", File: map[string]string{"/disk/" + diskName(v.Image): v.Image}})
+			out = append(out, Image{Ref: ref("boot", files), VM: m.Service, Kind: "boot", File: files})
+		}
+		if v.Image != "" && !isURL(v.Image) {
+			files := map[string]string{"/disk/" + diskName(v.Image): v.Image}
+			out = append(out, Image{Ref: ref("disk", files), VM: m.Service, Kind: "disk", File: files})
 		}
 	}
 	return out
+}
+
+// contentTag is an image's tag: a hash of the VM's configuration and of
+// the files' contents, so that a kernel or disk rebuilt in place gets a
+// new tag (and the VirtualMachine a new image, which nodes pull). A file
+// that is not here (foldup kube writes without them) counts by its path.
+func contentTag(configHash string, files map[string]string) string {
+	h := sha256.New()
+	io.WriteString(h, configHash)
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		io.WriteString(h, "\x00"+p+"\x00"+files[p]+"\x00")
+		if f, err := os.Open(files[p]); err == nil {
+			io.Copy(h, f)
+			f.Close()
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
@@ -150,15 +168,25 @@ func (b *builder) vm(m *planner.Member) error {
 	if v.StopGracePeriod != nil {
 		vmi.TerminationGracePeriodSeconds = ptr.To(int64(time.Duration(*v.StopGracePeriod).Seconds()))
 	}
+	imageOf := func(kind string) string {
+		for _, im := range images {
+			if im.Kind == kind {
+				return im.Ref
+			}
+		}
+		return ""
+	}
 	var dvs []kubevirtv1.DataVolumeTemplateSpec
-	switch {
-	case v.Kernel != "":
+	if v.Kernel != "" {
 		kb := &kubevirtv1.KernelBoot{KernelArgs: v.Cmdline, Container: &kubevirtv1.KernelBootContainer{
-			Image: images[0].Ref, KernelPath: BootKernelPath, ImagePullPolicy: corev1.PullIfNotPresent}}
+			Image: imageOf("boot"), KernelPath: BootKernelPath, ImagePullPolicy: corev1.PullIfNotPresent}}
 		if v.Initrd != "" {
 			kb.Container.InitrdPath = BootInitrdPath
 		}
 		vmi.Domain.Firmware = &kubevirtv1.Firmware{KernelBoot: kb}
+	}
+	// A disk, whether the VM boots from it or from a kernel with it.
+	switch {
 	case isURL(v.Image):
 		dv := name + "-disk"
 		b.warn(append(base, "image"), "imported by CDI into a DataVolume of %s: the file does not say how large the disk is", DefaultDiskSize)
@@ -175,7 +203,7 @@ func (b *builder) vm(m *planner.Member) error {
 	case v.Image != "":
 		vmi.Domain.Devices.Disks = append(vmi.Domain.Devices.Disks, kubevirtv1.Disk{Name: "disk", DiskDevice: kubevirtv1.DiskDevice{Disk: &kubevirtv1.DiskTarget{Bus: kubevirtv1.DiskBusVirtio}}})
 		vmi.Volumes = append(vmi.Volumes, kubevirtv1.Volume{Name: "disk", VolumeSource: kubevirtv1.VolumeSource{
-			ContainerDisk: &kubevirtv1.ContainerDiskSource{Image: images[0].Ref, Path: "/disk/" + diskName(v.Image), ImagePullPolicy: corev1.PullIfNotPresent}}})
+			ContainerDisk: &kubevirtv1.ContainerDiskSource{Image: imageOf("disk"), Path: "/disk/" + diskName(v.Image), ImagePullPolicy: corev1.PullIfNotPresent}}})
 	}
 	if err := b.cloudInit(m, v, base, &vmi); err != nil {
 		return err
@@ -201,11 +229,17 @@ func (b *builder) vm(m *planner.Member) error {
 	probe := b.vmProbe(v)
 	if len(m.Ports) > 0 || probe != nil {
 		vmi.Domain.Devices.Interfaces = append(vmi.Domain.Devices.Interfaces, kubevirtv1.Interface{
-			Name: "pod", InterfaceBindingMethod: kubevirtv1.InterfaceBindingMethod{Masquerade: &kubevirtv1.InterfaceMasquerade{}}})
-		vmi.Networks = append(vmi.Networks, kubevirtv1.Network{Name: "pod", NetworkSource: kubevirtv1.NetworkSource{Pod: &kubevirtv1.PodNetwork{}}})
+			Name: PodInterface, InterfaceBindingMethod: kubevirtv1.InterfaceBindingMethod{Masquerade: &kubevirtv1.InterfaceMasquerade{}}})
+		vmi.Networks = append(vmi.Networks, kubevirtv1.Network{Name: PodInterface, NetworkSource: kubevirtv1.NetworkSource{Pod: &kubevirtv1.PodNetwork{}}})
+		// With a list, masquerade forwards only the ports on it: the
+		// probe's too, or the VM is never ready.
+		pod := &vmi.Domain.Devices.Interfaces[len(vmi.Domain.Devices.Interfaces)-1]
 		for _, p := range m.Ports {
-			vmi.Domain.Devices.Interfaces[len(vmi.Domain.Devices.Interfaces)-1].Ports = append(vmi.Domain.Devices.Interfaces[len(vmi.Domain.Devices.Interfaces)-1].Ports,
-				kubevirtv1.Port{Port: int32(p.Target), Protocol: strings.ToUpper(p.Protocol)})
+			pod.Ports = append(pod.Ports, kubevirtv1.Port{Port: int32(p.Target), Protocol: strings.ToUpper(p.Protocol)})
+		}
+		if port := probePort(probe); port > 0 && len(pod.Ports) > 0 &&
+			!slices.ContainsFunc(pod.Ports, func(p kubevirtv1.Port) bool { return p.Port == port && p.Protocol == "TCP" }) {
+			pod.Ports = append(pod.Ports, kubevirtv1.Port{Port: port, Protocol: "TCP"})
 		}
 		vmi.ReadinessProbe = probe
 	} else {
@@ -231,6 +265,23 @@ func (b *builder) vm(m *planner.Member) error {
 		},
 	})
 	return nil
+}
+
+// PodInterface names a VM's interface on the pod network; no project
+// network may have its name (Build refuses one).
+const PodInterface = "kube-pod"
+
+// probePort is the TCP port a readiness probe connects to, or 0.
+func probePort(p *kubevirtv1.Probe) int32 {
+	switch {
+	case p == nil:
+		return 0
+	case p.TCPSocket != nil:
+		return p.TCPSocket.Port.IntVal
+	case p.HTTPGet != nil:
+		return p.HTTPGet.Port.IntVal
+	}
+	return 0
 }
 
 // runStrategy is a restart policy as KubeVirt's: always and

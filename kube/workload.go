@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -45,7 +46,7 @@ func (b *builder) volume(name string) {
 	v := b.p.Compose.Volumes[name]
 	path := []string{"volumes", name}
 	if bool(v.External) {
-		b.warn(path, "external: foldup kube writes no PersistentVolumeClaim; one named %s must exist in namespace %s", Name(name), b.ns)
+		b.warn(path, "external: foldup kube writes no PersistentVolumeClaim; one named %s must exist in namespace %s", Name(cmp.Or(v.Name, name)), b.ns)
 		return
 	}
 	if v.Driver != "" && v.Driver != "local" || len(v.DriverOpts) > 0 {
@@ -317,7 +318,12 @@ func (b *builder) service(m *planner.Member) {
 	if len(m.Ports) == 0 {
 		return
 	}
-	meta := b.meta(Name(m.Name), memberLabels(m))
+	// A Service's name starts with a letter (RFC 1035).
+	name := Name(m.Name)
+	if name != "" && (name[0] < 'a' || name[0] > 'z') {
+		name = strings.TrimSuffix(("m-" + name)[:min(len(name)+2, 63)], "-")
+	}
+	meta := b.meta(name, memberLabels(m))
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: meta,

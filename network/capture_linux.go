@@ -27,7 +27,9 @@ func (h *Host) Capture(ctx context.Context, ifname string, filter *Filter, w *Pc
 	}
 	var fd int
 	if err := h.Do(func() (err error) {
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		// Protocol 0: no frame comes before the bind names the
+		// interface (with ETH_P_ALL here, every interface's would).
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 		return err
 	}); err != nil {
 		return 0, fmt.Errorf("capture on %s: %w", ifname, err)
@@ -58,7 +60,13 @@ func (h *Host) Capture(ctx context.Context, ifname string, filter *Filter, w *Pc
 		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.ENETDOWN):
-			continue // the link went down (a VM restarting): its frames come back with it
+			// The link went down: a VM's tap, while the VM restarts, comes
+			// back with its frames; a container's veth that is gone (the
+			// container restarted, with a new one) does not.
+			if _, lerr := h.nl.LinkByIndex(ifindex); lerr != nil {
+				return n, fmt.Errorf("capture on %s: the interface is gone (a container that restarted has a new one: capture it again)", ifname)
+			}
+			continue
 		case err != nil:
 			return n, fmt.Errorf("capture on %s: %w", ifname, err)
 		}

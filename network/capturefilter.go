@@ -21,6 +21,8 @@ import (
 //	vlan                         an 802.1Q-tagged frame
 //	EXPR and EXPR, EXPR or EXPR, not EXPR, ( EXPR )   also &&, ||, !
 //
+// and and or bind equally, left to right, as in tcpdump; not binds
+// tighter.
 // A frame is Ethernet; an 802.1Q tag before the payload is looked
 // through.
 type Filter struct {
@@ -86,25 +88,20 @@ func (p *filterParser) errorf(format string, args ...any) error {
 	return fmt.Errorf("word %d: %s", p.pos+1, fmt.Sprintf(format, args...))
 }
 
+// or reads EXPR (and|or EXPR)...: as in tcpdump, and and or bind
+// equally, left to right ("a or b and c" is "(a or b) and c").
 func (p *filterParser) or() (node, error) {
-	left, err := p.and()
-	for err == nil && p.peek() == "or" {
-		p.next()
-		var right node
-		if right, err = p.and(); err == nil {
-			left = orNode{left, right}
-		}
-	}
-	return left, err
-}
-
-func (p *filterParser) and() (node, error) {
 	left, err := p.not()
-	for err == nil && p.peek() == "and" {
-		p.next()
+	for err == nil && (p.peek() == "and" || p.peek() == "or") {
+		op := p.next()
 		var right node
-		if right, err = p.not(); err == nil {
+		if right, err = p.not(); err != nil {
+			break
+		}
+		if op == "and" {
 			left = andNode{left, right}
+		} else {
+			left = orNode{left, right}
 		}
 	}
 	return left, err

@@ -62,6 +62,9 @@ func TestFilter(t *testing.T) {
 		{"!(udp && port 53) && ip", true, false, false},
 		{"ip6 or icmp", false, false, false},
 		{"not vlan", true, true, true},
+		// tcpdump's precedence: (arp or ip) and udp port 53.
+		{"arp or ip and udp port 53", false, true, false},
+		{"arp or udp and ip", true, true, false}, // and first would keep the arp frame
 	} {
 		f, err := ParseFilter(c.expr)
 		if err != nil {

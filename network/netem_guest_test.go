@@ -159,6 +159,15 @@ func TestNetemKernel(t *testing.T) {
 	if _, err := netlink.LinkByName("fuitest0"); err != nil {
 		t.Errorf("no ifb fuitest0 with direction both: %v", err)
 	}
+	// Applied again (every up, every container start): one redirect.
+	for range 2 {
+		if err := host.SetNetem("port0", &Netem{Delay: 50 * time.Millisecond}, &Netem{Delay: 50 * time.Millisecond}, "fuitest0"); err != nil {
+			t.Fatalf("applying the same netem again: %v", err)
+		}
+	}
+	if fs, err := netlink.FilterList(port, netlink.MakeHandle(0xffff, 0)); err != nil || len(fs) != 1 {
+		t.Errorf("after three applies, the port's ingress filters: %d (%v), want 1", len(fs), err)
+	}
 
 	if err := host.SetNetem("port0", &Netem{Loss: 100}, nil, "fuitest0"); err != nil {
 		t.Fatal(err)

@@ -73,17 +73,28 @@ func (h *Host) SetNetem(port string, to, from *Netem, ifb string) error {
 	if err := h.nl.QdiscReplace(from.qdisc(dev.Attrs().Index)); err != nil {
 		return fmt.Errorf("netem from %s: ifb %s: %w", port, ifb, noNetem(err))
 	}
-	ingress := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}}
-	if err := h.nl.QdiscReplace(ingress); err != nil {
-		return fmt.Errorf("netem from %s: ingress: %w", port, err)
+	// The ingress qdisc once: it has no options to change, and the kernel
+	// refuses replacing one that is there (EINVAL).
+	if has, err := h.hasIngress(idx); err != nil {
+		return fmt.Errorf("netem from %s: %w", port, err)
+	} else if !has {
+		ingress := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}}
+		if err := h.nl.QdiscAdd(ingress); err != nil {
+			return fmt.Errorf("netem from %s: ingress: %w", port, err)
+		}
 	}
-	// Every frame in: a u32 match of nothing, redirected to the ifb.
+	// Every frame in: a u32 match of nothing, redirected to the ifb; the
+	// one an earlier apply added goes first (the kernel would add a
+	// second beside it, and the first would keep matching).
+	if err := h.delIngressFilters(idx); err != nil {
+		return fmt.Errorf("netem from %s: %w", port, err)
+	}
 	filter := &netlink.U32{
 		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(0xffff, 0), Priority: 1, Protocol: unix.ETH_P_ALL},
 		Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Nkeys: 1, Keys: []netlink.TcU32Key{{}}},
 		Actions:     []netlink.Action{netlink.NewMirredAction(dev.Attrs().Index)},
 	}
-	if err := h.nl.FilterReplace(filter); err != nil {
+	if err := h.nl.FilterAdd(filter); err != nil {
 		return fmt.Errorf("netem from %s: redirect to %s: %w", port, ifb, err)
 	}
 	return nil
@@ -113,6 +124,32 @@ func (h *Host) delRoot(idx int) error {
 		}
 	}
 	return nil
+}
+
+func (h *Host) delIngressFilters(idx int) error {
+	fs, err := h.nl.FilterList(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: idx}}, netlink.MakeHandle(0xffff, 0))
+	if err != nil {
+		return err
+	}
+	for _, f := range fs {
+		if err := h.nl.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Host) hasIngress(idx int) (bool, error) {
+	qs, err := h.nl.QdiscList(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Index: idx}})
+	if err != nil {
+		return false, err
+	}
+	for _, q := range qs {
+		if q.Attrs().Parent == netlink.HANDLE_INGRESS {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // clearIngress takes a port's ingress redirect and its ifb away.

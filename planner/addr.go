@@ -8,15 +8,15 @@ import (
 	"net/netip"
 )
 
-// hash64 is the planner's source of stable "randomness": the first eight
-// bytes of SHA-256 over the parts, separated so that ("ab","c") and
-// ("a","bc") differ.
 // LinkName is a link's name as the planner makes them: prefix and eight
 // hex digits of a hash of parts.
 func LinkName(prefix string, parts ...string) string {
 	return fmt.Sprintf("%s%08x", prefix, uint32(hash64(parts...)))
 }
 
+// hash64 is the planner's source of stable "randomness": the first eight
+// bytes of SHA-256 over the parts, separated so that ("ab","c") and
+// ("a","bc") differ.
 func hash64(parts ...string) uint64 {
 	h := sha256.New()
 	for _, p := range parts {

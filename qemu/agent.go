@@ -58,7 +58,7 @@ func (a *Agent) sync(ctx context.Context) error {
 		return agentErr("guest-sync-delimited", ctx, err)
 	}
 	for {
-		if _, err := a.r.ReadBytes(0xff); err != nil {
+		if err := a.skipTo(0xff); err != nil {
 			return agentErr("guest-sync-delimited", ctx, err)
 		}
 		var got struct {
@@ -76,9 +76,8 @@ func (a *Agent) sync(ctx context.Context) error {
 
 // deadline makes the connection's reads and writes end with ctx.
 func (a *Agent) deadline(ctx context.Context) (stop func()) {
-	if dl, ok := ctx.Deadline(); ok {
-		a.conn.SetDeadline(dl)
-	}
+	dl, _ := ctx.Deadline() // zero, and so none, when ctx has none
+	a.conn.SetDeadline(dl)
 	after := context.AfterFunc(ctx, func() { a.conn.SetDeadline(time.Now()) })
 	return func() { after() }
 }
@@ -204,6 +203,17 @@ func (a *Agent) Exec(ctx context.Context, c AgentCommand) (AgentResult, error) {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// skipTo drops what comes before delim, and delim, keeping none of it:
+// a guest may send anything for as long as the sync waits.
+func (a *Agent) skipTo(delim byte) error {
+	for {
+		_, err := a.r.ReadSlice(delim)
+		if err != bufio.ErrBufferFull {
+			return err
+		}
 	}
 }
 

@@ -150,3 +150,23 @@ func TestAgentLongLine(t *testing.T) {
 		t.Errorf("Execute = %v, want an answer too long", err)
 	}
 }
+
+// A connection dialled under a short deadline serves commands after it:
+// exec dials with a few seconds and then runs for as long as it takes.
+func TestAgentOutlivesDialDeadline(t *testing.T) {
+	path := fakeAgent(t, "", map[string][]string{
+		"guest-exec":        {`{"return": {"pid": 3}}`},
+		"guest-exec-status": {`{"return": {"exited": true, "exitcode": 0}}`},
+	})
+	dctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	a, err := DialAgent(dctx, path)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	time.Sleep(400 * time.Millisecond) // past the dial's deadline
+	if _, err := a.Exec(t.Context(), AgentCommand{Path: "/bin/true"}); err != nil {
+		t.Errorf("Exec after the dial's deadline: %v", err)
+	}
+}

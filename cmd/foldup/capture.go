@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -62,8 +61,9 @@ host MAC; and, or, not, parentheses (&&, ||, !).`,
 			} else if term.Is(out) {
 				return errors.New("pcap is not for a terminal: write it to a file (-w FILE) or a pipe (| tcpdump -n -r -)")
 			}
-			bw := bufio.NewWriter(out)
-			w := network.NewPcapWriter(bw, network.CaptureSnaplen)
+			// Unbuffered: a frame a write, so that a reader at the other
+			// end of a pipe (wireshark -k -i -) sees each as it comes.
+			w := network.NewPcapWriter(out, network.CaptureSnaplen)
 			x := executor.New(rf.quietOptions(cmd.ErrOrStderr()))
 			defer x.Close()
 			t, err := x.CaptureOn(cmd.Context(), name, args[0], net)
@@ -72,9 +72,6 @@ host MAC; and, or, not, parentheses (&&, ||, !).`,
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "capturing on %s to %s; interrupt to stop\n", t.What, dest)
 			n, err := x.Capture(cmd.Context(), t, filter, w)
-			if ferr := bw.Flush(); err == nil {
-				err = ferr
-			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%d frames captured\n", n)
 			return err
 		},
