@@ -112,8 +112,8 @@ kernel at /boot/vmlinuz and its initrd at /boot/initrd.img (KubeVirt's
 kernelBoot container); for a VM with a local disk image, an image holding
 the disk under /disk (a containerDisk). Each is FROM scratch, its files
 owned by 107:107 (KubeVirt's qemu), tagged in x-foldup.kube.registry
-(default localhost:5000) with the VM's configuration hash, as foldup kube
-names it. --push pushes them there. A disk from a URL needs no image: CDI
+(default localhost:5000) with a hash of the VM's configuration and its
+files' contents, as foldup kube names it. --push pushes them there. A disk from a URL needs no image: CDI
 imports it.`,
 		Example: `  foldup kube build --push && foldup kube apply`,
 		Args:    cobra.NoArgs,
