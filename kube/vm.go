@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,16 +91,19 @@ func Images(p *spec.Project, plan *planner.Plan) []Image {
 // contentTag is an image's tag: a hash of the VM's configuration and of
 // the files' contents, so that a kernel or disk rebuilt in place gets a
 // new tag (and the VirtualMachine a new image, which nodes pull). A file
-// that is not here (foldup kube writes without them) counts by its path.
+// that is not here (foldup kube writes without them) counts by its name.
 func contentTag(configHash string, files map[string]string) string {
 	h := sha256.New()
 	io.WriteString(h, configHash)
 	for _, p := range slices.Sorted(maps.Keys(files)) {
-		io.WriteString(h, "\x00"+p+"\x00"+files[p]+"\x00")
-		if f, err := os.Open(files[p]); err == nil {
-			io.Copy(h, f)
-			f.Close()
+		io.WriteString(h, "\x00"+p+"\x00")
+		f, err := os.Open(files[p])
+		if err != nil {
+			io.WriteString(h, filepath.Base(files[p]))
+			continue
 		}
+		io.Copy(h, f)
+		f.Close()
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
