@@ -10,6 +10,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -70,6 +71,7 @@ func Build(p *spec.Project, plan *planner.Plan, o Options) (*Result, error) {
 	b := &builder{p: p, plan: plan, o: o, ns: Name(plan.Project)}
 	b.registry = cmp.Or(p.Settings.Kube.Registry, DefaultRegistry)
 	b.image = p.Settings.Kube.Image
+	b.images = Images(p, plan) // once: their tags read the VMs' files
 	if b.image == "" {
 		b.image = DefaultImage + ":" + cmp.Or(strings.TrimPrefix(o.Version, "v"), "latest")
 	}
@@ -109,6 +111,7 @@ type builder struct {
 	ns       string
 	registry string
 	image    string
+	images   []Image // the VMs' boot and disk images
 
 	namespace *corev1.Namespace
 	configs   []*corev1.ConfigMap
@@ -197,7 +200,7 @@ func (b *builder) build() error {
 	if err := b.dns(); err != nil {
 		return err
 	}
-	for _, name := range slices.Sorted(mapsKeys(b.p.Compose.Volumes)) {
+	for _, name := range slices.Sorted(maps.Keys(b.p.Compose.Volumes)) {
 		b.volume(name)
 	}
 	for _, m := range b.plan.Members {
@@ -216,16 +219,6 @@ func (b *builder) build() error {
 	}
 	b.warnings = slices.CompactFunc(b.warnings, func(a, c spec.Warning) bool { return a == c })
 	return nil
-}
-
-func mapsKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // vmNAD is the name of the attachment KubeVirt's bridge binding uses on a

@@ -154,7 +154,7 @@ func (b *builder) vm(m *planner.Member) error {
 	name := Name(m.Name)
 	labels := memberLabels(m)
 	var images []Image
-	for _, im := range Images(b.p, b.plan) {
+	for _, im := range b.images {
 		if im.VM == m.Service {
 			images = append(images, im)
 		}

@@ -3,6 +3,7 @@ package kube
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,7 +102,7 @@ func (b *builder) container(m *planner.Member) error {
 		TTY:        s.Tty,
 		Stdin:      s.StdinOpen,
 	}
-	for _, k := range slices.Sorted(mapsKeys(s.Environment)) {
+	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
 		v := s.Environment[k]
 		if v == nil {
 			continue // unset: no value to give
@@ -195,7 +196,7 @@ func (b *builder) container(m *planner.Member) error {
 	}
 	if len(s.Sysctls) > 0 {
 		pod.SecurityContext = &corev1.PodSecurityContext{}
-		for _, k := range slices.Sorted(mapsKeys(s.Sysctls)) {
+		for _, k := range slices.Sorted(maps.Keys(s.Sysctls)) {
 			pod.SecurityContext.Sysctls = append(pod.SecurityContext.Sysctls, corev1.Sysctl{Name: k, Value: s.Sysctls[k]})
 		}
 	}

@@ -237,7 +237,7 @@ for m in $(cat /lib/modules/netem/order); do
 	[ -f /lib/modules/netem/$m.ko ] && insmod /lib/modules/netem/$m.ko
 done
 ip link set lo up
-FOLDUP_NETEM_GUEST=1 /nettest -test.run "$(sed -n 's/.*foldup\.run=\([^ ]*\).*/\1/p' /proc/cmdline)" -test.v >/dev/console 2>&1
+/nettest -test.run "$(sed -n 's/.*foldup\.run=\([^ ]*\).*/\1/p' /proc/cmdline)" -test.v >/dev/console 2>&1
 echo "FOLDUP-NETTEST-EXIT $?" >/dev/console
 poweroff -f
 SCRIPT

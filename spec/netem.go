@@ -42,7 +42,6 @@ func (n *Netem) MarshalYAML() (any, error) {
 	if n.Jitter > 0 {
 		m["jitter"] = n.Jitter.String()
 	}
-	pct := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%" }
 	if n.Loss > 0 {
 		m["loss"] = pct(n.Loss)
 	}
@@ -73,7 +72,6 @@ func (n *Netem) String() string {
 			parts = append(parts, n.Jitter.String())
 		}
 	}
-	pct := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%" }
 	if n.Loss > 0 {
 		parts = append(parts, "loss "+pct(n.Loss))
 	}
@@ -91,6 +89,9 @@ func (n *Netem) String() string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// pct is a percentage as the file and tc write it: 1%, 0.5%.
+func pct(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%" }
 
 // FormatRate is bytes per second in tc's bit units.
 func FormatRate(bps uint64) string {

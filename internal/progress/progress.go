@@ -4,6 +4,7 @@
 package progress
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -145,7 +146,7 @@ func (p *Renderer) print(kind, name, status, errText string, state lineState, st
 			p.plainLocked(kind, name, status, errText)
 			return
 		}
-		p.tty.operation = cmpOr(p.Operation, "Running")
+		p.tty.operation = cmp.Or(p.Operation, "Running")
 		p.tty.set(kind, name, status, errText, state, started)
 		if p.tty.ticker == nil {
 			p.tty.ticker = time.NewTicker(ttyRefresh)
@@ -411,11 +412,4 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n])
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
